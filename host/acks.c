@@ -1,0 +1,198 @@
+#include "acks.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+enum { ACK_ENTRY = 1, ACK_GROUP = 2 };
+
+struct sl_ack {
+    atomic_int refs;
+    int kind;
+    int finished;           /* ENTRY: set under the partition lock */
+    struct sl_ack *next;    /* ENTRY: FIFO link */
+    ack_partition *part;    /* ENTRY */
+    int64_t offset;         /* ENTRY */
+    /* GROUP */
+    ack_tracker *tracker;
+    pthread_mutex_t glock;
+    sl_ack **members;
+    size_t nmembers, cap;
+};
+
+struct ack_partition {
+    pthread_mutex_t lock;
+    char *topic;
+    int32_t partition;
+    ack_tracker *tracker;
+    sl_ack *head, *tail;    /* unfinished-or-waiting tokens in emission order */
+    int64_t committed;      /* last offset with everything up to it finished; -1 none */
+    int moved;              /* committed changed since ack_take_commits */
+};
+
+void ack_tracker_init(ack_tracker *t)
+{
+    memset(t, 0, sizeof *t);
+    pthread_mutex_init(&t->lock, NULL);
+    atomic_init(&t->pending, 0);
+}
+
+void ack_tracker_destroy(ack_tracker *t)
+{
+    for (size_t i = 0; i < t->nparts; i++) {
+        ack_partition *p = t->parts[i];
+        for (sl_ack *a = p->head, *n; a; a = n) {
+            n = a->next;
+            free(a);
+        }
+        pthread_mutex_destroy(&p->lock);
+        free(p->topic);
+        free(p);
+    }
+    free(t->parts);
+    pthread_mutex_destroy(&t->lock);
+}
+
+ack_partition *ack_partition_get(ack_tracker *t, const char *topic, int32_t partition)
+{
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->nparts; i++) {
+        ack_partition *p = t->parts[i];
+        if (p->partition == partition &&
+            (p->topic == topic || (p->topic && topic && strcmp(p->topic, topic) == 0))) {
+            pthread_mutex_unlock(&t->lock);
+            return p;
+        }
+    }
+    ack_partition *p = xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->lock, NULL);
+    p->topic = topic ? xstrdup(topic) : NULL;
+    p->partition = partition;
+    p->tracker = t;
+    p->committed = -1;
+    t->parts = xrealloc(t->parts, (t->nparts + 1) * sizeof *t->parts);
+    t->parts[t->nparts++] = p;
+    pthread_mutex_unlock(&t->lock);
+    return p;
+}
+
+sl_ack *ack_new(ack_partition *p, int64_t offset)
+{
+    sl_ack *a = xmalloc(sizeof *a);
+    atomic_init(&a->refs, 1);
+    a->kind = ACK_ENTRY;
+    a->finished = 0;
+    a->next = NULL;
+    a->part = p;
+    a->offset = offset;
+    atomic_fetch_add(&p->tracker->pending, 1);
+    pthread_mutex_lock(&p->lock);
+    if (p->tail) p->tail->next = a;
+    else p->head = a;
+    p->tail = a;
+    pthread_mutex_unlock(&p->lock);
+    return a;
+}
+
+sl_ack *ack_group_new(ack_tracker *t)
+{
+    sl_ack *a = xcalloc(1, sizeof *a);
+    atomic_init(&a->refs, 1);
+    a->kind = ACK_GROUP;
+    a->tracker = t;
+    pthread_mutex_init(&a->glock, NULL);
+    return a;
+}
+
+void ack_retain(sl_ack *a)
+{
+    if (a) atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+}
+
+void ack_group_add(sl_ack *g, sl_ack *m)
+{
+    if (!g || !m || g->kind != ACK_GROUP) return;
+    ack_retain(m);
+    pthread_mutex_lock(&g->glock);
+    if (g->nmembers == g->cap) {
+        g->cap = g->cap ? g->cap * 2 : 16;
+        g->members = xrealloc(g->members, g->cap * sizeof *g->members);
+    }
+    g->members[g->nmembers++] = m;
+    pthread_mutex_unlock(&g->glock);
+}
+
+static void entry_finished(sl_ack *a)
+{
+    ack_partition *p = a->part;
+    ack_tracker *t = p->tracker;
+    long done = 0;
+    pthread_mutex_lock(&p->lock);
+    a->finished = 1;
+    /* Pop the finished prefix: everything up to and including the last popped is committable. */
+    while (p->head && p->head->finished) {
+        sl_ack *h = p->head;
+        p->committed = h->offset;
+        p->moved = 1;
+        p->head = h->next;
+        if (!p->head) p->tail = NULL;
+        free(h);
+        done++;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (done) atomic_fetch_sub(&t->pending, done);
+}
+
+void ack_release(sl_ack *a)
+{
+    if (!a) return;
+    if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1) return;
+    if (a->kind == ACK_ENTRY) {
+        entry_finished(a);
+        return;
+    }
+    /* A finished group releases its members; no other thread can see it now. */
+    for (size_t i = 0; i < a->nmembers; i++) ack_release(a->members[i]);
+    free(a->members);
+    pthread_mutex_destroy(&a->glock);
+    free(a);
+}
+
+size_t ack_take_commits(ack_tracker *t, sl_position *out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->nparts && n < max; i++) {
+        ack_partition *p = t->parts[i];
+        pthread_mutex_lock(&p->lock);
+        if (p->moved) {
+            out[n].topic = p->topic;
+            out[n].partition = p->partition;
+            out[n].offset = p->committed;
+            p->moved = 0;
+            n++;
+        }
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
+}
+
+int64_t ack_committed(ack_partition *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int64_t c = p->committed;
+    pthread_mutex_unlock(&p->lock);
+    return c;
+}
+
+long ack_pending(ack_tracker *t) { return atomic_load(&t->pending); }
+
+void ack_partition_reset(ack_partition *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->committed = -1;
+    p->moved = 0;
+    pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,385 @@
+#include "config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define ERR_AT(n, ...) do { at_error(err, errlen, (n), __VA_ARGS__); return -1; } while (0)
+
+static void at_error(char *err, size_t errlen, const ynode *n, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void at_error(char *err, size_t errlen, const ynode *n, const char *fmt, ...)
+{
+    int k = snprintf(err, errlen, "%s:%d:%d: ", n->file, n->line, n->col);
+    if (k < 0 || (size_t)k >= errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
+    va_end(ap);
+}
+
+/* "did you mean" for a misspelt key: the closest candidate within a third of its length. */
+static const char *closest(const char *key, const char *const *cands, size_t n)
+{
+    const char *best = NULL;
+    int bestd = (int)strlen(key) / 3 + 1;
+    if (bestd > 3) bestd = 3;
+    for (size_t i = 0; i < n; i++) {
+        int d = sl_edit_distance(key, cands[i]);
+        if (d <= bestd) { bestd = d; best = cands[i]; }
+    }
+    return best;
+}
+
+static int parse_bool(const char *s, int *v)
+{
+    static const char *t[] = {"true", "yes", "on", "1"}, *f[] = {"false", "no", "off", "0"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(s, t[i])) { *v = 1; return 0; }
+        if (!strcasecmp(s, f[i])) { *v = 0; return 0; }
+    }
+    return -1;
+}
+
+static int check_bounds(const sl_config_entry *e, double v, const ynode *n, const char *who,
+                        const char *shown, char *err, size_t errlen)
+{
+    if ((e->flags & SL_CFG_BOUNDED) && (v < e->min || v > e->max))
+        ERR_AT(n, "%s: '%s' = %s is out of range [%g, %g]", who, e->key, shown, e->min, e->max);
+    return 0;
+}
+
+static int need_scalar(const sl_config_entry *e, const ynode *n, const char *who, char *err, size_t errlen)
+{
+    if (n->kind != YN_SCALAR)
+        ERR_AT(n, "%s: '%s' must be a %s, not %s", who, e->key, type_name(e->type), ynode_kind_name(n));
+    return 0;
+}
+
+/* Converts one value and stores it at e->offset. */
+static int set_value(const sl_config_entry *e, const ynode *n, const char *who, sl_arena *a,
+                     char *base, char *err, size_t errlen)
+{
+    void *dst = base + e->offset;
+    switch (e->type) {
+    case SL_T_BOOL: {
+        int v;
+        if (need_scalar(e, n, who, err, errlen)) return -1;
+        if (parse_bool(n->str, &v))
+            ERR_AT(n, "%s: '%s' must be true or false, not '%s'", who, e->key, n->str);
+        *(int *)dst = v;
+        return 0;
+    }
+    case SL_T_INT: {
+        if (need_scalar(e, n, who, err, errlen)) return -1;
+        char *end;
+        errno = 0;
+        long long v = strtoll(n->str, &end, 0);
+        if (!*n->str || *end || errno)
+            ERR_AT(n, "%s: '%s' must be an integer, not '%s'", who, e->key, n->str);
+        if (check_bounds(e, (double)v, n, who, n->str, err, errlen)) return -1;
+        *(int64_t *)dst = v;
+        return 0;
+    }
+    case SL_T_DOUBLE: {
+        if (need_scalar(e, n, who, err, errlen)) return -1;
+        char *end;
+        errno = 0;
+        double v = strtod(n->str, &end);
+        if (!*n->str || *end || errno || !isfinite(v))
+            ERR_AT(n, "%s: '%s' must be a number, not '%s'", who, e->key, n->str);
+        if (check_bounds(e, v, n, who, n->str, err, errlen)) return -1;
+        *(double *)dst = v;
+        return 0;
+    }
+    case SL_T_STRING:
+        if (need_scalar(e, n, who, err, errlen)) return -1;
+        *(char **)dst = arena_strdup(a, n->str);
+        return 0;
+    case SL_T_DURATION:
+    case SL_T_SIZE: {
+        if (need_scalar(e, n, who, err, errlen)) return -1;
+        int64_t v;
+        if ((e->type == SL_T_DURATION ? sl_parse_duration : sl_parse_size)(n->str, &v) != SL_OK)
+            ERR_AT(n, "%s: '%s' must be a %s (%s), not '%s'", who, e->key, type_name(e->type),
+                   e->type == SL_T_DURATION ? "e.g. 500ms, 10s, 5m, 1h" : "e.g. 512, 64KiB, 8MiB",
+                   n->str);
+        if (check_bounds(e, (double)v, n, who, n->str, err, errlen)) return -1;
+        *(int64_t *)dst = v;
+        return 0;
+    }
+    case SL_T_ENUM: {
+        if (need_scalar(e, n, who, err, errlen)) return -1;
+        int idx = 0;
+        for (const char *c = e->choices; *c; idx++) {
+            size_t l = strcspn(c, "|");
+            if (strlen(n->str) == l && strncmp(c, n->str, l) == 0) {
+                *(int *)dst = idx;
+                return 0;
+            }
+            c += l;
+            if (*c == '|') c++;
+        }
+        ERR_AT(n, "%s: '%s' must be one of %s, not '%s'", who, e->key, e->choices, n->str);
+    }
+    case SL_T_LIST: {
+        sl_list *l = dst;
+        size_t cnt = n->kind == YN_SEQ ? n->n : 1;
+        if (n->kind == YN_MAP)
+            ERR_AT(n, "%s: '%s' must be a list, not a map", who, e->key);
+        const char **items = arena_alloc(a, (cnt ? cnt : 1) * sizeof *items);
+        for (size_t i = 0; i < cnt; i++) {
+            const ynode *it = n->kind == YN_SEQ ? n->items[i] : n;
+            if (it->kind != YN_SCALAR)
+                ERR_AT(it, "%s: items of '%s' must be scalars, not %s", who, e->key, ynode_kind_name(it));
+            items[i] = arena_strdup(a, it->str);
+        }
+        if (check_bounds(e, (double)cnt, n, who, "(list length)", err, errlen)) return -1;
+        l->items = items;
+        l->n = cnt;
+        return 0;
+    }
+    case SL_T_MAP: {
+        if (n->kind != YN_MAP)
+            ERR_AT(n, "%s: '%s' must be a map, not %s", who, e->key, ynode_kind_name(n));
+        sl_map *m = dst;
+        const char **k = arena_alloc(a, (n->n ? n->n : 1) * sizeof *k);
+        const char **v = arena_alloc(a, (n->n ? n->n : 1) * sizeof *v);
+        for (size_t i = 0; i < n->n; i++) {
+            if (n->items[i]->kind != YN_SCALAR)
+                ERR_AT(n->items[i], "%s: values of '%s' must be scalars, not %s", who, e->key,
+                       ynode_kind_name(n->items[i]));
+            k[i] = arena_strdup(a, n->keys[i]->str);
+            v[i] = arena_strdup(a, n->items[i]->str);
+        }
+        m->keys = k;
+        m->values = v;
+        m->n = n->n;
+        return 0;
+    }
+    case SL_T_JSON: {
+        sl_buf b = {0};
+        ynode_to_json(n, &b);
+        *(char **)dst = arena_strdup(a, buf_cstr(&b));
+        buf_free(&b);
+        return 0;
+    }
+    }
+    ERR_AT(n, "%s: '%s' has an unsupported type", who, e->key);
+}
+
+int stage_config_build(const sl_stage_desc *d, const ynode *with, const ynode *at, const char *who,
+                       sl_arena *arena, void **out, char *err, size_t errlen)
+{
+    char *base = arena_alloc(arena, d->config_size ? d->config_size : 1);
+    memset(base, 0, d->config_size ? d->config_size : 1);
+    *out = base;
+    if (with && with->kind != YN_MAP)
+        ERR_AT(with, "%s: 'with' must be a map of settings, not %s", who, ynode_kind_name(with));
+    /* Unknown keys first: a typo is the likeliest mistake and the message says what was meant. */
+    for (size_t i = 0; with && i < with->n; i++) {
+        const char *k = with->keys[i]->str;
+        const sl_config_entry *e = d->config;
+        while (e && e->key && strcmp(e->key, k) != 0) e++;
+        if (e && e->key) continue;
+        const char *cands[128];
+        size_t nc = 0;
+        for (e = d->config; e && e->key && nc < 128; e++) cands[nc++] = e->key;
+        const char *hint = closest(k, cands, nc);
+        if (hint)
+            ERR_AT(with->keys[i], "%s: unknown key '%s' (did you mean '%s'?)", who, k, hint);
+        ERR_AT(with->keys[i], "%s: unknown key '%s' (see `sluice plugins describe %s`)", who, k, d->name);
+    }
+    for (const sl_config_entry *e = d->config; e && e->key; e++) {
+        const ynode *v = ynode_get(with, e->key);
+        if (v) {
+            if (set_value(e, v, who, arena, base, err, errlen)) return -1;
+            continue;
+        }
+        if (e->flags & SL_CFG_REQUIRED)
+            ERR_AT(with ? with : at, "%s: missing required key '%s' (%s: %s)", who, e->key,
+                   type_name(e->type), e->description ? e->description : "");
+        if (e->default_value) {
+            /* Defaults are YAML text parsed like user input, so a broken default in a plugin
+             * is reported as such rather than silently becoming zero. */
+            char derr[512];
+            char *name = xasprintf("<default of %s.%s>", d->name, e->key);
+            ytree *t = ytree_load(name, e->default_value, derr, sizeof derr);
+            free(name);
+            if (!t) {
+                snprintf(err, errlen, "%s: plugin bug: default of '%s' does not parse: %s", who, e->key, derr);
+                return -1;
+            }
+            int rc = set_value(e, t->root, who, arena, base, err, errlen);
+            ytree_free(t);
+            if (rc) return -1;
+        }
+    }
+    return 0;
+}
+
+static const char *const top_keys[] = {"pipeline", "description", "tasks", "batch_size",
+                                       "commit_interval", "stages", "dead_letter"};
+
+static int parse_int_node(const ynode *n, const char *what, long lo, long hi, long *out, char *err,
+                          size_t errlen)
+{
+    if (n->kind != YN_SCALAR) ERR_AT(n, "'%s' must be an integer, not %s", what, ynode_kind_name(n));
+    char *end;
+    errno = 0;
+    long v = strtol(n->str, &end, 10);
+    if (!*n->str || *end || errno) ERR_AT(n, "'%s' must be an integer, not '%s'", what, n->str);
+    if (v < lo || v > hi) ERR_AT(n, "'%s' = %ld is out of range [%ld, %ld]", what, v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int load_stage(pipeline_cfg *p, const ynode *sn, stage_cfg *sc, int is_dlq, char *err, size_t errlen)
+{
+    static const char *const stage_keys[] = {"name", "use", "with"};
+    if (sn->kind != YN_MAP)
+        ERR_AT(sn, "a stage must be a map with name, use and with, not %s", ynode_kind_name(sn));
+    for (size_t i = 0; i < sn->n; i++) {
+        const char *k = sn->keys[i]->str;
+        if (!strcmp(k, "name") || !strcmp(k, "use") || !strcmp(k, "with")) continue;
+        const char *hint = closest(k, stage_keys, 3);
+        if (hint) ERR_AT(sn->keys[i], "unknown stage key '%s' (did you mean '%s'?)", k, hint);
+        ERR_AT(sn->keys[i], "unknown stage key '%s' (a stage has name, use, with)", k);
+    }
+    const ynode *name = ynode_get(sn, "name"), *use = ynode_get(sn, "use"), *with = ynode_get(sn, "with");
+    if (!use) ERR_AT(sn, "stage is missing 'use' (the plugin to run, e.g. use: file-source)");
+    if (use->kind != YN_SCALAR) ERR_AT(use, "'use' must be a plugin name or path");
+    if (name && name->kind != YN_SCALAR) ERR_AT(name, "'name' must be a string");
+    sc->name = xstrdup(name ? name->str : is_dlq ? "dead_letter" : use->str);
+    sc->line = sn->line;
+    sc->col = sn->col;
+    char lerr[1024];
+    sc->plugin = loader_find(use->str, lerr, sizeof lerr);
+    if (!sc->plugin) ERR_AT(use, "stage '%s': %s", sc->name, lerr);
+    if (with && with->kind == YN_SCALAR && !*with->str) with = NULL; /* `with:` left empty */
+    char who[256];
+    snprintf(who, sizeof who, "stage '%s' (%s)", sc->name, sc->plugin->desc->name);
+    (void)p;
+    return stage_config_build(sc->plugin->desc, with, sn, who, &sc->arena, &sc->config, err, errlen);
+}
+
+pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen)
+{
+    ytree *t = ytree_load(path, NULL, err, errlen);
+    if (!t) return NULL;
+    pipeline_cfg *p = xcalloc(1, sizeof *p);
+    p->tree = t;
+    p->file = xstrdup(path);
+    char *tmp = xstrdup(path);
+    p->dir = xstrdup(dirname(tmp));
+    free(tmp);
+    p->tasks_min = p->tasks_max = 1;
+    p->batch_size = 1024;
+    p->commit_interval_ms = 1000;
+    const ynode *root = t->root;
+#define FAIL(n, ...) do { at_error(err, errlen, (n), __VA_ARGS__); goto fail; } while (0)
+    if (root->kind != YN_MAP) FAIL(root, "a pipeline file must be a map (pipeline:, stages:, ...)");
+    for (size_t i = 0; i < root->n; i++) {
+        const char *k = root->keys[i]->str;
+        size_t nk = sizeof top_keys / sizeof top_keys[0], j;
+        for (j = 0; j < nk && strcmp(k, top_keys[j]); j++) {}
+        if (j < nk) continue;
+        const char *hint = closest(k, top_keys, nk);
+        if (hint) FAIL(root->keys[i], "unknown key '%s' (did you mean '%s'?)", k, hint);
+        FAIL(root->keys[i], "unknown key '%s' (a pipeline has: pipeline, tasks, stages, dead_letter, batch_size, commit_interval, description)", k);
+    }
+    const ynode *n = ynode_get(root, "pipeline");
+    if (!n) FAIL(root, "missing 'pipeline' (the pipeline's name)");
+    if (n->kind != YN_SCALAR || !*n->str) FAIL(n, "'pipeline' must be a non-empty name");
+    for (const char *c = n->str; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+              *c == '-' || *c == '_' || *c == '.'))
+            FAIL(n, "pipeline name '%s' may contain only letters, digits, '-', '_' and '.'", n->str);
+    p->name = xstrdup(n->str);
+    if ((n = ynode_get(root, "tasks"))) {
+        long lo, hi;
+        if (n->kind == YN_MAP) {
+            const ynode *mn = ynode_get(n, "min"), *mx = ynode_get(n, "max");
+            if (!mn || !mx || n->n != 2) FAIL(n, "'tasks' as a map needs exactly min and max");
+            if (parse_int_node(mn, "tasks.min", 1, 1024, &lo, err, errlen)) goto fail;
+            if (parse_int_node(mx, "tasks.max", 1, 1024, &hi, err, errlen)) goto fail;
+            if (lo > hi) FAIL(n, "tasks.min (%ld) is greater than tasks.max (%ld)", lo, hi);
+        } else {
+            if (parse_int_node(n, "tasks", 1, 1024, &lo, err, errlen)) goto fail;
+            hi = lo;
+        }
+        p->tasks_min = (int)lo;
+        p->tasks_max = (int)hi;
+    }
+    if ((n = ynode_get(root, "batch_size"))) {
+        long v;
+        if (parse_int_node(n, "batch_size", 1, 1000000, &v, err, errlen)) goto fail;
+        p->batch_size = (int)v;
+    }
+    if ((n = ynode_get(root, "commit_interval"))) {
+        if (n->kind != YN_SCALAR || sl_parse_duration(n->str, &p->commit_interval_ms) != SL_OK)
+            FAIL(n, "'commit_interval' must be a duration (e.g. 1s)");
+    }
+    const ynode *stages = ynode_get(root, "stages");
+    if (!stages) FAIL(root, "missing 'stages' (a list: one source, transforms, one sink)");
+    if (stages->kind != YN_SEQ) FAIL(stages, "'stages' must be a list, not %s", ynode_kind_name(stages));
+    if (stages->n < 2) FAIL(stages, "a pipeline needs at least a source and a sink (%zu stage%s given)",
+                            stages->n, stages->n == 1 ? "" : "s");
+    p->stages = xcalloc(stages->n, sizeof *p->stages);
+    for (size_t i = 0; i < stages->n; i++) {
+        p->nstages++;
+        if (load_stage(p, stages->items[i], &p->stages[i], 0, err, errlen)) goto fail;
+        sl_kind want = i == 0 ? SL_KIND_SOURCE : i == stages->n - 1 ? SL_KIND_SINK : SL_KIND_TRANSFORM;
+        sl_kind got = p->stages[i].plugin->desc->kind;
+        if (got != want)
+            FAIL(stages->items[i], "stage '%s' (%s) is a %s, but the %s stage must be a %s", p->stages[i].name,
+                 p->stages[i].plugin->desc->name, kind_name(got),
+                 i == 0 ? "first" : i == stages->n - 1 ? "last" : "middle", kind_name(want));
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(p->stages[j].name, p->stages[i].name))
+                FAIL(stages->items[i], "duplicate stage name '%s'", p->stages[i].name);
+        if (p->tasks_max > 1 && (p->stages[i].plugin->desc->flags & SL_STAGE_SINGLE_TASK))
+            FAIL(stages->items[i], "stage '%s' (%s) cannot run in more than one task (tasks: %d)",
+                 p->stages[i].name, p->stages[i].plugin->desc->name, p->tasks_max);
+    }
+    if ((n = ynode_get(root, "dead_letter"))) {
+        p->dead_letter = xcalloc(1, sizeof *p->dead_letter);
+        if (load_stage(p, n, p->dead_letter, 1, err, errlen)) goto fail;
+        if (p->dead_letter->plugin->desc->kind != SL_KIND_SINK)
+            FAIL(n, "dead_letter '%s' is a %s; it must be a sink", p->dead_letter->plugin->desc->name,
+                 kind_name(p->dead_letter->plugin->desc->kind));
+    }
+#undef FAIL
+    return p;
+fail:
+    pipeline_free(p);
+    return NULL;
+}
+
+static void stage_cfg_free(stage_cfg *s)
+{
+    free(s->name);
+    arena_free(&s->arena);
+}
+
+void pipeline_free(pipeline_cfg *p)
+{
+    if (!p) return;
+    for (size_t i = 0; i < p->nstages; i++) stage_cfg_free(&p->stages[i]);
+    free(p->stages);
+    if (p->dead_letter) {
+        stage_cfg_free(p->dead_letter);
+        free(p->dead_letter);
+    }
+    ytree_free(p->tree);
+    free(p->name);
+    free(p->file);
+    free(p->dir);
+    free(p);
+}

@@ -1,0 +1,45 @@
+/* config.h — pipeline files: load, check every stage's `with:` against its schema table, and
+ * build the typed config structs the stages receive. Errors name file:line:column. */
+#ifndef SL_HOST_CONFIG_H
+#define SL_HOST_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loader.h"
+#include "util.h"
+#include "yamltree.h"
+
+typedef struct stage_cfg {
+    char *name;               /* the stage's name in the pipeline */
+    const sl_plugin *plugin;
+    void *config;             /* typed struct of plugin->desc->config_size bytes */
+    sl_arena arena;           /* strings and arrays the typed struct points into */
+    int line, col;
+} stage_cfg;
+
+typedef struct pipeline_cfg {
+    char *name;
+    char *file;   /* as given */
+    char *dir;    /* directory of the file, for relative paths in stage configs */
+    int tasks_min, tasks_max;
+    int batch_size;
+    int64_t commit_interval_ms;
+    stage_cfg *stages;
+    size_t nstages;
+    stage_cfg *dead_letter; /* NULL when none */
+    ytree *tree;
+} pipeline_cfg;
+
+/** Loads and fully checks one pipeline file (plugins must be scanned first). NULL with
+ *  "file:line:col: message" in err. */
+pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen);
+void pipeline_free(pipeline_cfg *p);
+
+/** Checks `with` (a map node, or NULL for none) against the stage's table and builds the typed
+ *  struct in `arena`. `who` is used in messages ("stage 'raw' (kafka-source)"). `at` is the
+ *  node errors about missing keys point at. */
+int stage_config_build(const sl_stage_desc *d, const ynode *with, const ynode *at, const char *who,
+                       sl_arena *arena, void **out, char *err, size_t errlen);
+
+#endif

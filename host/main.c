@@ -1,0 +1,456 @@
+/* main.c — the sluice command line: run, validate, plugins. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "loader.h"
+#include "log.h"
+#include "runtime.h"
+#include "supervisor.h"
+#include "util.h"
+#ifdef SL_HAVE_EMBEDDED_KAFKA
+#include "embedded_kafka.h"
+#endif
+
+#ifndef SLUICE_VERSION
+#define SLUICE_VERSION "0.0.0"
+#endif
+
+static const char usage[] =
+    "usage: sluice run [-c sluice.yaml] [--plugin-path DIR]... [--embedded-kafka] [PIPELINE.yaml | DIR]...\n"
+    "       sluice validate [--plugin-path DIR]... FILE...\n"
+    "       sluice plugins [--plugin-path DIR]... [--json]\n"
+    "       sluice plugins describe NAME [--json]\n"
+    "       sluice --version | --help\n"
+    "\n"
+    "Runs stream-processing pipelines made of loadable stages (see docs/).\n"
+    "Plugins are searched in --plugin-path dirs, $SLUICE_PLUGIN_PATH, the build dir, the install dir.\n"
+    "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration.\n";
+
+typedef struct opts {
+    char **files;
+    size_t nfiles;
+    const char *host_config;
+    int json;
+    int embedded_kafka;
+} opts;
+
+static void add_file(opts *o, const char *f)
+{
+    o->files = xrealloc(o->files, (o->nfiles + 1) * sizeof *o->files);
+    o->files[o->nfiles++] = xstrdup(f);
+}
+
+static int parse_opts(int argc, char **argv, opts *o)
+{
+    static const struct option longopts[] = {
+        {"plugin-path", required_argument, NULL, 'p'},
+        {"config", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"embedded-kafka", no_argument, NULL, 'k'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "p:c:", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'p': loader_add_dir(optarg); break;
+        case 'c': o->host_config = optarg; break;
+        case 'j': o->json = 1; break;
+        case 'k': o->embedded_kafka = 1; break;
+        default: fputs(usage, stderr); return -1;
+        }
+    }
+    for (int i = optind; i < argc; i++) add_file(o, argv[i]);
+    return 0;
+}
+
+static int scan_plugins(void)
+{
+    char err[2048];
+    loader_add_default_dirs();
+    if (loader_scan(err, sizeof err) != 0) {
+        fprintf(stderr, "sluice: plugin refused: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* A directory argument stands for the *.yaml / *.yml files in it, in name order. */
+static void expand_dirs(opts *o)
+{
+    char **out = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < o->nfiles; i++) {
+        struct stat st;
+        if (stat(o->files[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+            DIR *d = opendir(o->files[i]);
+            struct dirent *e;
+            size_t first = n;
+            while (d && (e = readdir(d))) {
+                size_t l = strlen(e->d_name);
+                if ((l > 5 && !strcmp(e->d_name + l - 5, ".yaml")) || (l > 4 && !strcmp(e->d_name + l - 4, ".yml"))) {
+                    out = xrealloc(out, (n + 1) * sizeof *out);
+                    out[n++] = xasprintf("%s/%s", o->files[i], e->d_name);
+                }
+            }
+            if (d) closedir(d);
+            qsort(out + first, n - first, sizeof *out, cmp_str);
+            free(o->files[i]);
+        } else {
+            out = xrealloc(out, (n + 1) * sizeof *out);
+            out[n++] = o->files[i];
+        }
+    }
+    free(o->files);
+    o->files = out;
+    o->nfiles = n;
+}
+
+/* ---- host config (sluice.yaml: the "worker config") ---------------------------------------- */
+
+typedef struct host_cfg {
+    int embedded;
+    int brokers, partitions;
+    char **topics;
+    size_t ntopics;
+} host_cfg;
+
+static int load_host_config(const char *path, opts *o, host_cfg *hc)
+{
+    char err[2048];
+    ytree *t = ytree_load(path, NULL, err, sizeof err);
+    if (!t) {
+        fprintf(stderr, "sluice: %s\n", err);
+        return -1;
+    }
+    static const char *const keys[] = {"pipelines", "plugin_path", "kafka", "http", "rest", "web"};
+    const ynode *r = t->root;
+    int rc = -1;
+    char *dir = xstrdup(path), *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else strcpy(dir, ".");
+#define HFAIL(n, ...) do { fprintf(stderr, "sluice: %s:%d:%d: ", path, (n)->line, (n)->col); \
+                           fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); goto out; } while (0)
+    if (r->kind != YN_MAP) HFAIL(r, "a host config must be a map");
+    for (size_t i = 0; i < r->n; i++) {
+        size_t j = 0;
+        while (j < sizeof keys / sizeof keys[0] && strcmp(keys[j], r->keys[i]->str)) j++;
+        if (j == sizeof keys / sizeof keys[0])
+            HFAIL(r->keys[i], "unknown key '%s' (known: pipelines, plugin_path, kafka, http, rest, web)", r->keys[i]->str);
+    }
+    const ynode *n;
+    if ((n = ynode_get(r, "plugin_path"))) {
+        for (size_t i = 0; i < (n->kind == YN_SEQ ? n->n : 1); i++) {
+            const ynode *it = n->kind == YN_SEQ ? n->items[i] : n;
+            if (it->kind != YN_SCALAR) HFAIL(it, "plugin_path items must be directory names");
+            char *p = it->str[0] == '/' ? xstrdup(it->str) : xasprintf("%s/%s", dir, it->str);
+            loader_add_dir(p);
+            free(p);
+        }
+    }
+    if ((n = ynode_get(r, "pipelines"))) {
+        for (size_t i = 0; i < (n->kind == YN_SEQ ? n->n : 1); i++) {
+            const ynode *it = n->kind == YN_SEQ ? n->items[i] : n;
+            if (it->kind != YN_SCALAR) HFAIL(it, "pipelines items must be file or directory names");
+            char *p = it->str[0] == '/' ? xstrdup(it->str) : xasprintf("%s/%s", dir, it->str);
+            add_file(o, p);
+            free(p);
+        }
+    }
+    if ((n = ynode_get(r, "kafka"))) {
+        const ynode *e = ynode_get(n, "embedded");
+        if (n->kind != YN_MAP || (n->n && !e)) HFAIL(n, "kafka: expected a map with 'embedded'");
+        if (e) {
+            hc->embedded = 1;
+            const ynode *b = ynode_get(e, "brokers"), *pa = ynode_get(e, "partitions"), *tp = ynode_get(e, "topics");
+            if (b && (b->kind != YN_SCALAR || (hc->brokers = atoi(b->str)) < 1)) HFAIL(b, "brokers must be >= 1");
+            if (pa && (pa->kind != YN_SCALAR || (hc->partitions = atoi(pa->str)) < 1)) HFAIL(pa, "partitions must be >= 1");
+            for (size_t i = 0; tp && i < (tp->kind == YN_SEQ ? tp->n : 1); i++) {
+                const ynode *it = tp->kind == YN_SEQ ? tp->items[i] : tp;
+                if (it->kind != YN_SCALAR) HFAIL(it, "topics must be names");
+                hc->topics = xrealloc(hc->topics, (hc->ntopics + 1) * sizeof *hc->topics);
+                hc->topics[hc->ntopics++] = xstrdup(it->str);
+            }
+        }
+    }
+#undef HFAIL
+    rc = 0;
+out:
+    free(dir);
+    ytree_free(t);
+    return rc;
+}
+
+/* ---- commands ---------------------------------------------------------------------------- */
+
+static int cmd_validate(opts *o)
+{
+    if (!o->nfiles) {
+        fputs("sluice validate: no files given\n", stderr);
+        return SL_EXIT_CONFIG;
+    }
+    if (scan_plugins()) return SL_EXIT_CONFIG;
+    int rc = 0;
+    for (size_t i = 0; i < o->nfiles; i++) {
+        char err[4096];
+        pipeline_cfg *p = pipeline_load(o->files[i], err, sizeof err);
+        if (!p) {
+            fprintf(stderr, "%s\n", err);
+            rc = SL_EXIT_CONFIG;
+            continue;
+        }
+        printf("%s: ok (pipeline %s: %zu stages, tasks %d", o->files[i], p->name, p->nstages, p->tasks_min);
+        if (p->tasks_max != p->tasks_min) printf("..%d", p->tasks_max);
+        printf(")\n");
+        pipeline_free(p);
+    }
+    return rc;
+}
+
+static void describe_json(const sl_plugin *pl, sl_buf *b)
+{
+    const sl_stage_desc *d = pl->desc;
+    buf_puts(b, "{\"name\":");
+    buf_json_str(b, d->name, strlen(d->name));
+    buf_printf(b, ",\"kind\":\"%s\",\"version\":", kind_name(d->kind));
+    buf_json_str(b, d->version ? d->version : "", d->version ? strlen(d->version) : 0);
+    buf_puts(b, ",\"description\":");
+    buf_json_str(b, d->description ? d->description : "", d->description ? strlen(d->description) : 0);
+    buf_printf(b, ",\"abi\":\"%u.%u\",\"path\":", d->abi_major, d->abi_minor);
+    buf_json_str(b, pl->path, strlen(pl->path));
+    buf_puts(b, ",\"config\":[");
+    for (const sl_config_entry *e = d->config; e && e->key; e++) {
+        buf_printf(b, "%s{\"key\":", e == d->config ? "" : ",");
+        buf_json_str(b, e->key, strlen(e->key));
+        buf_printf(b, ",\"type\":\"%s\",\"required\":%s", type_name(e->type),
+                   (e->flags & SL_CFG_REQUIRED) ? "true" : "false");
+        if (e->default_value) {
+            buf_puts(b, ",\"default\":");
+            buf_json_str(b, e->default_value, strlen(e->default_value));
+        }
+        if (e->flags & SL_CFG_BOUNDED) buf_printf(b, ",\"min\":%.17g,\"max\":%.17g", e->min, e->max);
+        if (e->type == SL_T_ENUM) {
+            buf_puts(b, ",\"choices\":[");
+            for (const char *c = e->choices; *c;) {
+                size_t l = strcspn(c, "|");
+                if (c != e->choices) buf_puts(b, ",");
+                buf_json_str(b, c, l);
+                c += l;
+                if (*c) c++;
+            }
+            buf_puts(b, "]");
+        }
+        buf_puts(b, ",\"description\":");
+        buf_json_str(b, e->description ? e->description : "", e->description ? strlen(e->description) : 0);
+        buf_puts(b, "}");
+    }
+    buf_puts(b, "]}");
+}
+
+static int cmd_plugins(opts *o)
+{
+    if (scan_plugins()) return SL_EXIT_CONFIG;
+    if (o->nfiles >= 1 && !strcmp(o->files[0], "describe")) {
+        if (o->nfiles != 2) {
+            fputs("usage: sluice plugins describe NAME [--json]\n", stderr);
+            return SL_EXIT_CONFIG;
+        }
+        char err[1024];
+        const sl_plugin *pl = loader_find(o->files[1], err, sizeof err);
+        if (!pl) {
+            fprintf(stderr, "sluice: %s\n", err);
+            return SL_EXIT_CONFIG;
+        }
+        const sl_stage_desc *d = pl->desc;
+        if (o->json) {
+            sl_buf b = {0};
+            describe_json(pl, &b);
+            printf("%s\n", buf_cstr(&b));
+            buf_free(&b);
+            return 0;
+        }
+        printf("%s %s (%s) — %s\n  from %s\n\n", d->name, d->version ? d->version : "", kind_name(d->kind),
+               d->description ? d->description : "", pl->path);
+        printf("  %-20s %-9s %-22s %s\n", "key", "type", "default", "description");
+        for (const sl_config_entry *e = d->config; e && e->key; e++) {
+            char dflt[64];
+            snprintf(dflt, sizeof dflt, "%s", (e->flags & SL_CFG_REQUIRED) ? "(required)" : e->default_value ? e->default_value : "-");
+            printf("  %-20s %-9s %-22s %s", e->key, type_name(e->type), dflt, e->description ? e->description : "");
+            if (e->type == SL_T_ENUM) printf(" [%s]", e->choices);
+            if (e->flags & SL_CFG_BOUNDED) printf(" [%g..%g]", e->min, e->max);
+            printf("\n");
+        }
+        return 0;
+    }
+    if (o->nfiles) {
+        fputs("usage: sluice plugins [describe NAME] [--json]\n", stderr);
+        return SL_EXIT_CONFIG;
+    }
+    if (o->json) {
+        sl_buf b = {0};
+        buf_puts(&b, "[");
+        for (size_t i = 0; i < loader_count(); i++) {
+            if (i) buf_puts(&b, ",");
+            describe_json(loader_at(i), &b);
+        }
+        buf_puts(&b, "]");
+        printf("%s\n", buf_cstr(&b));
+        buf_free(&b);
+        return 0;
+    }
+    for (size_t i = 0; i < loader_count(); i++) {
+        const sl_plugin *pl = loader_at(i);
+        printf("%-14s %-9s %-8s %s\n", pl->desc->name, kind_name(pl->desc->kind),
+               pl->desc->version ? pl->desc->version : "", pl->desc->description ? pl->desc->description : "");
+    }
+    return 0;
+}
+
+/* The child side of the supervisor: run one pipeline in this process. */
+static int cmd_pipeline(opts *o)
+{
+    if (o->nfiles != 1) {
+        fputs("usage: sluice __pipeline FILE\n", stderr);
+        return SL_EXIT_CONFIG;
+    }
+    if (scan_plugins()) return SL_EXIT_CONFIG;
+    char err[4096];
+    pipeline_cfg *p = pipeline_load(o->files[0], err, sizeof err);
+    if (!p) {
+        fprintf(stderr, "%s\n", err);
+        return SL_EXIT_CONFIG;
+    }
+    sl_log_set_pipeline(p->name);
+    const char *fd = getenv("SLUICE_STATUS_FD");
+    int rc = runtime_run(p, fd ? atoi(fd) : -1);
+    pipeline_free(p);
+    return rc;
+}
+
+static int cmd_run(opts *o, const char *exe)
+{
+    host_cfg hc = {0};
+    if (o->host_config && load_host_config(o->host_config, o, &hc)) return SL_EXIT_CONFIG;
+    expand_dirs(o);
+    if (!o->nfiles) {
+        fputs("sluice run: no pipeline files given\n", stderr);
+        return SL_EXIT_CONFIG;
+    }
+    if (o->embedded_kafka) hc.embedded = 1;
+#ifdef SL_HAVE_EMBEDDED_KAFKA
+    sl_embedded_kafka *ek = NULL;
+    if (hc.embedded) {
+        static const char *const dflt_topics[] = {"events_raw", "events_dlq"};
+        char err[1024];
+        ek = sl_embedded_kafka_start(hc.brokers ? hc.brokers : 1, hc.partitions ? hc.partitions : 16,
+                                     hc.ntopics ? (const char *const *)hc.topics : dflt_topics,
+                                     hc.ntopics ? hc.ntopics : 2, err, sizeof err);
+        if (!ek) {
+            fprintf(stderr, "sluice: embedded Kafka failed to start: %s\n", err);
+            return SL_EXIT_RUNTIME;
+        }
+        setenv("KAFKA_BROKERS", sl_embedded_kafka_bootstrap(ek), 1);
+        log_info("embedded Kafka (librdkafka mock cluster, in memory) at %s; KAFKA_BROKERS set",
+                 sl_embedded_kafka_bootstrap(ek));
+    }
+#else
+    if (hc.embedded) {
+        fputs("sluice: this build has no embedded Kafka\n", stderr);
+        return SL_EXIT_CONFIG;
+    }
+#endif
+    if (scan_plugins()) return SL_EXIT_CONFIG;
+    /* Check everything before starting anything: a bad file means nothing runs. */
+    sup_pipeline *ps = xcalloc(o->nfiles, sizeof *ps);
+    int bad = 0;
+    for (size_t i = 0; i < o->nfiles; i++) {
+        char err[4096];
+        pipeline_cfg *p = pipeline_load(o->files[i], err, sizeof err);
+        if (!p) {
+            fprintf(stderr, "%s\n", err);
+            bad = 1;
+            continue;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (ps[j].name && !strcmp(ps[j].name, p->name)) {
+                fprintf(stderr, "%s: pipeline name '%s' is also used by %s\n", o->files[i], p->name, ps[j].file);
+                bad = 1;
+            }
+        ps[i].name = xstrdup(p->name);
+        char abs[PATH_MAX];
+        ps[i].file = xstrdup(realpath(o->files[i], abs) ? abs : o->files[i]);
+        pipeline_free(p);
+    }
+    int rc = SL_EXIT_CONFIG;
+    if (!bad) {
+        /* Children find the same plugins: pass the search path down explicitly. */
+        sl_buf path = {0};
+        for (size_t i = 0; i < loader_count(); i++) {
+            char *d = xstrdup(loader_at(i)->path), *s = strrchr(d, '/');
+            if (s) *s = 0;
+            if (path.len) buf_puts(&path, ":");
+            buf_puts(&path, d);
+            free(d);
+        }
+        if (path.len) setenv("SLUICE_PLUGIN_PATH", buf_cstr(&path), 1);
+        buf_free(&path);
+        rc = supervisor_run(ps, o->nfiles, exe);
+    }
+    for (size_t i = 0; i < o->nfiles; i++) {
+        free(ps[i].name);
+        free(ps[i].file);
+        free(ps[i].last_status);
+    }
+    free(ps);
+#ifdef SL_HAVE_EMBEDDED_KAFKA
+    if (ek) sl_embedded_kafka_stop(ek);
+#endif
+    for (size_t i = 0; i < hc.ntopics; i++) free(hc.topics[i]);
+    free(hc.topics);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    sl_log_init();
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? SL_EXIT_CONFIG : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("sluice %s (stage ABI %d.%d)\n", SLUICE_VERSION, SL_ABI_MAJOR, SL_ABI_MINOR);
+        return 0;
+    }
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) {
+        perror("sluice: /proc/self/exe");
+        return SL_EXIT_RUNTIME;
+    }
+    exe[n] = 0;
+    const char *cmd = argv[1];
+    opts o = {0};
+    if (parse_opts(argc - 1, argv + 1, &o)) return SL_EXIT_CONFIG;
+    int rc;
+    if (!strcmp(cmd, "run")) rc = cmd_run(&o, exe);
+    else if (!strcmp(cmd, "validate")) rc = cmd_validate(&o);
+    else if (!strcmp(cmd, "plugins")) rc = cmd_plugins(&o);
+    else if (!strcmp(cmd, "__pipeline")) rc = cmd_pipeline(&o);
+    else {
+        fprintf(stderr, "sluice: unknown command '%s'\n\n%s", cmd, usage);
+        rc = SL_EXIT_CONFIG;
+    }
+    for (size_t i = 0; i < o.nfiles; i++) free(o.files[i]);
+    free(o.files);
+    return rc;
+}

@@ -1,0 +1,125 @@
+-- sluice reference application: the PostgreSQL side (user `app`, database `realtime`).
+--
+-- Load as the owner of the tables, once the role and database exist:
+--   psql -U postgres -c "CREATE ROLE app LOGIN" -c "CREATE DATABASE realtime OWNER app"
+--   psql -U app -d realtime -v ON_ERROR_STOP=1 -f pipelines/sql/schema.sql
+-- Idempotent: loading it again changes nothing (tables IF NOT EXISTS, views replaced).
+-- "window", "partition" and "offset" are SQL keywords, hence quoted.
+
+BEGIN;
+
+-- One row per valid event (validator + dedup upstream; pg-sink inserts with ON CONFLICT DO
+-- NOTHING on event_id, so a replay after a crash never doubles a row).
+CREATE TABLE IF NOT EXISTS events_clean (
+    event_id        text PRIMARY KEY,
+    event_type      text NOT NULL,
+    user_id         text NOT NULL,
+    session_id      text,
+    product_id      text,
+    quantity        integer CHECK (quantity >= 1),
+    amount          numeric(12,2) CHECK (amount >= 0),
+    currency        char(3),
+    payment_method  text,
+    ts              timestamptz NOT NULL,
+    kafka_partition integer,
+    kafka_offset    bigint,
+    ingested_at     timestamptz NOT NULL DEFAULT now()
+);
+-- Recent events, by event time and by type (dashboard drill-down, KPI recomputation in SQL).
+CREATE INDEX IF NOT EXISTS events_clean_ts_idx ON events_clean (ts DESC);
+CREATE INDEX IF NOT EXISTS events_clean_type_ts_idx ON events_clean (event_type, ts);
+
+-- KPIs per tumbling window and source partition: exactly the fields window-kpi emits. One row per
+-- (window_start, partition), upserted (on_conflict: update) as the window is revised; `final`
+-- turns true once the window closed (allowed lateness passed), `revision` counts the updates.
+-- The primary key's btree also serves "recent windows" (ORDER BY window_start DESC LIMIT n) by a
+-- backward index scan, so no separate index is needed for it.
+CREATE TABLE IF NOT EXISTS kpi_1m (
+    "window"        text NOT NULL,            -- '1m', '15m', '1h', '24h'
+    window_start    timestamptz NOT NULL,
+    window_end      timestamptz NOT NULL,
+    "partition"     integer NOT NULL,
+    events          bigint NOT NULL DEFAULT 0,
+    page_views      bigint NOT NULL DEFAULT 0,
+    add_to_cart     bigint NOT NULL DEFAULT 0,
+    orders          bigint NOT NULL DEFAULT 0,
+    payment_failed  bigint NOT NULL DEFAULT 0,
+    refunds         bigint NOT NULL DEFAULT 0,
+    gmv             numeric(14,2) NOT NULL DEFAULT 0,
+    refund_amount   numeric(14,2) NOT NULL DEFAULT 0,
+    avg_order_value numeric(14,2),            -- NULL when no orders
+    success_rate    double precision,         -- orders / (orders + payment_failed); NULL if none
+    conversion_rate double precision,         -- orders / page_views; NULL if no page views
+    distinct_users  bigint,                   -- approximate (window-kpi's estimate)
+    final           boolean NOT NULL DEFAULT false,
+    revision        integer NOT NULL DEFAULT 0,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (window_start, "partition")
+);
+CREATE TABLE IF NOT EXISTS kpi_15m (LIKE kpi_1m INCLUDING ALL);
+CREATE TABLE IF NOT EXISTS kpi_1h  (LIKE kpi_1m INCLUDING ALL);
+CREATE TABLE IF NOT EXISTS kpi_24h (LIKE kpi_1m INCLUDING ALL);
+
+-- kpi_*_total: all partitions of a window summed; what the dashboard shows. Ratios are
+-- recomputed from the sums (averaging per-partition ratios would be wrong).
+-- distinct_users summed over partitions is an UPPER BOUND: a user whose events landed in two
+-- partitions is counted twice (events are keyed by event, not by user).
+DO $$
+DECLARE t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['kpi_1m', 'kpi_15m', 'kpi_1h', 'kpi_24h'] LOOP
+        EXECUTE format($v$
+            CREATE OR REPLACE VIEW %I AS
+            SELECT min("window")          AS "window",
+                   window_start,
+                   max(window_end)        AS window_end,
+                   count(*)::integer      AS partitions,
+                   sum(events)::bigint         AS events,
+                   sum(page_views)::bigint     AS page_views,
+                   sum(add_to_cart)::bigint    AS add_to_cart,
+                   sum(orders)::bigint         AS orders,
+                   sum(payment_failed)::bigint AS payment_failed,
+                   sum(refunds)::bigint        AS refunds,
+                   sum(gmv)               AS gmv,
+                   sum(refund_amount)     AS refund_amount,
+                   round(sum(gmv) / nullif(sum(orders), 0), 2) AS avg_order_value,
+                   sum(orders)::double precision
+                       / nullif(sum(orders) + sum(payment_failed), 0) AS success_rate,
+                   sum(orders)::double precision / nullif(sum(page_views), 0) AS conversion_rate,
+                   sum(distinct_users)::bigint AS distinct_users, -- upper bound, see above
+                   bool_and(final)        AS final,
+                   max(updated_at)        AS updated_at
+            FROM %I
+            GROUP BY window_start
+        $v$, t || '_total', t);
+    END LOOP;
+END
+$$;
+
+-- Rejected events (dead letter): what a pg-sink used as `dead_letter` writes, with the stage that
+-- refused the record and why (the headers sluice.error.stage / sluice.error.reason).
+CREATE TABLE IF NOT EXISTS events_rejected (
+    id          bigserial PRIMARY KEY,
+    payload     text,                         -- the raw record value, as received
+    stage       text,
+    reason      text,
+    topic       text,
+    "partition" integer,
+    "offset"    bigint,
+    rejected_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS events_rejected_at_idx ON events_rejected (rejected_at DESC);
+
+-- Source positions stored by pg-sink in the same transaction as the rows (exactly-once effect):
+-- the last offset written per (pipeline, source topic, partition). On partition assignment
+-- pg-sink reads them back and the source resumes after them.
+CREATE TABLE IF NOT EXISTS sluice_offsets (
+    pipeline    text NOT NULL,
+    topic       text NOT NULL,                -- '' for a source without topics (a file)
+    "partition" integer NOT NULL,
+    "offset"    bigint NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, topic, "partition")
+);
+
+COMMIT;

@@ -1,0 +1,396 @@
+/*
+ * kafka-source — a Kafka consumer-group member that commits only what the host says is done.
+ *
+ * Auto commit and auto offset store are off. The host hands commit() "the last offset of each
+ * partition such that it and all earlier ones are finished"; we commit that + 1 (Kafka's
+ * committed offset is the next one to read). So a stop, a crash or a rebalance never commits
+ * past an unfinished record: at-least-once.
+ *
+ * Rebalancing is eager (librdkafka's default range,roundrobin assignors): on a rebalance every
+ * partition is revoked, the host drains the chain and commits synchronously from inside our
+ * rebalance callback, then the new assignment comes. Eager is simpler to reason about for
+ * "never commit early": nothing is consumed while the group rebalances. The rebalance callback
+ * fires inside rd_kafka_consumer_poll, which we only call from poll(), i.e. in the task thread.
+ *
+ * On assignment we read the committed offsets, tell the host (api->partitions_assigned) and
+ * start each partition where a stage says (a sink that keeps its own offsets may overwrite
+ * them), else at the committed offset, else at `start`.
+ */
+#include <sluice/stage.h>
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct kc_config {
+    char *brokers;
+    sl_list topics;
+    char *group;
+    int start; /* 0 earliest, 1 latest */
+    sl_map rdkafka;
+    int64_t commit_timeout_ms;
+} kc_config;
+
+typedef struct kc {
+    const sl_api *api;
+    sl_ctx *ctx;
+    const kc_config *cfg;
+    rd_kafka_t *rk;
+    sl_header *hdrs; /* scratch for one record's headers */
+    size_t hdr_cap;
+    int paused;
+    int in_rebalance; /* commits inside the rebalance callback must be synchronous */
+    int closing;      /* close(): the host is gone, the callback only hands partitions back */
+} kc;
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static sl_position *positions_of(const rd_kafka_topic_partition_list_t *l)
+{
+    sl_position *p = calloc(l->cnt ? (size_t)l->cnt : 1, sizeof(*p));
+    if (!p)
+        return NULL;
+    for (int i = 0; i < l->cnt; i++)
+        p[i] = (sl_position){l->elems[i].topic, l->elems[i].partition, -1};
+    return p;
+}
+
+static void assigned(kc *s, rd_kafka_topic_partition_list_t *parts)
+{
+    const sl_api *api = s->api;
+    rd_kafka_resp_err_t err =
+        rd_kafka_committed(s->rk, parts, (int)s->cfg->commit_timeout_ms);
+    if (err) {
+        /* Without committed offsets we cannot tell the host where we resume; librdkafka
+         * fetches them itself on assign, so consuming stays correct. */
+        api->log(s->ctx, SL_LOG_WARN, "reading committed offsets: %s", rd_kafka_err2str(err));
+        for (int i = 0; i < parts->cnt; i++)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+    }
+    sl_position *pos = positions_of(parts);
+    if (!pos) {
+        api->log(s->ctx, SL_LOG_ERROR, "out of memory on assignment");
+        rd_kafka_assign(s->rk, parts);
+        return;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t c = parts->elems[i].offset;
+        pos[i].offset = c > 0 ? c - 1 : -1; /* host: last finished offset */
+    }
+    api->partitions_assigned(s->ctx, pos, (size_t)parts->cnt);
+    for (int i = 0; i < parts->cnt; i++) {
+        int64_t c = parts->elems[i].offset;
+        int64_t told = c > 0 ? c - 1 : -1;
+        if (pos[i].offset != told) /* a stage keeps its own offsets: resume after them */
+            parts->elems[i].offset = pos[i].offset + 1;
+        else if (c < 0)
+            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* auto.offset.reset = start */
+        api->log(s->ctx, SL_LOG_INFO, "assigned %s[%d] from offset %lld", parts->elems[i].topic,
+                 (int)parts->elems[i].partition, (long long)parts->elems[i].offset);
+    }
+    free(pos);
+    err = rd_kafka_assign(s->rk, parts);
+    if (err)
+        api->log(s->ctx, SL_LOG_ERROR, "assign: %s", rd_kafka_err2str(err));
+    if (s->paused)
+        rd_kafka_pause_partitions(s->rk, parts);
+}
+
+static void revoked(kc *s, rd_kafka_topic_partition_list_t *parts)
+{
+    sl_position *pos = positions_of(parts);
+    if (pos) {
+        /* The host drains the chain and calls commit() before this returns. */
+        s->api->partitions_revoked(s->ctx, pos, (size_t)parts->cnt);
+        free(pos);
+    }
+    rd_kafka_assign(s->rk, NULL);
+}
+
+/* ---- librdkafka callbacks ------------------------------------------------------------ */
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    kc *s = opaque;
+    if (s->closing) {
+        rd_kafka_assign(rk, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? parts : NULL);
+        return;
+    }
+    s->in_rebalance = 1;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assigned(s, parts);
+    } else {
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            s->api->log(s->ctx, SL_LOG_WARN, "rebalance error: %s", rd_kafka_err2str(err));
+        revoked(s, parts);
+    }
+    s->in_rebalance = 0;
+}
+
+static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    (void)rk;
+    (void)offsets;
+    kc *s = opaque;
+    /* A failed commit is retried with newer positions on the next interval. */
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET && !s->closing)
+        s->api->log(s->ctx, SL_LOG_WARN, "commit failed: %s", rd_kafka_err2str(err));
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    kc *s = rd_kafka_opaque(rk);
+    sl_log_level l = level <= 3 ? SL_LOG_ERROR : level <= 5 ? SL_LOG_WARN : SL_LOG_INFO;
+    s->api->log(s->ctx, l, "rdkafka %s: %s", fac, buf);
+}
+
+/* ---- stage callbacks ----------------------------------------------------------------- */
+
+static sl_err kc_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
+{
+    const kc_config *cfg = config;
+    char errstr[512], client_id[256];
+    if (cfg->topics.n == 0) {
+        api->log(ctx, SL_LOG_ERROR, "topics: at least one topic is needed");
+        return SL_ECONFIG;
+    }
+    kc *s = calloc(1, sizeof(*s));
+    if (!s)
+        return SL_ENOMEM;
+    s->api = api;
+    s->ctx = ctx;
+    s->cfg = cfg;
+
+    snprintf(client_id, sizeof(client_id), "sluice-%s-%s-%d", api->pipeline_name(ctx),
+             api->stage_name(ctx), api->task_index(ctx));
+    const char *defaults[][2] = {
+        {"bootstrap.servers", cfg->brokers},
+        {"group.id", cfg->group ? cfg->group : api->pipeline_name(ctx)},
+        {"client.id", client_id},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", cfg->start ? "latest" : "earliest"},
+        {"enable.partition.eof", "false"},
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, sizeof(errstr))) {
+            api->log(ctx, SL_LOG_ERROR, "%s", errstr);
+            goto config_error;
+        }
+    for (size_t i = 0; i < cfg->rdkafka.n; i++)
+        if (rd_kafka_conf_set(conf, cfg->rdkafka.keys[i], cfg->rdkafka.values[i], errstr,
+                              sizeof(errstr))) {
+            api->log(ctx, SL_LOG_ERROR, "rdkafka.%s: %s", cfg->rdkafka.keys[i], errstr);
+            goto config_error;
+        }
+    rd_kafka_conf_set_opaque(conf, s);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+
+    s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!s->rk) {
+        api->log(ctx, SL_LOG_ERROR, "rdkafka: %s", errstr);
+        goto config_error;
+    }
+    rd_kafka_poll_set_consumer(s->rk);
+    rd_kafka_topic_partition_list_t *subs =
+        rd_kafka_topic_partition_list_new((int)cfg->topics.n);
+    for (size_t i = 0; i < cfg->topics.n; i++)
+        rd_kafka_topic_partition_list_add(subs, cfg->topics.items[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, subs);
+    rd_kafka_topic_partition_list_destroy(subs);
+    if (err) {
+        api->log(ctx, SL_LOG_ERROR, "subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_destroy(s->rk);
+        free(s);
+        return SL_ECONFIG;
+    }
+    *self = s;
+    return SL_OK;
+config_error:
+    rd_kafka_conf_destroy(conf);
+    free(s);
+    return SL_ECONFIG;
+}
+
+static sl_err emit_message(kc *s, sl_ctx *ctx, const rd_kafka_message_t *m)
+{
+    sl_record r = {0};
+    r.key = m->key;
+    r.key_len = m->key_len;
+    r.value = m->payload;
+    r.value_len = m->len;
+    r.topic = rd_kafka_topic_name(m->rkt);
+    r.partition = m->partition;
+    r.offset = m->offset;
+    r.timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+    if (r.timestamp_ms < 0)
+        r.timestamp_ms = s->api->now_ms(ctx);
+    rd_kafka_headers_t *h = NULL;
+    if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        size_t n = rd_kafka_header_cnt(h);
+        if (n > s->hdr_cap) {
+            sl_header *nh = realloc(s->hdrs, n * sizeof(*nh));
+            if (!nh)
+                return SL_ENOMEM;
+            s->hdrs = nh;
+            s->hdr_cap = n;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const char *name;
+            const void *val;
+            size_t len;
+            if (rd_kafka_header_get_all(h, i, &name, &val, &len))
+                break;
+            s->hdrs[r.n_headers++] = (sl_header){name, val, len};
+        }
+        r.headers = s->hdrs;
+    }
+    return s->api->emit(ctx, &r);
+}
+
+static sl_err kc_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
+{
+    kc *s = self;
+    size_t n = 0;
+    while (n < max) {
+        /* Wait only for the first message; then take what is already fetched. */
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, n == 0 ? timeout_ms : 0);
+        if (!m)
+            break;
+        if (m->err) {
+            sl_err ret = SL_OK;
+            if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                char buf[512];
+                rd_kafka_fatal_error(s->rk, buf, sizeof(buf));
+                s->api->log(ctx, SL_LOG_ERROR, "fatal consumer error: %s", buf);
+                ret = SL_FATAL;
+            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                /* Transport errors, unknown topics...: librdkafka keeps retrying. */
+                s->api->log(ctx, SL_LOG_WARN, "kafka: %s", rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+            if (ret != SL_OK)
+                return ret;
+            continue;
+        }
+        sl_err e = emit_message(s, ctx, m);
+        rd_kafka_message_destroy(m);
+        if (e != SL_OK)
+            return e;
+        n++;
+    }
+    if (n)
+        s->api->count(ctx, "consumed", n);
+    return SL_OK;
+}
+
+static sl_err kc_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t n)
+{
+    kc *s = self;
+    if (n == 0)
+        return SL_OK;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        if (pos[i].offset >= 0)
+            rd_kafka_topic_partition_list_add(l, pos[i].topic, pos[i].partition)->offset =
+                pos[i].offset + 1; /* Kafka commits the next offset to read */
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (l->cnt > 0) {
+        /* Synchronous inside a rebalance (the partitions are about to move); asynchronous on
+         * the interval (a failure is logged by on_commit and superseded by the next one). */
+        err = rd_kafka_commit(s->rk, l, s->in_rebalance ? 0 : 1);
+        if (err && s->in_rebalance)
+            s->api->log(ctx, SL_LOG_WARN, "commit on revoke failed: %s (records after the last "
+                        "commit will be read again)", rd_kafka_err2str(err));
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return SL_OK;
+}
+
+static sl_err set_paused(kc *s, int paused)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_assignment(s->rk, &parts);
+    if (!err && parts->cnt > 0)
+        err = paused ? rd_kafka_pause_partitions(s->rk, parts)
+                     : rd_kafka_resume_partitions(s->rk, parts);
+    if (parts)
+        rd_kafka_topic_partition_list_destroy(parts);
+    if (err) {
+        s->api->log(s->ctx, SL_LOG_WARN, "%s: %s", paused ? "pause" : "resume",
+                    rd_kafka_err2str(err));
+        return SL_RETRY;
+    }
+    s->paused = paused;
+    return SL_OK;
+}
+
+static sl_err kc_pause(void *self, sl_ctx *ctx)
+{
+    (void)ctx;
+    return set_paused(self, 1);
+}
+
+static sl_err kc_resume(void *self, sl_ctx *ctx)
+{
+    (void)ctx;
+    return set_paused(self, 0);
+}
+
+static void kc_close(void *self, sl_ctx *ctx)
+{
+    (void)ctx;
+    kc *s = self;
+    /* The host committed at shutdown; leaving the group now hands the partitions over. */
+    s->closing = 1;
+    rd_kafka_consumer_close(s->rk);
+    rd_kafka_destroy(s->rk);
+    free(s->hdrs);
+    free(s);
+}
+
+/* ---- config table and descriptor ----------------------------------------------------- */
+
+static const sl_config_entry kc_config_table[] = {
+    {.key = "brokers", .type = SL_T_STRING, .flags = SL_CFG_REQUIRED,
+     .offset = offsetof(kc_config, brokers),
+     .description = "bootstrap servers, host:port[,host:port...]"},
+    {.key = "topics", .type = SL_T_LIST, .flags = SL_CFG_REQUIRED,
+     .offset = offsetof(kc_config, topics), .description = "topics to subscribe to"},
+    {.key = "group", .type = SL_T_STRING, .offset = offsetof(kc_config, group),
+     .description = "consumer group id; default: the pipeline name"},
+    {.key = "start", .type = SL_T_ENUM, .default_value = "earliest",
+     .choices = "earliest|latest", .offset = offsetof(kc_config, start),
+     .description = "where a partition without a committed offset starts"},
+    {.key = "rdkafka", .type = SL_T_MAP, .offset = offsetof(kc_config, rdkafka),
+     .description = "librdkafka consumer properties, passed through (they override ours)"},
+    {.key = "commit_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
+     .default_value = "10s", .min = 100, .max = 600000,
+     .offset = offsetof(kc_config, commit_timeout_ms),
+     .description = "how long to wait for committed offsets on assignment"},
+    {.key = NULL},
+};
+
+static const sl_stage_desc kc_desc = {
+    SL_STAGE_DESC_INIT,
+    .name = "kafka-source",
+    .version = "1.0.0",
+    .kind = SL_KIND_SOURCE,
+    .description = "consumes Kafka topics in a consumer group; commits only finished offsets",
+    .config = kc_config_table,
+    .config_size = sizeof(kc_config),
+    .init = kc_init,
+    .poll = kc_poll,
+    .commit = kc_commit,
+    .close = kc_close,
+    .pause = kc_pause,
+    .resume = kc_resume,
+};
+
+SL_STAGE_DEFINE(kc_desc)
