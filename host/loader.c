@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -129,9 +130,32 @@ static const char *check_desc(const sl_stage_desc *d, char *why, size_t len)
     return NULL;
 }
 
-/* dlopen itself reads the ELF headers; we first make sure the file is a regular file that
- * starts with the ELF magic, so a text file named x.so gets a plain message. glibc rejects
- * truncated objects with an error rather than crashing. */
+/* glibc's dlopen maps a truncated object and then dies of SIGBUS touching the missing pages,
+ * so before dlopen we check that the ELF header, the program headers and every loadable
+ * segment lie inside the file. Returns NULL if sane, else the reason. */
+static const char *elf_problem(int fd)
+{
+    struct stat st;
+    Elf64_Ehdr eh;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return "not a regular file";
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0)
+        return "no ELF header";
+    if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_type != ET_DYN) return "not a 64-bit ELF shared object";
+    uint64_t size = (uint64_t)st.st_size;
+    if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phoff + (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > size)
+        return "truncated ELF file: program headers missing";
+    if (eh.e_shoff && eh.e_shoff + (uint64_t)eh.e_shnum * eh.e_shentsize > size)
+        return "truncated ELF file: section headers missing";
+    for (int i = 0; i < eh.e_phnum; i++) {
+        Elf64_Phdr ph;
+        if (pread(fd, &ph, sizeof ph, (off_t)(eh.e_phoff + (uint64_t)i * sizeof ph)) != (ssize_t)sizeof ph)
+            return "truncated ELF file";
+        if ((ph.p_type == PT_LOAD || ph.p_type == PT_DYNAMIC) && ph.p_offset + ph.p_filesz > size)
+            return "truncated ELF file: a segment extends past the end";
+    }
+    return NULL;
+}
+
 sl_plugin *loader_load_file(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -139,11 +163,10 @@ sl_plugin *loader_load_file(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: cannot open plugin: %s", path, strerror(errno));
         return NULL;
     }
-    unsigned char magic[4] = {0};
-    ssize_t got = read(fd, magic, 4);
+    const char *problem = elf_problem(fd);
     close(fd);
-    if (got != 4 || memcmp(magic, "\177ELF", 4) != 0) {
-        snprintf(err, errlen, "%s: not a shared object (no ELF header)", path);
+    if (problem) {
+        snprintf(err, errlen, "%s: not a shared object (%s)", path, problem);
         return NULL;
     }
     char abs[PATH_MAX];

@@ -29,9 +29,11 @@ _pgtmp_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Run a command as the cluster's owner (as ourselves when we are not root), from a directory it
 # can enter so initdb/pg_ctl do not complain about the caller's cwd.
+# (The owner is read from the directory so that a child process that only inherited PGTMP_DIR,
+# say a helper script of a test, can restart the cluster too.)
 _pgtmp_as_owner() {
     if [ "$(id -u)" -eq 0 ]; then
-        (cd "$PGTMP_DIR" && runuser -u "$PGTMP_USER" -- "$@")
+        (cd "$PGTMP_DIR" && runuser -u "${PGTMP_USER:-$(stat -c %U "$PGTMP_DIR")}" -- "$@")
     else
         (cd "$PGTMP_DIR" && "$@")
     fi
@@ -111,7 +113,7 @@ pgtmp_start() {
 
     export PGHOST=127.0.0.1 PGPORT=$PGTMP_PORT PGUSER=app PGDATABASE=realtime
     export PG_DSN="host=127.0.0.1 port=$PGTMP_PORT user=app dbname=realtime"
-    export PGTMP_DIR PGTMP_PORT
+    export PGTMP_DIR PGTMP_PORT PGTMP_USER
 
     if [ "$schema" != none ]; then
         pgtmp_psql -f "$schema" || return 1

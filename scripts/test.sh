@@ -1,0 +1,29 @@
+#!/bin/bash
+# README command 2: install what is missing, build (normal and ASan+UBSan), run every test in
+# both builds, and end with one line "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
+if ! bash scripts/build.sh --asan; then
+  echo "build failed"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+passed=0; failed=0
+# count BUILD_DIR: adds the meson test results of one build to the totals.
+count() {
+  local log="$1/meson-logs/testlog.json" p f
+  [ -f "$log" ] || { failed=$((failed + 1)); return; }
+  p=$(python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["result"] in ("OK","EXPECTEDFAIL")))' "$log")
+  f=$(python3 -c 'import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.loads(l)["result"] not in ("OK","EXPECTEDFAIL","SKIP")))' "$log")
+  passed=$((passed + p)); failed=$((failed + f))
+}
+echo "== tests (release build)"
+meson test -C build --no-rebuild --print-errorlogs --num-processes 2 "$@"
+count build
+echo "== tests (ASan + UBSan build)"
+# The sanitizer run covers everything except the suites marked slow (benchmark-sized loads).
+meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --no-suite slow "$@"
+count build-asan
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

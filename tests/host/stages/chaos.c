@@ -1,0 +1,79 @@
+/* chaos — a test stage that misbehaves on purpose: returns RETRY for its first `fail_times`
+ * batches, sleeps `delay` per batch, and calls abort() on a record containing `abort_on`. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sluice/stage.h>
+
+typedef struct chaos_config {
+    int64_t fail_times;
+    int64_t delay;
+    char *abort_on;
+} chaos_config;
+
+typedef struct chaos_state {
+    const sl_api *api;
+    const chaos_config *cfg;
+    int64_t failures;
+} chaos_state;
+
+static sl_err chaos_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
+{
+    (void)ctx;
+    chaos_state *s = calloc(1, sizeof *s);
+    if (!s) return SL_ENOMEM;
+    s->api = api;
+    s->cfg = config;
+    *self = s;
+    return SL_OK;
+}
+
+static sl_err chaos_process(void *self, sl_ctx *ctx, const sl_batch *b)
+{
+    chaos_state *s = self;
+    if (s->cfg->delay) usleep((useconds_t)s->cfg->delay * 1000);
+    /* Emit some records before failing, so the host's discarding of a failed call is tested. */
+    for (size_t i = 0; i < b->n; i++) {
+        const sl_record *r = b->recs[i];
+        if (s->cfg->abort_on && *s->cfg->abort_on && r->value_len >= strlen(s->cfg->abort_on) &&
+            memmem(r->value, r->value_len, s->cfg->abort_on, strlen(s->cfg->abort_on)))
+            abort();
+        s->api->emit(ctx, r);
+    }
+    if (s->failures < s->cfg->fail_times) {
+        s->failures++;
+        s->api->count(ctx, "injected_failures", 1);
+        return SL_RETRY;
+    }
+    return SL_OK;
+}
+
+static void chaos_close(void *self, sl_ctx *ctx)
+{
+    (void)ctx;
+    free(self);
+}
+
+static const sl_config_entry chaos_table[] = {
+    {"fail_times", SL_T_INT, SL_CFG_BOUNDED, "0", 0, 1000, NULL, offsetof(chaos_config, fail_times), "batches to fail with RETRY first"},
+    {"delay", SL_T_DURATION, 0, "0ms", 0, 0, NULL, offsetof(chaos_config, delay), "sleep per batch"},
+    {"abort_on", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(chaos_config, abort_on), "abort() on a record containing this"},
+    {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+};
+
+static const sl_stage_desc chaos_desc = {
+    SL_STAGE_DESC_INIT,
+    .name = "chaos",
+    .version = "1.0.0",
+    .kind = SL_KIND_TRANSFORM,
+    .description = "test stage: RETRY, delays and crashes on demand",
+    .config = chaos_table,
+    .config_size = sizeof(chaos_config),
+    .init = chaos_init,
+    .process = chaos_process,
+    .close = chaos_close,
+};
+
+SL_STAGE_DEFINE(chaos_desc)
