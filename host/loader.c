@@ -101,10 +101,10 @@ static const char *check_desc(const sl_stage_desc *d, char *why, size_t len)
                  d->abi_major, d->abi_minor, SL_ABI_MAJOR, SL_ABI_MINOR);
         return why;
     }
-    if (d->struct_size < offsetof(sl_stage_desc, on_revoke) + sizeof d->on_revoke) {
+    if (d->struct_size < offsetof(sl_stage_desc, on_restore) + sizeof d->on_restore) {
         snprintf(why, len, "descriptor struct_size %u is smaller than ABI %u.%u requires (%zu)",
                  d->struct_size, d->abi_major, d->abi_minor,
-                 offsetof(sl_stage_desc, on_revoke) + sizeof d->on_revoke);
+                 offsetof(sl_stage_desc, on_restore) + sizeof d->on_restore);
         return why;
     }
     if (!valid_stage_name(d->name)) {

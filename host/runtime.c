@@ -497,6 +497,7 @@ static const char *api_config_dir(sl_ctx *ctx) { return ctx->task->cfg->dir; }
 
 static void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n);
 static void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n);
+static void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n);
 
 const sl_api sl_host_api = {
     .struct_size = sizeof(sl_api),
@@ -533,6 +534,7 @@ const sl_api sl_host_api = {
     .config_dir = api_config_dir,
     .parse_duration = sl_parse_duration,
     .parse_size = sl_parse_size,
+    .restore = api_restore,
 };
 
 /* ---- running the chain -------------------------------------------------------------------- */
@@ -691,6 +693,23 @@ static void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n)
         if (s && s->d->on_assign && s->d->on_assign(s->self, &s->ctx, parts, n) != SL_OK)
             tlog(t, s, SL_LOG_WARN, "on_assign failed for %zu partitions", n);
     }
+}
+
+/* A stage hands back durable state: every stage before it may rebuild from it. */
+static void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n)
+{
+    task *t = ctx->task;
+    if (!n) return;
+    sl_record **v = xmalloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = (sl_record *)&recs[i];
+    sl_batch b = {v, n};
+    int upto = ctx->st->index < 0 ? (int)t->nstages : ctx->st->index;
+    for (int i = 0; i < upto; i++) {
+        stage_inst *s = &t->stages[i];
+        if (s->d->on_restore && s->d->on_restore(s->self, &s->ctx, &b) != SL_OK)
+            tlog(t, s, SL_LOG_WARN, "on_restore failed for %zu state records", n);
+    }
+    free(v);
 }
 
 static void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n)

@@ -322,6 +322,18 @@ typedef struct sl_api {
     /** Parse "10s" / "64KiB" the way the config loader does; SL_EINVAL if malformed. */
     sl_err (*parse_duration)(const char *text, int64_t *ms);
     sl_err (*parse_size)(const char *text, int64_t *bytes);
+
+    /* -- state restore on partition assignment -- */
+
+    /**
+     * From a stage's on_assign (typically a sink that keeps durable outputs): hand back state
+     * records for the newly assigned partitions — e.g. the KPI rows and events a database holds
+     * for them. The host passes them, in chain order, to on_restore of every stage before this
+     * one, so stateful stages rebuild per-partition state from what is durable downstream
+     * (no stage needs to know which sink holds it). Records are borrowed until return; their
+     * partition and offset say which partition and position the state belongs to.
+     */
+    void (*restore)(sl_ctx *ctx, const sl_record *recs, size_t n);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
@@ -400,6 +412,13 @@ typedef struct sl_stage_desc {
      */
     sl_err (*on_assign)(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
     sl_err (*on_revoke)(void *self, sl_ctx *ctx, const sl_position *parts, size_t n);
+
+    /**
+     * Optional: state records handed back by a later stage's api->restore (see there), after
+     * on_assign and before any record of the assigned partitions. Take the records you know
+     * (by topic or fields) and ignore the rest. Borrowed until return; do not emit here.
+     */
+    sl_err (*on_restore)(void *self, sl_ctx *ctx, const sl_batch *state);
 } sl_stage_desc;
 
 /** Fills the versioning header of a descriptor. */
