@@ -105,7 +105,7 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
     case SL_T_DURATION:
     case SL_T_SIZE: {
         if (need_scalar(e, n, who, err, errlen)) return -1;
-        int64_t v;
+        int64_t v = 0;
         if ((e->type == SL_T_DURATION ? sl_parse_duration : sl_parse_size)(n->str, &v) != SL_OK)
             ERR_AT(n, "%s: '%s' must be a %s (%s), not '%s'", who, e->key, type_name(e->type),
                    e->type == SL_T_DURATION ? "e.g. 500ms, 10s, 5m, 1h" : "e.g. 512, 64KiB, 8MiB",

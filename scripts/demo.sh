@@ -1,0 +1,101 @@
+#!/bin/bash
+# README command 1: install what is missing, build, and run the e-commerce demo:
+#   a throwaway PostgreSQL 15 (user app, database realtime, loopback, temp dir),
+#   sluice with the embedded Kafka broker running the ingest and analytics pipelines,
+#   sluice-gen generating events, and the dashboard.
+# Prints what runs and where, then one line of live figures every few seconds. Ctrl-C stops
+# everything and removes the temp dirs.
+#   --keep          keep the database directory (printed) instead of removing it
+#   --for SECONDS   stop by itself after that long (used by the test suite)
+#   --rate N        generator rate in events/s (default 200)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+KEEP=0; FOR=0; RATE=200
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --keep) KEEP=1 ;;
+    --for) FOR=$2; shift ;;
+    --rate) RATE=$2; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "demo: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+bash scripts/deps.sh || exit 1
+bash scripts/build.sh || { echo "demo: build failed" >&2; exit 1; }
+
+RUN=$(mktemp -d /tmp/sluice-demo.XXXXXX)
+pids=()
+stop_all() {
+  trap - INT TERM EXIT
+  echo; echo "demo: stopping…"
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  if [ "$KEEP" = 1 ]; then
+    echo "demo: kept the database in $PGTMP_DIR and logs in $RUN"
+    PGTMP_KEEP=1
+  fi
+  pgtmp_stop 2>/dev/null
+  [ "$KEEP" = 1 ] || rm -rf "$RUN"
+  echo "demo: stopped"
+  exit 0
+}
+trap stop_all INT TERM EXIT
+
+# shellcheck source=../tests/lib/pgtmp.sh
+. tests/lib/pgtmp.sh
+[ "$KEEP" = 1 ] && export PGTMP_KEEP=1
+pgtmp_start || { echo "demo: PostgreSQL did not start" >&2; exit 1; }
+trap stop_all INT TERM EXIT   # pgtmp_start sets its own EXIT trap; ours calls pgtmp_stop
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+GEN_PORT=$(free_port)
+REST_PORT=${SLUICE_REST_PORT:-8083}
+export GEN_URL="http://127.0.0.1:$GEN_PORT"
+
+build/tools/sluice-gen/sluice-gen --listen "127.0.0.1:$GEN_PORT" --rate "$RATE" >"$RUN/gen.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do curl -sf "$GEN_URL/gen/stats" >/dev/null && break; sleep 0.1; done
+
+build/host/sluice run -c pipelines/sluice.yaml --rest "127.0.0.1:$REST_PORT" >"$RUN/sluice.log" 2>&1 &
+pids+=($!)
+brokers=""
+for _ in $(seq 100); do
+  brokers=$(grep -o 'embedded Kafka[^;]* at [^;]*' "$RUN/sluice.log" | sed 's/.* at //' | head -1)
+  [ -n "$brokers" ] && break; sleep 0.1
+done
+
+cat <<INFO
+
+  sluice demo is running
+  ──────────────────────
+  dashboard        http://127.0.0.1:$REST_PORT/ui/
+  generator UI     http://127.0.0.1:$REST_PORT/ui/generator.html
+  generator API    $GEN_URL/gen/stats
+  REST API         http://127.0.0.1:$REST_PORT/connectors?expand=status
+  metrics          http://127.0.0.1:$REST_PORT/metrics
+  Kafka (embedded) ${brokers:-see $RUN/sluice.log}     e.g. kcat -b ${brokers:-ADDR} -t events_raw -C -c 5
+  PostgreSQL       psql "$PG_DSN" -c "SELECT event_type, count(*) FROM events_clean GROUP BY 1"
+  logs             $RUN/sluice.log, $RUN/gen.log
+
+  Ctrl-C stops everything.
+INFO
+
+q() { psql "$PG_DSN" -XAtq -F ' ' -c "$1" 2>/dev/null; }
+start=$(date +%s); last_n=0; last_t=$start
+while :; do
+  sleep 5
+  now=$(date +%s)
+  n=$(q "SELECT count(*) FROM events_clean"); n=${n:-0}
+  rate=$(( (n - last_n) / (now - last_t > 0 ? now - last_t : 1) ))
+  last_n=$n; last_t=$now
+  read -r orders gmv success <<<"$(q "SELECT coalesce(sum(orders),0), coalesce(sum(gmv),0), coalesce(round(100.0*sum(orders)/nullif(sum(orders)+sum(payment_failed),0),1)::text,'-') FROM kpi_1m_total WHERE window_start = date_trunc('minute', now())")"
+  rejected=$(q "SELECT count(*) FROM events_rejected")
+  lag=$(curl -sf "http://127.0.0.1:$REST_PORT/metrics" 2>/dev/null | awk '/^sluice_consumer_lag[{ ]/ {s+=$NF} END {print s+0}')
+  printf '%s  events/s %-6s orders(min) %-5s GMV(min) %-10s success %s%%  rejected %-5s lag %s\n' \
+    "$(date +%H:%M:%S)" "$rate" "${orders:-0}" "${gmv:-0}" "${success:--}" "${rejected:-0}" "${lag:-?}"
+  if [ "$FOR" -gt 0 ] && [ $((now - start)) -ge "$FOR" ]; then stop_all; fi
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "demo: a process died; see $RUN"; tail -5 "$RUN/sluice.log"; KEEP=1; stop_all; }; done
+done
