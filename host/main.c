@@ -323,18 +323,8 @@ static int cmd_pipeline(opts *o)
         fputs("usage: sluice __pipeline FILE\n", stderr);
         return SL_EXIT_CONFIG;
     }
-    if (scan_plugins()) return SL_EXIT_CONFIG;
-    char err[4096];
-    pipeline_cfg *p = pipeline_load(o->files[0], err, sizeof err);
-    if (!p) {
-        fprintf(stderr, "%s\n", err);
-        return SL_EXIT_CONFIG;
-    }
-    sl_log_set_pipeline(p->name);
     const char *fd = getenv("SLUICE_STATUS_FD");
-    int rc = runtime_run(p, fd ? atoi(fd) : -1);
-    pipeline_free(p);
-    return rc;
+    return sl_run_pipeline_file(o->files[0], NULL, 0, fd ? atoi(fd) : -1);
 }
 
 static int cmd_run(opts *o, const char *exe)

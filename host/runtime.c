@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -88,6 +89,7 @@ typedef struct stage_inst {
     size_t ncounters;
     histogram *hists;
     size_t nhists;
+    histogram batch; /* seconds per successful process() call (guarded by mlock) */
 } stage_inst;
 
 struct task {
@@ -104,6 +106,11 @@ struct task {
     recvec *target;       /* where emit() appends */
     recvec dlq_pending;
     int failed;           /* a stage returned FATAL */
+    int paused;           /* the source is paused on the supervisor's request */
+    pthread_mutex_t slock; /* guards e2e and committed (read by write_status) */
+    histogram e2e;        /* record timestamp -> the sink returned, seconds */
+    sl_position *committed; /* last committed position per partition (topic strdup'd) */
+    size_t ncommitted;
     int done;             /* the source is exhausted */
     int64_t last_commit;
     uint32_t seq;         /* one per process call, for the dropped count */
@@ -112,6 +119,10 @@ struct task {
 };
 
 static atomic_int stop_requested;
+static atomic_int pause_requested; /* set from the supervisor's control pipe */
+static int control_fd = -1;
+static pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
+static char last_error[512]; /* the latest error-level log line, for the status line */
 static task *tasks;
 static int ntasks;
 
@@ -331,6 +342,11 @@ static sl_err api_json_set_number(sl_ctx *ctx, const sl_record *rec, const char 
     return json_set(ctx, rec, key, cJSON_CreateNumber(v));
 }
 
+static sl_err api_json_set_bool(sl_ctx *ctx, const sl_record *rec, const char *key, int v)
+{
+    return json_set(ctx, rec, key, cJSON_CreateBool(v != 0));
+}
+
 static sl_err api_json_set_null(sl_ctx *ctx, const sl_record *rec, const char *key)
 {
     return json_set(ctx, rec, key, cJSON_CreateNull());
@@ -354,12 +370,19 @@ static sl_err api_set_topic(sl_ctx *ctx, const sl_record *rec, const char *topic
 
 /* ---- logging and metrics ---------------------------------------------------------------- */
 
+static void note_error(const char *stage, const char *fmt, va_list ap);
+
 static void api_log(sl_ctx *ctx, sl_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     sl_logv(level, ctx->task->cfg->name, ctx->task->index, ctx->st->cfg->name, fmt, ap);
     va_end(ap);
+    if (level == SL_LOG_ERROR) {
+        va_start(ap, fmt);
+        note_error(ctx->st->cfg->name, fmt, ap);
+        va_end(ap);
+    }
 }
 
 static void api_count(sl_ctx *ctx, const char *name, uint64_t n)
@@ -378,6 +401,31 @@ static void api_count(sl_ctx *ctx, const char *name, uint64_t n)
     pthread_mutex_unlock(&s->mlock);
 }
 
+static void hist_add(histogram *h, double v)
+{
+    size_t b = 0;
+    while (b < NBUCKETS && v > bucket_bounds[b]) b++;
+    h->buckets[b]++;
+    h->count++;
+    h->sum += v;
+}
+
+/* Keeps the latest error-level message so the supervisor can show why a pipeline failed. */
+static void note_error(const char *stage, const char *fmt, va_list ap)
+{
+    char msg[400];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    pthread_mutex_lock(&error_lock);
+    snprintf(last_error, sizeof last_error, "%s%s%s", stage ? stage : "", stage ? ": " : "", msg);
+    pthread_mutex_unlock(&error_lock);
+}
+
+void runtime_set_control_fd(int fd)
+{
+    control_fd = fd;
+    if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
 static void api_observe(sl_ctx *ctx, const char *name, double v)
 {
     stage_inst *s = ctx->st;
@@ -390,12 +438,7 @@ static void api_observe(sl_ctx *ctx, const char *name, double v)
         s->hists[i].name = xstrdup(name);
         s->nhists++;
     }
-    histogram *h = &s->hists[i];
-    size_t b = 0;
-    while (b < NBUCKETS && v > bucket_bounds[b]) b++;
-    h->buckets[b]++;
-    h->count++;
-    h->sum += v;
+    hist_add(&s->hists[i], v);
     pthread_mutex_unlock(&s->mlock);
 }
 
@@ -407,6 +450,11 @@ static void tlog(task *t, stage_inst *s, sl_log_level level, const char *fmt, ..
     va_start(ap, fmt);
     sl_logv(level, t->cfg->name, t->index, s ? s->cfg->name : NULL, fmt, ap);
     va_end(ap);
+    if (level == SL_LOG_ERROR) {
+        va_start(ap, fmt);
+        note_error(s ? s->cfg->name : NULL, fmt, ap);
+        va_end(ap);
+    }
 }
 
 /* ---- emit, hold, reject ----------------------------------------------------------------- */
@@ -535,6 +583,7 @@ const sl_api sl_host_api = {
     .parse_duration = sl_parse_duration,
     .parse_size = sl_parse_size,
     .restore = api_restore,
+    .json_set_bool = api_json_set_bool,
 };
 
 /* ---- running the chain -------------------------------------------------------------------- */
@@ -561,9 +610,24 @@ static int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
     for (int attempt = 0;; attempt++) {
         t->seq++;
         t->target = out;
+        int64_t t0 = sl_monotonic_ms();
         sl_err rc = s->d->process(s->self, &s->ctx, &b);
         t->target = saved;
-        if (rc == SL_OK) break;
+        if (rc == SL_OK) {
+            double secs = (double)(sl_monotonic_ms() - t0) / 1000.0;
+            pthread_mutex_lock(&s->mlock);
+            hist_add(&s->batch, secs);
+            pthread_mutex_unlock(&s->mlock);
+            if (s->index >= 0 && (size_t)s->index + 1 == t->nstages) {
+                /* End-to-end latency: record timestamp to the sink's return. */
+                int64_t now = sl_now_ms();
+                pthread_mutex_lock(&t->slock);
+                for (size_t i = 0; i < in->n; i++)
+                    hist_add(&t->e2e, (double)(now - in->v[i]->timestamp_ms) / 1000.0);
+                pthread_mutex_unlock(&t->slock);
+            }
+            break;
+        }
         for (size_t i = mark; out && i < out->n; i++) ack_release(out->v[i]->ack);
         if (out) {
             atomic_fetch_sub_explicit(&s->out, out->n - mark, memory_order_relaxed);
@@ -652,6 +716,25 @@ static void flush_all(task *t, int final)
     }
 }
 
+/* Keeps the last committed position per partition for the status line (GET .../offsets). */
+static void remember_commits(task *t, const sl_position *pos, size_t n)
+{
+    pthread_mutex_lock(&t->slock);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < t->ncommitted && !(t->committed[j].partition == pos[i].partition &&
+                                      !strcmp(t->committed[j].topic, pos[i].topic ? pos[i].topic : "")))
+            j++;
+        if (j == t->ncommitted) {
+            t->committed = xrealloc(t->committed, (j + 1) * sizeof *t->committed);
+            t->committed[j] = (sl_position){xstrdup(pos[i].topic ? pos[i].topic : ""), pos[i].partition, -1};
+            t->ncommitted++;
+        }
+        t->committed[j].offset = pos[i].offset;
+    }
+    pthread_mutex_unlock(&t->slock);
+}
+
 static void commit(task *t)
 {
     stage_inst *src = &t->stages[0];
@@ -661,7 +744,10 @@ static void commit(task *t)
         if (!src->d->commit) continue;
         for (int attempt = 0; attempt < 5; attempt++) {
             sl_err rc = src->d->commit(src->self, &src->ctx, pos, n);
-            if (rc == SL_OK) break;
+            if (rc == SL_OK) {
+                remember_commits(t, pos, n);
+                break;
+            }
             tlog(t, src, SL_LOG_WARN, "commit failed: %s%s", sl_strerror(rc), attempt < 4 ? "; retrying" : "");
             sl_sleep_ms(200);
         }
@@ -740,6 +826,22 @@ static void *task_main(void *arg)
     stage_inst *src = &t->stages[0];
     int64_t last_tick = sl_monotonic_ms(), backoff = 100;
     while (!stopping(t) && !t->done) {
+        int want_pause = atomic_load(&pause_requested);
+        if (want_pause != t->paused) {
+            /* A source that can pause keeps being polled (a Kafka consumer must poll to stay
+             * in its group); one that cannot is simply not polled while paused. */
+            t->paused = want_pause;
+            sl_err (*fn)(void *, sl_ctx *) = want_pause ? src->d->pause : src->d->resume;
+            if (fn && fn(src->self, &src->ctx) != SL_OK)
+                tlog(t, src, SL_LOG_WARN, "%s failed", want_pause ? "pause" : "resume");
+            tlog(t, NULL, SL_LOG_INFO, "%s", want_pause ? "paused" : "resumed");
+        }
+        if (t->paused && !src->d->pause) {
+            flush_all(t, 0);
+            if (sl_monotonic_ms() - t->last_commit >= t->cfg->commit_interval_ms) commit(t);
+            sl_sleep_ms(TICK_MS);
+            continue;
+        }
         recvec out = {0};
         t->target = &out;
         sl_err rc = src->d->poll(src->self, &src->ctx, (size_t)t->cfg->batch_size, TICK_MS);
@@ -803,6 +905,9 @@ static void stage_teardown(stage_inst *s)
 
 static void task_free(task *t)
 {
+    for (size_t i = 0; i < t->ncommitted; i++) free((char *)t->committed[i].topic);
+    free(t->committed);
+    pthread_mutex_destroy(&t->slock);
     for (size_t i = 0; i < t->nstages; i++) stage_teardown(&t->stages[i]);
     if (t->dlq) stage_teardown(t->dlq);
     free(t->stages);
@@ -818,44 +923,124 @@ static void task_free(task *t)
     ack_tracker_destroy(&t->acks);
 }
 
-/* One JSON line per call: what the supervisor keeps and (later) serves as status and metrics. */
+/* A histogram as {"name":…,"le":[bounds],"buckets":[non-cumulative counts, last = +Inf],…}. */
+static void buf_hist(sl_buf *b, const char *name, const histogram *h)
+{
+    buf_puts(b, "{\"name\":");
+    buf_json_str(b, name, strlen(name));
+    buf_puts(b, ",\"buckets\":[");
+    for (size_t i = 0; i <= NBUCKETS; i++) buf_printf(b, "%s%llu", i ? "," : "", (unsigned long long)h->buckets[i]);
+    buf_printf(b, "],\"count\":%llu,\"sum\":%.9g}", (unsigned long long)h->count, h->sum);
+}
+
+static void hist_merge(histogram *into, const histogram *h)
+{
+    for (size_t i = 0; i <= NBUCKETS; i++) into->buckets[i] += h->buckets[i];
+    into->count += h->count;
+    into->sum += h->sum;
+}
+
+/* One JSON line per call: what the supervisor keeps and serves as status and metrics.
+ * Stage totals are summed over tasks; "per_task" holds [in, out, rejected, dropped] per task;
+ * histograms are summed over tasks; "offsets" are the last committed positions. */
 static void write_status(pipeline_cfg *cfg, int fd, const char *state)
 {
     sl_buf b = {0};
+    if (!strcmp(state, "RUNNING") && atomic_load(&pause_requested)) state = "PAUSED";
     buf_printf(&b, "{\"pipeline\":");
     buf_json_str(&b, cfg->name, strlen(cfg->name));
-    buf_printf(&b, ",\"state\":\"%s\",\"pid\":%d,\"tasks\":%d,\"stages\":[", state, (int)getpid(), ntasks);
+    buf_printf(&b, ",\"state\":\"%s\",\"pid\":%d,\"tasks\":%d,\"le\":[", state, (int)getpid(), ntasks);
+    for (size_t i = 0; i < NBUCKETS; i++) buf_printf(&b, "%s%g", i ? "," : "", bucket_bounds[i]);
+    buf_puts(&b, "],\"task_states\":[");
+    for (int k = 0; k < ntasks; k++)
+        buf_printf(&b, "%s\"%s\"", k ? "," : "",
+                   tasks[k].failed ? "FAILED" : tasks[k].done ? "DONE" : tasks[k].paused ? "PAUSED" : state);
+    buf_puts(&b, "],\"stages\":[");
     size_t nst = cfg->nstages + (cfg->dead_letter ? 1 : 0);
     for (size_t i = 0; i < nst; i++) {
         uint64_t in = 0, out = 0, rej = 0, drop = 0, retries = 0;
-        sl_buf extra = {0};
+        sl_buf extra = {0}, per = {0}, hists = {0};
+        histogram batch = {0};
         for (int k = 0; k < ntasks; k++) {
             stage_inst *s = i < cfg->nstages ? &tasks[k].stages[i] : tasks[k].dlq;
-            in += atomic_load(&s->in);
-            out += atomic_load(&s->out);
-            rej += atomic_load(&s->rejected);
-            drop += atomic_load(&s->dropped);
+            uint64_t ti = atomic_load(&s->in), to = atomic_load(&s->out), tr = atomic_load(&s->rejected),
+                     td = atomic_load(&s->dropped);
+            in += ti;
+            out += to;
+            rej += tr;
+            drop += td;
             retries += atomic_load(&s->retries);
+            buf_printf(&per, "%s[%llu,%llu,%llu,%llu]", k ? "," : "", (unsigned long long)ti,
+                       (unsigned long long)to, (unsigned long long)tr, (unsigned long long)td);
             pthread_mutex_lock(&s->mlock);
             for (size_t c = 0; c < s->ncounters; c++) {
                 buf_printf(&extra, "%s{\"task\":%d,\"name\":", extra.len ? "," : "", k);
                 buf_json_str(&extra, s->counters[c].name, strlen(s->counters[c].name));
                 buf_printf(&extra, ",\"value\":%llu}", (unsigned long long)atomic_load(&s->counters[c].value));
             }
+            hist_merge(&batch, &s->batch);
+            for (size_t h = 0; h < s->nhists; h++) {
+                if (hists.len) buf_puts(&hists, ",");
+                buf_printf(&hists, "{\"task\":%d,\"hist\":", k);
+                buf_hist(&hists, s->hists[h].name, &s->hists[h]);
+                buf_puts(&hists, "}");
+            }
             pthread_mutex_unlock(&s->mlock);
         }
         const char *name = i < cfg->nstages ? cfg->stages[i].name : cfg->dead_letter->name;
+        const char *use = i < cfg->nstages ? cfg->stages[i].plugin->desc->name : cfg->dead_letter->plugin->desc->name;
         buf_printf(&b, "%s{\"name\":", i ? "," : "");
         buf_json_str(&b, name, strlen(name));
-        buf_printf(&b, ",\"in\":%llu,\"out\":%llu,\"rejected\":%llu,\"dropped\":%llu,\"retries\":%llu,\"counters\":[%s]}",
+        buf_puts(&b, ",\"use\":");
+        buf_json_str(&b, use, strlen(use));
+        buf_printf(&b, ",\"in\":%llu,\"out\":%llu,\"rejected\":%llu,\"dropped\":%llu,\"retries\":%llu,\"counters\":[%s]",
                    (unsigned long long)in, (unsigned long long)out, (unsigned long long)rej,
                    (unsigned long long)drop, (unsigned long long)retries, buf_cstr(&extra));
+        buf_printf(&b, ",\"per_task\":[%s],\"batch\":", buf_cstr(&per));
+        buf_hist(&b, "batch", &batch);
+        buf_printf(&b, ",\"hists\":[%s]}", buf_cstr(&hists));
         buf_free(&extra);
+        buf_free(&per);
+        buf_free(&hists);
     }
-    buf_puts(&b, "]}\n");
+    histogram e2e = {0};
+    buf_puts(&b, "],\"offsets\":[");
+    int first = 1;
+    for (int k = 0; k < ntasks; k++) {
+        pthread_mutex_lock(&tasks[k].slock);
+        hist_merge(&e2e, &tasks[k].e2e);
+        for (size_t i = 0; i < tasks[k].ncommitted; i++) {
+            const sl_position *p = &tasks[k].committed[i];
+            buf_printf(&b, "%s{\"task\":%d,\"topic\":", first ? "" : ",", k);
+            buf_json_str(&b, p->topic, strlen(p->topic));
+            buf_printf(&b, ",\"partition\":%d,\"offset\":%lld}", (int)p->partition, (long long)p->offset);
+            first = 0;
+        }
+        pthread_mutex_unlock(&tasks[k].slock);
+    }
+    buf_puts(&b, "],\"e2e\":");
+    buf_hist(&b, "e2e", &e2e);
+    pthread_mutex_lock(&error_lock);
+    if (last_error[0]) {
+        buf_puts(&b, ",\"error\":");
+        buf_json_str(&b, last_error, strlen(last_error));
+    }
+    pthread_mutex_unlock(&error_lock);
+    buf_puts(&b, "}\n");
     ssize_t w = write(fd, b.data, b.len);
     (void)w; /* the supervisor may be gone; status is best effort */
     buf_free(&b);
+}
+
+/* The supervisor's control pipe: 'P' pauses the source, 'R' resumes it (latest wins). */
+static void read_control(void)
+{
+    char c[64];
+    ssize_t r = -1;
+    while (control_fd >= 0 && (r = read(control_fd, c, sizeof c)) > 0)
+        for (ssize_t i = 0; i < r; i++)
+            if (c[i] == 'P' || c[i] == 'R') atomic_store(&pause_requested, c[i] == 'P');
+    if (control_fd >= 0 && r == 0) control_fd = -1; /* the supervisor is gone */
 }
 
 static void on_signal(int sig)
@@ -880,6 +1065,7 @@ int runtime_run(pipeline_cfg *cfg, int status_fd)
         task *t = &tasks[k];
         t->cfg = cfg;
         t->index = k;
+        pthread_mutex_init(&t->slock, NULL);
         ack_tracker_init(&t->acks);
         t->nstages = cfg->nstages;
         t->stages = xcalloc(cfg->nstages, sizeof *t->stages);
@@ -892,6 +1078,7 @@ int runtime_run(pipeline_cfg *cfg, int status_fd)
     }
     if (!rc) {
         sl_log(SL_LOG_INFO, NULL, "pipeline started: %zu stages, %d task%s", cfg->nstages, ntasks, ntasks == 1 ? "" : "s");
+        read_control(); /* a pipeline started paused is paused before its first poll */
         for (int k = 0; k < ntasks; k++) pthread_create(&tasks[k].thread, NULL, task_main, &tasks[k]);
         if (status_fd >= 0) write_status(cfg, status_fd, "RUNNING");
         for (int k = 0; k < ntasks; k++) {
@@ -901,6 +1088,7 @@ int runtime_run(pipeline_cfg *cfg, int status_fd)
                 for (int i = 0; i < 20 && !joined; i++) {
                     joined = pthread_tryjoin_np(tasks[k].thread, NULL) == 0;
                     if (!joined) sl_sleep_ms(50);
+                    read_control();
                 }
                 if (!joined && status_fd >= 0) write_status(cfg, status_fd, "RUNNING");
             }

@@ -2,31 +2,106 @@
  *
  * The parent never loads a stage into its own address space for running (only for checking
  * configs), so a crashing stage takes down only its pipeline's child. Each child writes one
- * JSON status line per second to a pipe; the supervisor keeps the latest per pipeline, which
- * is what a REST API and /metrics will serve. */
+ * JSON status line per second to a pipe (see write_status in runtime.c); the supervisor keeps
+ * the latest per pipeline and serves it over REST and /metrics. A second pipe carries control
+ * bytes to the child ('P' pause, 'R' resume).
+ *
+ * The supervisor is single-threaded: its loop polls the children's status pipes, the HTTP
+ * server, inotify and signals. REST handlers run on that thread and use the sup_* functions
+ * below directly. */
 #ifndef SL_HOST_SUPERVISOR_H
 #define SL_HOST_SUPERVISOR_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "metrics.h"
+#include "util.h"
+
+typedef enum sup_state {
+    SUP_RUNNING,  /* a child runs it (it may be paused) */
+    SUP_WAITING,  /* (re)start due at next_start_ms */
+    SUP_FINISHED, /* its source ended (exit 0), or the supervisor is stopping */
+    SUP_FAILED,   /* configuration error (exit 2): not restarted until asked */
+    SUP_STOPPED   /* stopped over REST (PUT .../stop): not restarted until resumed */
+} sup_state;
+
 typedef struct sup_pipeline {
     char *name;
-    char *file;
-    pid_t pid;            /* 0 when not running */
-    int status_fd;        /* read end of the child's status pipe, -1 when none */
-    char *last_status;    /* latest JSON status line from the child */
-    char linebuf[65536];
-    size_t linelen;
-    int restarts;
-    long long next_start_ms; /* when to (re)start, monotonic; 0 = now */
-    long long started_ms;
-    enum { SUP_RUNNING, SUP_WAITING, SUP_FINISHED, SUP_FAILED } state;
-    int last_exit;        /* exit code, or 128+signal */
+    char *file;            /* absolute path of its definition */
+    char *def;             /* the file's bytes when last accepted: a reload restarts on change */
+    int editable;          /* lives in the REST pipeline directory: PUT/DELETE may change it */
+    pid_t pid;             /* 0 when not running */
+    int status_fd, ctl_fd; /* -1 when none */
+    char *last_status;     /* latest JSON status line from the current or last child */
+    int status_folded;     /* last_status's counters are already in `base` */
+    sl_buf line;           /* partial status line */
+    int backoff_level;
+    long long restarts;    /* starts after the first one */
+    long long next_start_ms, started_ms;
+    sup_state state;
+    int last_exit;         /* exit code, or 128+signal */
+    char *trace;           /* why it last failed, for GET .../status */
+    char *reload_error;    /* a newer definition that was refused (the old one runs on) */
+    int paused;            /* desired: sources paused */
+    int restart_pending;   /* start again as soon as the child has exited */
+    int deleting;          /* remove once the child has exited */
+    int tasks_min, tasks_max, tasks; /* tasks: what the child runs (autoscaling moves it) */
+    sl_metrics base;       /* counters of earlier children (see metrics.h) */
+    /* autoscaling */
+    long long scale_at_ms;      /* last scale decision or start */
+    double lag_hist[8];         /* total lag samples, newest last */
+    int nlag;
+    long long last_in;          /* source output at the previous sample */
+    double rate_hist[8];        /* records/s per task */
 } sup_pipeline;
 
-/** Runs the pipelines until all have finished or the supervisor is told to stop (SIGTERM,
- *  SIGINT). `exe` is the sluice binary the children are started from. Returns the exit code. */
-int supervisor_run(sup_pipeline *p, size_t n, const char *exe);
+typedef struct sup_options {
+    const char *exe;          /* the sluice binary children are started from */
+    char **sources;           /* pipeline files and directories */
+    size_t nsources;
+    const char *pipeline_dir; /* REST-created pipelines are kept here (and it is watched) */
+    const char *rest_listen;  /* NULL: no REST server */
+    const char *token;        /* bearer token for changes (NULL: none) */
+    int token_for_reads;
+    size_t max_body;
+    /* autoscaling: decide every `scale_interval_ms` from samples over `scale_window_ms` */
+    long long scale_window_ms, scale_interval_ms;
+    double scale_lag_low;     /* total lag at or below this counts as "near zero" */
+} sup_options;
+
+/** Checks every pipeline, then runs them until all have finished or the supervisor is told to
+ *  stop (SIGTERM, SIGINT). SIGHUP and changes in watched directories reload definitions.
+ *  Returns the exit code (2 when a definition is bad at start). */
+int supervisor_run(const sup_options *o);
+
+/* ---- for the REST API (supervisor thread only) ---------------------------------------- */
+
+size_t sup_count(void);
+sup_pipeline *sup_at(size_t i);                 /* includes deleting ones; check ->deleting */
+sup_pipeline *sup_find(const char *name);       /* NULL when absent or being deleted */
+const sup_options *sup_opts(void);
+const char *sup_worker_id(void);                /* "127.0.0.1:8083" */
+/** State as REST shows it: RUNNING, PAUSED, STOPPED, FAILED, RESTARTING, FINISHED. */
+const char *sup_state_name(const sup_pipeline *p);
+
+/** Validates `yaml` as the definition of pipeline `name` (stages only by plugin name, never a
+ *  path), persists it in the pipeline directory and starts it, or restarts it when it changed.
+ *  Returns an HTTP status: 201 created, 200 updated, 400 invalid, 409 not editable or busy,
+ *  500 no pipeline directory or I/O error; err says why. */
+int sup_put(const char *name, const char *yaml, char *err, size_t errlen);
+/** Checks a definition without applying it; 0 or an HTTP status with err. */
+int sup_check(const char *name, const char *yaml, char *err, size_t errlen);
+/** 204, or 409 when the pipeline is not defined in the pipeline directory. */
+int sup_delete(sup_pipeline *p, char *err, size_t errlen);
+void sup_pause(sup_pipeline *p);
+void sup_resume(sup_pipeline *p);
+void sup_stop(sup_pipeline *p);
+void sup_restart(sup_pipeline *p);
+
+/** Counts a REST request for /metrics. */
+void sup_count_request(int status);
+/** The whole exposition (every pipeline's series plus supervisor gauges). */
+void sup_metrics(sl_buf *out);
 
 #endif

@@ -334,6 +334,9 @@ typedef struct sl_api {
      * partition and offset say which partition and position the state belongs to.
      */
     void (*restore)(sl_ctx *ctx, const sl_record *recs, size_t n);
+
+    /** Like json_set_number, for a boolean member. */
+    sl_err (*json_set_bool)(sl_ctx *ctx, const sl_record *rec, const char *key, int value);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
