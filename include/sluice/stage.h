@@ -241,6 +241,9 @@ typedef struct sl_api {
      * Send `rec` to the pipeline's dead-letter sink with headers sluice.error.stage and
      * sluice.error.reason (reason is copied). The record counts as rejected; it is finished
      * when the dead-letter sink has it. Without a dead-letter sink it is logged and dropped.
+     * `rec` may also be a record the stage built (after a delayed failure, say): the host
+     * copies it and takes its own reference on rec->ack, as emit does, so the stage may
+     * release its hold right after this call.
      */
     void (*reject)(sl_ctx *ctx, const sl_record *rec, const char *reason);
 
