@@ -45,6 +45,8 @@ typedef struct ks {
     size_t ntopics, cap_topics;
     sl_header *hdr_scratch; /* rebuilding a failed message's headers for the dead letter */
     size_t hdr_cap;
+    int64_t last_fail_log_ms; /* delivery failures are logged at most once a second */
+    uint64_t fails_unlogged;
     int fatal;   /* the idempotent producer hit a fatal error: the pipeline must restart */
     int closing; /* close(): deliveries no longer reach the host */
 } ks;
@@ -125,6 +127,8 @@ static void reject_delivered(ks *s, const rd_kafka_message_t *m, sl_ack *ack)
     r.partition = -1;
     r.offset = -1;
     r.timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+    if (r.timestamp_ms < 0) /* not kept for failed messages */
+        r.timestamp_ms = s->api->now_ms(s->ctx);
     r.ack = ack;
     rd_kafka_headers_t *h = NULL;
     if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -160,8 +164,16 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         return; /* not acked: the source re-reads it after restart */
     if (m->err) {
         s->api->count(s->ctx, "delivery_failed", 1);
-        s->api->log(s->ctx, SL_LOG_WARN, "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                    rd_kafka_err2str(m->err));
+        int64_t now = s->api->monotonic_ms(s->ctx);
+        if (now - s->last_fail_log_ms >= 1000) {
+            s->api->log(s->ctx, SL_LOG_WARN, "delivery to %s failed: %s (+%llu more since the "
+                        "last report); to the dead letter", rd_kafka_topic_name(m->rkt),
+                        rd_kafka_err2str(m->err), (unsigned long long)s->fails_unlogged);
+            s->last_fail_log_ms = now;
+            s->fails_unlogged = 0;
+        } else {
+            s->fails_unlogged++;
+        }
         reject_delivered(s, m, ack);
     } else {
         s->api->count(s->ctx, "delivered", 1);

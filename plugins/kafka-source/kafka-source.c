@@ -37,6 +37,7 @@ typedef struct kc {
     sl_ctx *ctx;
     const kc_config *cfg;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* the consumer queue (messages and rebalance events) */
     sl_header *hdrs; /* scratch for one record's headers */
     size_t hdr_cap;
     int paused;
@@ -198,6 +199,7 @@ static sl_err kc_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         goto config_error;
     }
     rd_kafka_poll_set_consumer(s->rk);
+    s->queue = rd_kafka_queue_get_consumer(s->rk);
     rd_kafka_topic_partition_list_t *subs =
         rd_kafka_topic_partition_list_new((int)cfg->topics.n);
     for (size_t i = 0; i < cfg->topics.n; i++)
@@ -206,6 +208,7 @@ static sl_err kc_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     rd_kafka_topic_partition_list_destroy(subs);
     if (err) {
         api->log(ctx, SL_LOG_ERROR, "subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_queue_destroy(s->queue);
         rd_kafka_destroy(s->rk);
         free(s);
         return SL_ECONFIG;
@@ -254,40 +257,53 @@ static sl_err emit_message(kc *s, sl_ctx *ctx, const rd_kafka_message_t *m)
     return s->api->emit(ctx, &r);
 }
 
+/* One consumed message or event: emit it, or log / fail on an error event. */
+static sl_err handle_message(kc *s, sl_ctx *ctx, rd_kafka_message_t *m, size_t *n)
+{
+    sl_err ret = SL_OK;
+    if (!m->err) {
+        ret = emit_message(s, ctx, m);
+        if (ret == SL_OK)
+            (*n)++;
+    } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_fatal_error(s->rk, buf, sizeof(buf));
+        s->api->log(ctx, SL_LOG_ERROR, "fatal consumer error: %s", buf);
+        ret = SL_FATAL;
+    } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        /* Transport errors, unknown topics...: librdkafka keeps retrying. */
+        s->api->log(ctx, SL_LOG_WARN, "kafka: %s", rd_kafka_message_errstr(m));
+    }
+    rd_kafka_message_destroy(m);
+    return ret;
+}
+
 static sl_err kc_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     kc *s = self;
     size_t n = 0;
-    while (n < max) {
-        /* Wait only for the first message; then take what is already fetched. */
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(s->rk, n == 0 ? timeout_ms : 0);
-        if (!m)
+    sl_err ret = SL_OK;
+    /* Wait for the first message only; then take what is already fetched, in bulk (one
+     * queue lock per batch instead of per message). Both serve the rebalance callback. */
+    rd_kafka_message_t *first = rd_kafka_consumer_poll(s->rk, timeout_ms);
+    if (first)
+        ret = handle_message(s, ctx, first, &n);
+    while (first && ret == SL_OK && n < max) {
+        rd_kafka_message_t *msgs[256];
+        size_t want = max - n < 256 ? max - n : 256;
+        ssize_t got = rd_kafka_consume_batch_queue(s->queue, 0, msgs, want);
+        if (got <= 0)
             break;
-        if (m->err) {
-            sl_err ret = SL_OK;
-            if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
-                char buf[512];
-                rd_kafka_fatal_error(s->rk, buf, sizeof(buf));
-                s->api->log(ctx, SL_LOG_ERROR, "fatal consumer error: %s", buf);
-                ret = SL_FATAL;
-            } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                /* Transport errors, unknown topics...: librdkafka keeps retrying. */
-                s->api->log(ctx, SL_LOG_WARN, "kafka: %s", rd_kafka_message_errstr(m));
-            }
-            rd_kafka_message_destroy(m);
-            if (ret != SL_OK)
-                return ret;
-            continue;
+        for (ssize_t i = 0; i < got; i++) {
+            if (ret == SL_OK)
+                ret = handle_message(s, ctx, msgs[i], &n);
+            else
+                rd_kafka_message_destroy(msgs[i]);
         }
-        sl_err e = emit_message(s, ctx, m);
-        rd_kafka_message_destroy(m);
-        if (e != SL_OK)
-            return e;
-        n++;
     }
     if (n)
         s->api->count(ctx, "consumed", n);
-    return SL_OK;
+    return ret;
 }
 
 static sl_err kc_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t n)
@@ -349,6 +365,7 @@ static void kc_close(void *self, sl_ctx *ctx)
     kc *s = self;
     /* The host committed at shutdown; leaving the group now hands the partitions over. */
     s->closing = 1;
+    rd_kafka_queue_destroy(s->queue);
     rd_kafka_consumer_close(s->rk);
     rd_kafka_destroy(s->rk);
     free(s->hdrs);

@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""kafka-sink / kafka-source integration tests against the embedded (mock) broker.
+
+usage: kafka_test.py TEST MOCK_KAFKA_EXE     (TEST: roundtrip, commits, outage, produce-errors,
+                                              rebalance)
+Runs the real `sluice` ($SLUICE_BIN) with plugins from $SLUICE_PLUGIN_PATH.
+"""
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import (Fail, MockKafka, Sluice, check, check_committed_not_ahead,  # noqa: E402
+                     count_lines, make_records, read_envelopes, run, wait_for, write_file)
+
+TOPIC = "events_raw"
+# Small session timeout: a SIGKILLed member leaves the mock group in seconds, not 45 s.
+CONSUMER_RDKAFKA = '{"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}'
+
+
+def ingest_yaml(name, path, extra_source="", key="id"):
+    return """pipeline: %s
+dead_letter: {use: file-sink, with: {path: %s-dlq.ndjson, headers: true}}
+stages:
+  - {name: in, use: file-source, with: {path: %s%s}}
+  - {name: out, use: kafka-sink, with: {brokers: "${KAFKA_BROKERS}", topic: %s, key: %s}}
+""" % (name, name, path, extra_source, TOPIC, key)
+
+
+def consume_yaml(name, group, out, tasks=1):
+    return """pipeline: %s
+tasks: %d
+stages:
+  - name: in
+    use: kafka-source
+    with: {brokers: "${KAFKA_BROKERS}", topics: [%s], group: %s, rdkafka: %s}
+  - {name: out, use: file-sink, with: {path: %s, headers: true}}
+""" % (name, tasks, TOPIC, group, CONSUMER_RDKAFKA, out)
+
+
+def start_mock(cleanup, exe, partitions=8):
+    k = MockKafka(exe, [TOPIC], partitions=partitions)
+    cleanup.append(k)
+    return k, {"KAFKA_BROKERS": k.bootstrap}
+
+
+def ingest(d, cleanup, env, records, name="ingest"):
+    """file-source → kafka-sink, to the end of the file; must exit 0."""
+    write_file(os.path.join(d, name + ".ndjson"), "\n".join(records) + "\n")
+    write_file(os.path.join(d, name + ".yaml"), ingest_yaml(name, name + ".ndjson"))
+    s = Sluice(d, name, [name + ".yaml"], env)
+    cleanup.append(s)
+    check(s.wait(120) == 0, "ingest pipeline failed:\n" + s.tail())
+    check(count_lines(os.path.join(d, name + "-dlq.ndjson")) == 0, "records went to the dead letter")
+
+
+class Feeder(threading.Thread):
+    """Appends records to a file in chunks, slowly, while a follow-mode ingest pipeline
+    (file-source follow → kafka-sink) produces them: consumers then stop mid-stream."""
+
+    def __init__(self, d, cleanup, env, records, chunk=1000, pause=0.25, hook=None):
+        super().__init__(daemon=True)
+        self.path = os.path.join(d, "follow.ndjson")
+        write_file(self.path, "")
+        write_file(os.path.join(d, "ingest.yaml"),
+                   ingest_yaml("ingest", "follow.ndjson", ", follow: true, offset_file: in.offset"))
+        self.producer = Sluice(d, "ingest", ["ingest.yaml"], env)
+        cleanup.append(self.producer)
+        self.records, self.chunk, self.pause, self.hook = records, chunk, pause, hook
+        self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            with open(self.path, "a") as f:
+                for i in range(0, len(self.records), self.chunk):
+                    f.write("\n".join(self.records[i:i + self.chunk]) + "\n")
+                    f.flush()
+                    if self.hook:
+                        self.hook(i // self.chunk)
+                    time.sleep(self.pause)
+        except Exception as e:  # reported by finish()
+            self.error = e
+
+    def finish(self, k):
+        """Wait until the broker has every record, then stop the producer (exit 0)."""
+        self.join(120)
+        if self.error:
+            raise self.error
+        n = len(self.records)
+        wait_for("%d records in the broker" % n, lambda: sum(k.end_offsets(TOPIC).values()) >= n, 90, 0.5)
+        check(self.producer.term() == 0, "producer did not exit 0")
+
+
+def values_of(envs):
+    return [e["value"] for e in envs]
+
+
+def t_roundtrip(d, cleanup, exe):
+    """200,000 records file → kafka-sink → broker → kafka-source → file, plus 1,000 records
+    produced by kcat with keys and headers: all arrive byte-identical (value, key, headers)."""
+    k, env = start_mock(cleanup, exe, partitions=16)
+    n = 200000
+    records = make_records(n)
+    write_file(os.path.join(d, "consume.yaml"), consume_yaml("consume", "rt", "out.ndjson"))
+    consumer = Sluice(d, "consume", ["consume.yaml"], env)
+    cleanup.append(consumer)
+    ingest(d, cleanup, env, records)
+    # Records with keys and headers, produced by another client.
+    kc = ["k%d\t{\"extra\":%d,\"s\":\"tab-free \\u00e9\"}" % (i, i) for i in range(1000)]
+    subprocess.run(["kcat", "-P", "-b", k.bootstrap, "-t", TOPIC, "-K", "\t", "-H", "trace=abc",
+                    "-H", "origin=kcat"], input="\n".join(kc) + "\n", text=True, check=True,
+                   timeout=60)
+    out = os.path.join(d, "out.ndjson")
+    wait_for("%d records in the output" % (n + 1000), lambda: count_lines(out) >= n + 1000, 120, 0.5)
+    check(consumer.term() == 0, "consumer did not stop cleanly")
+    envs = read_envelopes(out)
+    check(len(envs) == n + 1000, "expected %d records once each, got %d" % (n + 1000, len(envs)))
+    by_value = {e["value"]: e for e in envs}
+    check(len(by_value) == len(envs), "duplicate records in the output")
+    for i, r in enumerate(records):
+        e = by_value.get(r)
+        check(e is not None, "record %d lost: %s" % (i, r))
+        check(e.get("key") == str(i), "record %d: key %r, expected %r" % (i, e.get("key"), str(i)))
+        check(e["topic"] == TOPIC and e["timestamp"] > 0, "record %d: bad envelope %r" % (i, e))
+    for line in kc:
+        key, value = line.split("\t", 1)
+        e = by_value.get(value)
+        check(e is not None, "kcat record lost: %s" % value)
+        check(e.get("key") == key, "kcat record: key %r, expected %r" % (e.get("key"), key))
+        check(e["headers"] == {"trace": "abc", "origin": "kcat"}, "headers lost: %r" % e["headers"])
+    ends = k.end_offsets(TOPIC)
+    check(sum(ends.values()) == n + 1000, "broker holds %d records, expected %d"
+          % (sum(ends.values()), n + 1000))
+
+
+def t_commits(d, cleanup, exe):
+    """SIGTERM then SIGKILL of a consumer mid-stream: every record arrives, nothing is
+    committed before it is in the output, and a SIGTERM leaves no record twice."""
+    k, env = start_mock(cleanup, exe)
+    n = 60000
+    records = make_records(n)
+    feeder = Feeder(d, cleanup, env, records)
+    out = os.path.join(d, "out.ndjson")
+    write_file(os.path.join(d, "consume.yaml"), consume_yaml("consume", "cg", "out.ndjson"))
+
+    def run_until(lines, how):
+        s = Sluice(d, "consume", ["consume.yaml"], env)
+        cleanup.append(s)
+        wait_for("%d output lines" % lines, lambda: count_lines(out) >= lines, 60, 0.02)
+        if how == "term":
+            check(s.term() == 0, "consumer did not exit 0 on SIGTERM")
+        else:
+            s.kill()
+
+    run_until(10000, "term")
+    first = values_of(read_envelopes(out))
+    check(len(first) < n, "the consumer was not stopped mid-stream")
+    check(len(set(first)) == len(first), "duplicates before any crash")
+    check_committed_not_ahead(k.committed("cg", TOPIC), read_envelopes(out), TOPIC)
+
+    run_until(len(first) + 15000, "kill")
+    envs = read_envelopes(out)
+    vals = values_of(envs)
+    check(len(set(vals)) == len(vals), "a record was read twice after a SIGTERM restart")
+    check_committed_not_ahead(k.committed("cg", TOPIC), envs, TOPIC)
+
+    check(len(vals) < n, "the consumer was not killed mid-stream")
+
+    s = Sluice(d, "consume", ["consume.yaml"], env)
+    cleanup.append(s)
+    feeder.finish(k)
+    want = set(records)
+    wait_for("every record", lambda: want <= set(values_of(read_envelopes(out))), 90, 0.5)
+    check(s.term() == 0, "consumer did not exit 0 on SIGTERM")
+    check(want == set(values_of(read_envelopes(out))), "unexpected records in the output")
+
+
+def t_outage(d, cleanup, exe):
+    """The broker goes down for a few seconds while records are produced and consumed."""
+    k, env = start_mock(cleanup, exe)
+    n = 60000
+    records = make_records(n)
+    out = os.path.join(d, "out.ndjson")
+    write_file(os.path.join(d, "consume.yaml"), consume_yaml("consume", "og", "out.ndjson"))
+    consumer = Sluice(d, "consume", ["consume.yaml"], env)
+    cleanup.append(consumer)
+
+    def outage(chunk):
+        if chunk == 10:
+            wait_for("output before the outage", lambda: count_lines(out) > 0, 60)
+            k.cmd("down 1")
+        elif chunk == 22:  # 12 chunks * 0.25 s: about 3 s down
+            k.cmd("up 1")
+    feeder = Feeder(d, cleanup, env, records, hook=outage)
+    feeder.finish(k)
+    want = set(records)
+    wait_for("every record in the output", lambda: want <= set(values_of(read_envelopes(out))), 90, 0.5)
+    check(consumer.term() == 0, "consumer did not exit 0")
+    check(sum(k.end_offsets(TOPIC).values()) == n, "the idempotent producer wrote duplicates")
+    check(count_lines(os.path.join(d, "ingest-dlq.ndjson")) == 0, "records went to the dead letter")
+    log = open(feeder.producer.log_path, errors="replace").read()
+    check("brokers are down" in log, "the producer never saw the outage")
+
+
+def t_produce_errors(d, cleanup, exe):
+    """Injected retriable Produce errors are retried: all records land, once each. A record
+    librdkafka refuses (larger than message.max.bytes) goes to the dead letter with the reason."""
+    k, env = start_mock(cleanup, exe)
+    # ApiKey 0 = Produce; 6 = NOT_LEADER_OR_FOLLOWER, 19 = NOT_ENOUGH_REPLICAS.
+    k.cmd("err 8 0 6")
+    k.cmd("err 8 0 19")
+    n = 30000
+    records = make_records(n)
+    big = "{\"id\":-1,\"pad\":\"%s\"}" % ("x" * 20000)
+    write_file(os.path.join(d, "in.ndjson"), "\n".join(records[:100] + [big] + records[100:]) + "\n")
+    write_file(os.path.join(d, "p.yaml"), ingest_yaml("p", "in.ndjson").replace(
+        "key: id}", "key: id, rdkafka: {message.max.bytes: \"10000\"}}"))
+    s = Sluice(d, "p", ["p.yaml"], env)
+    cleanup.append(s)
+    check(s.wait(120) == 0, "pipeline failed")
+    ends = k.end_offsets(TOPIC)
+    check(sum(ends.values()) == n, "broker holds %d records, expected %d" % (sum(ends.values()), n))
+    dlq = read_envelopes(os.path.join(d, "p-dlq.ndjson"))
+    check(len(dlq) == 1 and dlq[0]["value"] == big, "expected the big record in the dead letter")
+    reason = dlq[0]["headers"].get("sluice.error.reason", "")
+    check("too large" in reason.lower(), "dead-letter reason: %r" % reason)
+
+
+def t_rebalance(d, cleanup, exe):
+    """A second consumer joins mid-stream; then both crash. No record is committed before it is
+    in an output, and after a restart every record is there."""
+    k, env = start_mock(cleanup, exe)
+    n = 80000
+    records = make_records(n)
+    feeder = Feeder(d, cleanup, env, records)
+    outs = [os.path.join(d, "out-a.ndjson"), os.path.join(d, "out-b.ndjson")]
+    write_file(os.path.join(d, "a.yaml"), consume_yaml("consume-a", "rg", "out-a.ndjson"))
+    write_file(os.path.join(d, "b.yaml"), consume_yaml("consume-b", "rg", "out-b.ndjson"))
+    a = Sluice(d, "a", ["a.yaml"], env)
+    cleanup.append(a)
+    wait_for("first consumer output", lambda: count_lines(outs[0]) >= 5000, 60, 0.02)
+    b = Sluice(d, "b", ["b.yaml"], env)
+    cleanup.append(b)
+    wait_for("second consumer output (rebalance done)", lambda: count_lines(outs[1]) >= 2000, 60, 0.05)
+    a.kill()
+    b.kill()
+    envs = read_envelopes(outs[0]) + read_envelopes(outs[1])
+    check_committed_not_ahead(k.committed("rg", TOPIC), envs, TOPIC)
+    check(count_lines(outs[0]) + count_lines(outs[1]) < n, "the consumers were not killed mid-stream")
+    c = Sluice(d, "a", ["a.yaml"], env)
+    cleanup.append(c)
+    feeder.finish(k)
+    want = set(records)
+
+    def complete():
+        return want <= set(values_of(read_envelopes(outs[0]) + read_envelopes(outs[1])))
+    wait_for("every record after the restart", complete, 90, 0.5)
+    check(c.term() == 0, "consumer did not exit 0")
+
+
+TESTS = {"roundtrip": t_roundtrip, "commits": t_commits, "outage": t_outage,
+         "produce-errors": t_produce_errors, "rebalance": t_rebalance}
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in TESTS:
+        print(__doc__)
+        sys.exit(2)
+    run(TESTS, sys.argv)
