@@ -27,6 +27,7 @@ struct ack_partition {
     int32_t partition;
     ack_tracker *tracker;
     sl_ack *head, *tail;    /* unfinished-or-waiting tokens in emission order */
+    sl_ack *free_list;      /* popped tokens kept for reuse: no malloc per record */
     int64_t committed;      /* last offset with everything up to it finished; -1 none */
     int moved;              /* committed changed since ack_take_commits */
 };
@@ -46,6 +47,10 @@ void ack_tracker_destroy(ack_tracker *t)
             n = a->next;
             free(a);
         }
+        for (sl_ack *a = p->free_list, *n; a; a = n) {
+            n = a->next;
+            free(a);
+        }
         pthread_mutex_destroy(&p->lock);
         free(p->topic);
         free(p);
@@ -54,13 +59,18 @@ void ack_tracker_destroy(ack_tracker *t)
     pthread_mutex_destroy(&t->lock);
 }
 
+int ack_partition_is(const ack_partition *p, const char *topic, int32_t partition)
+{
+    return p->partition == partition &&
+           (p->topic == topic || (p->topic && topic && strcmp(p->topic, topic) == 0));
+}
+
 ack_partition *ack_partition_get(ack_tracker *t, const char *topic, int32_t partition)
 {
     pthread_mutex_lock(&t->lock);
     for (size_t i = 0; i < t->nparts; i++) {
         ack_partition *p = t->parts[i];
-        if (p->partition == partition &&
-            (p->topic == topic || (p->topic && topic && strcmp(p->topic, topic) == 0))) {
+        if (ack_partition_is(p, topic, partition)) {
             pthread_mutex_unlock(&t->lock);
             return p;
         }
@@ -79,15 +89,17 @@ ack_partition *ack_partition_get(ack_tracker *t, const char *topic, int32_t part
 
 sl_ack *ack_new(ack_partition *p, int64_t offset)
 {
-    sl_ack *a = xmalloc(sizeof *a);
+    atomic_fetch_add(&p->tracker->pending, 1);
+    pthread_mutex_lock(&p->lock);
+    sl_ack *a = p->free_list;
+    if (a) p->free_list = a->next;
+    else a = xmalloc(sizeof *a);
     atomic_init(&a->refs, 1);
     a->kind = ACK_ENTRY;
     a->finished = 0;
     a->next = NULL;
     a->part = p;
     a->offset = offset;
-    atomic_fetch_add(&p->tracker->pending, 1);
-    pthread_mutex_lock(&p->lock);
     if (p->tail) p->tail->next = a;
     else p->head = a;
     p->tail = a;
@@ -137,7 +149,8 @@ static void entry_finished(sl_ack *a)
         p->moved = 1;
         p->head = h->next;
         if (!p->head) p->tail = NULL;
-        free(h);
+        h->next = p->free_list;
+        p->free_list = h;
         done++;
     }
     pthread_mutex_unlock(&p->lock);

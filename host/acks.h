@@ -34,6 +34,9 @@ void ack_tracker_destroy(ack_tracker *t);
 /** The partition entry for (topic, partition), created on first use. topic may be NULL. */
 ack_partition *ack_partition_get(ack_tracker *t, const char *topic, int32_t partition);
 
+/** Is p the entry of (topic, partition)? */
+int ack_partition_is(const ack_partition *p, const char *topic, int32_t partition);
+
 /** A new token for a record at `offset` (offsets must not decrease within a partition);
  *  returned with one reference. */
 sl_ack *ack_new(ack_partition *p, int64_t offset);

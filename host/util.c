@@ -171,19 +171,27 @@ struct arena_chunk {
     _Alignas(16) char data[];
 };
 
+#define ARENA_CHUNK (256u << 10)
+
 void *arena_alloc(sl_arena *a, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
-    if (!a->head || a->used + n > a->cap) {
-        size_t cap = n > 65536 ? n : 65536;
+    while (!a->cur || a->used + n > a->cur->cap) {
+        if (a->cur && a->cur->next) { /* reuse the next chunk kept from before a reset */
+            a->cur = a->cur->next;
+            a->used = 0;
+            continue;
+        }
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
         struct arena_chunk *c = xmalloc(sizeof *c + cap);
         c->cap = cap;
-        c->next = a->head;
-        a->head = c;
+        c->next = NULL;
+        if (a->cur) a->cur->next = c;
+        else a->head = c;
+        a->cur = c;
         a->used = 0;
-        a->cap = cap;
     }
-    void *p = a->head->data + a->used;
+    void *p = a->cur->data + a->used;
     a->used += n;
     return p;
 }
@@ -197,19 +205,17 @@ void *arena_memdup(sl_arena *a, const void *p, size_t n)
     return d;
 }
 
+int arena_owns(const sl_arena *a, const void *p)
+{
+    for (const struct arena_chunk *c = a->head; c; c = c->next)
+        if ((const char *)p >= c->data && (const char *)p < c->data + c->cap) return 1;
+    return 0;
+}
+
 void arena_reset(sl_arena *a)
 {
-    if (!a->head) return;
-    /* Keep only the newest chunk, so a steady workload stops calling malloc. */
-    struct arena_chunk *keep = a->head, *c = keep->next;
-    while (c) {
-        struct arena_chunk *n = c->next;
-        free(c);
-        c = n;
-    }
-    keep->next = NULL;
+    a->cur = a->head;
     a->used = 0;
-    a->cap = keep->cap;
 }
 
 void arena_free(sl_arena *a)
@@ -218,8 +224,8 @@ void arena_free(sl_arena *a)
         n = c->next;
         free(c);
     }
-    a->head = NULL;
-    a->used = a->cap = 0;
+    a->head = a->cur = NULL;
+    a->used = 0;
 }
 
 void buf_put(sl_buf *b, const void *p, size_t n)

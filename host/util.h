@@ -25,15 +25,18 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/** A bump allocator: many small allocations freed at once (config values, one batch). */
+/** A bump allocator: many small allocations freed at once (config values, one batch). Reset
+ *  rewinds without freeing, so a steady workload stops calling malloc at all. */
 typedef struct sl_arena {
-    struct arena_chunk *head;
-    size_t used, cap;
+    struct arena_chunk *head, *cur; /* chunks in order; allocation happens in cur */
+    size_t used;                     /* bytes used in cur */
 } sl_arena;
 void *arena_alloc(sl_arena *a, size_t n);
 char *arena_strdup(sl_arena *a, const char *s);
 void *arena_memdup(sl_arena *a, const void *p, size_t n);
-void arena_reset(sl_arena *a); /* keeps the first chunk */
+/** Does p point into memory of this arena? (For free() hooks that must ignore arena memory.) */
+int arena_owns(const sl_arena *a, const void *p);
+void arena_reset(sl_arena *a);
 void arena_free(sl_arena *a);
 
 /** Growable byte buffer. */
