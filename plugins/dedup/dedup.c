@@ -1,0 +1,474 @@
+/*
+ * dedup — UC04: drop records whose key was already seen within `ttl` of event time.
+ *
+ * State is kept per source partition (a partition belongs to one task, so tasks never share
+ * it). For each partition:
+ *   - a clock: the highest record timestamp seen (event time, set upstream by the validator);
+ *   - an open-addressing table (linear probing) of 64-bit key hashes, 0 = empty slot;
+ *   - a FIFO ring of (hash, clock second at insertion), oldest first. Because the clock never
+ *     goes back, the ring is ordered by insertion time too, so expiry and eviction both pop
+ *     the ring's head.
+ * That is 8 bytes per table slot (load <= 3/4) + 12 bytes per ring entry: ~25 bytes per key.
+ *
+ * A key is remembered until the clock has moved more than `ttl` (rounded up to whole
+ * seconds) past the moment it was first seen; a duplicate does not extend that. When a
+ * partition holds `max_keys` keys, the oldest is evicted (counted as "evicted" and logged).
+ * Keys are compared by a 64-bit hash: two different keys collide with probability ~n^2/2^65
+ * (about 3e-6 for 10 M keys), which would drop one record as a duplicate.
+ *
+ * Restart: on_assign/on_revoke drop a partition's state; on_restore takes state records a
+ * later stage hands back (the events a sink stored up to the committed offset) and remembers
+ * their keys as seen at their timestamps, so duplicates of events before the resume point are
+ * still dropped after a crash.
+ */
+#include <sluice/stage.h>
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_EVERY_MS 10000
+
+typedef struct dconf {
+    sl_list key;
+    int64_t ttl_ms;
+    int64_t max_keys;
+    int scope; /* only "partition" */
+} dconf;
+
+typedef struct __attribute__((packed)) ring_ent {
+    uint64_t h;
+    uint32_t t; /* clock second when first seen */
+} ring_ent;
+
+typedef struct pstate {
+    int32_t partition;
+    uint64_t *tab;
+    size_t cap, n; /* cap: power of two */
+    ring_ent *ring;
+    size_t rcap, head, len;
+    int64_t clock_ms;
+} pstate;
+
+typedef struct dedup {
+    const sl_api *api;
+    const dconf *conf;
+    uint32_t ttl_s;
+    pstate **parts;
+    size_t n_parts;
+    pstate *last; /* the partition of the previous record: batches are mostly one partition */
+    uint64_t evicted, evicted_logged;
+    int64_t last_log_ms;
+    uint64_t *hashes; /* per batch: the key hash of each record (0: no key) */
+    size_t cap_hashes;
+} dedup;
+
+/* ---- hashing --------------------------------------------------------------------------- */
+
+static inline uint64_t mix64(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static uint64_t hash_bytes(uint64_t seed, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ mix64(w)) * 0x9E3779B97F4A7C15ULL;
+        h = (h << 27) | (h >> 37);
+        p += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, p, n);
+    h ^= mix64(w ^ ((uint64_t)n << 56));
+    return mix64(h);
+}
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+static bool tab_has(const pstate *p, uint64_t h)
+{
+    size_t mask = p->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        if (p->tab[i] == h)
+            return true;
+        if (!p->tab[i])
+            return false;
+    }
+}
+
+static void tab_put(uint64_t *tab, size_t cap, uint64_t h)
+{
+    size_t mask = cap - 1, i = h & mask;
+    while (tab[i])
+        i = (i + 1) & mask;
+    tab[i] = h;
+}
+
+/* Remove h, shifting later members of its probe run back (no tombstones). */
+static void tab_del(pstate *p, uint64_t h)
+{
+    size_t mask = p->cap - 1, i = h & mask;
+    while (p->tab[i] != h) {
+        if (!p->tab[i])
+            return;
+        i = (i + 1) & mask;
+    }
+    for (size_t j = i;;) {
+        j = (j + 1) & mask;
+        if (!p->tab[j])
+            break;
+        size_t home = p->tab[j] & mask;
+        /* tab[j] may move to i only if its home slot is not in (i, j] (cyclically). */
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            p->tab[i] = p->tab[j];
+            i = j;
+        }
+    }
+    p->tab[i] = 0;
+    p->n--;
+}
+
+static bool tab_grow(pstate *p)
+{
+    size_t cap = p->cap * 2;
+    uint64_t *t = calloc(cap, sizeof *t);
+    if (!t)
+        return false;
+    for (size_t i = 0; i < p->cap; i++)
+        if (p->tab[i])
+            tab_put(t, cap, p->tab[i]);
+    free(p->tab);
+    p->tab = t;
+    p->cap = cap;
+    return true;
+}
+
+static bool ring_grow(pstate *p, size_t max)
+{
+    size_t cap = p->rcap * 2 > max ? max : p->rcap * 2;
+    ring_ent *r = malloc(cap * sizeof *r);
+    if (!r)
+        return false;
+    for (size_t i = 0; i < p->len; i++)
+        r[i] = p->ring[(p->head + i) % p->rcap];
+    free(p->ring);
+    p->ring = r;
+    p->rcap = cap;
+    p->head = 0;
+    return true;
+}
+
+static void pop_oldest(pstate *p)
+{
+    tab_del(p, p->ring[p->head].h);
+    p->head = (p->head + 1) % p->rcap;
+    p->len--;
+}
+
+/* ---- partitions ------------------------------------------------------------------------- */
+
+static void pstate_free(pstate *p)
+{
+    if (p) {
+        free(p->tab);
+        free(p->ring);
+        free(p);
+    }
+}
+
+static pstate *partition_state(dedup *d, int32_t partition)
+{
+    if (d->last && d->last->partition == partition)
+        return d->last;
+    for (size_t i = 0; i < d->n_parts; i++)
+        if (d->parts[i]->partition == partition)
+            return d->last = d->parts[i];
+    pstate *p = calloc(1, sizeof *p);
+    pstate **v = realloc(d->parts, (d->n_parts + 1) * sizeof *v);
+    if (!p || !v) {
+        free(p);
+        if (v)
+            d->parts = v;
+        return NULL;
+    }
+    d->parts = v;
+    p->partition = partition;
+    p->cap = 1024;
+    p->rcap = (size_t)d->conf->max_keys < 1024 ? (size_t)d->conf->max_keys : 1024;
+    p->tab = calloc(p->cap, sizeof *p->tab);
+    p->ring = malloc(p->rcap * sizeof *p->ring);
+    if (!p->tab || !p->ring) {
+        pstate_free(p);
+        return NULL;
+    }
+    p->clock_ms = INT64_MIN;
+    d->parts[d->n_parts++] = p;
+    return d->last = p;
+}
+
+/* The key's hash, or 0 when a key field is missing (such records are not deduplicated). */
+static uint64_t key_hash(dedup *d, const sl_json *root)
+{
+    const sl_api *api = d->api;
+    uint64_t h = 0x5EED;
+    for (size_t i = 0; i < d->conf->key.n; i++) {
+        const sl_json *n = api->json_get(root, d->conf->key.items[i]);
+        switch (api->json_type(n)) {
+        case SL_JSON_STRING: {
+            const char *s = api->json_string(n);
+            h = hash_bytes(h + 's', s, strlen(s));
+            break;
+        }
+        case SL_JSON_NUMBER:
+        case SL_JSON_BOOL: {
+            double x = api->json_number(n);
+            if (x == 0)
+                x = 0; /* -0 == 0 */
+            h = hash_bytes(h + (api->json_type(n) == SL_JSON_BOOL ? 'b' : 'n'), &x, sizeof x);
+            break;
+        }
+        default:
+            return 0;
+        }
+    }
+    return h ? h : 1;
+}
+
+/* Remember h as first seen at clock second t, evicting the oldest key when full. */
+static sl_err insert(dedup *d, pstate *p, uint64_t h, uint32_t t, uint64_t *evicted)
+{
+    if (p->len == (size_t)d->conf->max_keys) {
+        pop_oldest(p);
+        if (evicted)
+            (*evicted)++;
+    }
+    if ((p->n + 1) * 4 > p->cap * 3 && !tab_grow(p))
+        return SL_ENOMEM;
+    if (p->len == p->rcap && !ring_grow(p, (size_t)d->conf->max_keys))
+        return SL_ENOMEM;
+    tab_put(p->tab, p->cap, h);
+    p->n++;
+    p->ring[(p->head + p->len) % p->rcap] = (ring_ent){h, t};
+    p->len++;
+    return SL_OK;
+}
+
+static void log_evictions(dedup *d, sl_ctx *ctx)
+{
+    int64_t now = d->api->monotonic_ms(ctx);
+    if (d->evicted_logged == 0 || now - d->last_log_ms >= LOG_EVERY_MS) {
+        d->api->log(ctx, SL_LOG_WARN,
+                    "max_keys %lld reached: evicted %llu oldest keys so far (they are no longer deduplicated)",
+                    (long long)d->conf->max_keys, (unsigned long long)d->evicted);
+        d->evicted_logged = d->evicted;
+        d->last_log_ms = now;
+    }
+}
+
+/* ---- callbacks -------------------------------------------------------------------------- */
+
+static sl_err d_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
+{
+    const dconf *conf = config;
+    if (conf->key.n == 0) {
+        api->log(ctx, SL_LOG_ERROR, "key: at least one field");
+        return SL_ECONFIG;
+    }
+    dedup *d = calloc(1, sizeof *d);
+    if (!d)
+        return SL_ENOMEM;
+    d->api = api;
+    d->conf = conf;
+    int64_t s = (conf->ttl_ms + 999) / 1000; /* rounded up: "remembered at least ttl" */
+    d->ttl_s = s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+    *self = d;
+    return SL_OK;
+}
+
+static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
+{
+    dedup *d = self;
+    const sl_api *api = d->api;
+    uint64_t dups = 0, no_key = 0, evicted = 0;
+    sl_err err = SL_OK;
+    /* Pass 1: hash every key and prefetch its table slot, and the slots of the keys about to
+     * expire. With millions of keys each probe is a cache miss; this overlaps them. */
+    if (batch->n > d->cap_hashes) {
+        uint64_t *hs = realloc(d->hashes, batch->n * sizeof *hs);
+        if (!hs)
+            return SL_ENOMEM;
+        d->hashes = hs;
+        d->cap_hashes = batch->n;
+    }
+    for (size_t i = 0; i < batch->n; i++) {
+        const sl_json *root = api->json(ctx, batch->recs[i], NULL);
+        uint64_t h = d->hashes[i] = root ? key_hash(d, root) : 0;
+        pstate *p = h ? partition_state(d, batch->recs[i]->partition) : NULL;
+        if (p) {
+            __builtin_prefetch(&p->tab[h & (p->cap - 1)]);
+            if (i < p->len)
+                __builtin_prefetch(&p->tab[p->ring[(p->head + i) % p->rcap].h & (p->cap - 1)]);
+        }
+    }
+    for (size_t i = 0; i < batch->n && err == SL_OK; i++) {
+        const sl_record *rec = batch->recs[i];
+        uint64_t h = d->hashes[i];
+        if (!h) {
+            no_key++;
+            err = api->emit(ctx, rec);
+            continue;
+        }
+        pstate *p = partition_state(d, rec->partition);
+        if (!p)
+            return SL_ENOMEM;
+        if (rec->timestamp_ms > p->clock_ms)
+            p->clock_ms = rec->timestamp_ms;
+        int64_t cs = p->clock_ms / 1000;
+        uint32_t now_s = cs < 0 ? 0 : cs > UINT32_MAX ? UINT32_MAX : (uint32_t)cs;
+        while (p->len && now_s - p->ring[p->head].t > d->ttl_s)
+            pop_oldest(p);
+        if (tab_has(p, h)) {
+            dups++;
+            continue; /* not emitted: the host counts it dropped and it is finished */
+        }
+        if ((err = insert(d, p, h, now_s, &evicted)) != SL_OK)
+            break;
+        err = api->emit(ctx, rec);
+    }
+    if (dups)
+        api->count(ctx, "duplicates", dups);
+    if (no_key)
+        api->count(ctx, "no_key", no_key);
+    if (evicted) {
+        d->evicted += evicted;
+        api->count(ctx, "evicted", evicted);
+        log_evictions(d, ctx);
+    }
+    return err;
+}
+
+static void drop_partition(dedup *d, int32_t partition)
+{
+    for (size_t i = 0; i < d->n_parts; i++)
+        if (d->parts[i]->partition == partition) {
+            pstate_free(d->parts[i]);
+            d->parts[i] = d->parts[--d->n_parts];
+            break;
+        }
+    d->last = NULL;
+}
+
+/* Assigned: start from nothing; what was seen before comes back through on_restore. */
+static sl_err d_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n)
+{
+    (void)ctx;
+    for (size_t k = 0; k < n; k++)
+        drop_partition(self, parts[k].partition);
+    return SL_OK;
+}
+
+static sl_err d_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n)
+{
+    (void)ctx;
+    for (size_t k = 0; k < n; k++)
+        drop_partition(self, parts[k].partition);
+    return SL_OK;
+}
+
+/* State records that carry every key field (the events a sink stored) are remembered as
+ * seen at their timestamp; others (KPI rows, say) are not ours. */
+static sl_err d_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
+{
+    dedup *d = self;
+    size_t added = 0;
+    for (size_t i = 0; i < state->n; i++) {
+        const sl_record *rec = state->recs[i];
+        const sl_json *root = d->api->json(ctx, rec, NULL);
+        uint64_t h = root ? key_hash(d, root) : 0;
+        if (!h)
+            continue;
+        pstate *p = partition_state(d, rec->partition);
+        if (!p)
+            return SL_ENOMEM;
+        if (rec->timestamp_ms > p->clock_ms)
+            p->clock_ms = rec->timestamp_ms;
+        int64_t cs = rec->timestamp_ms / 1000;
+        uint32_t t = cs < 0 ? 0 : cs > UINT32_MAX ? UINT32_MAX : (uint32_t)cs;
+        /* The ring must stay in time order (expiry pops its head): a record older than the
+         * newest entry takes that entry's time, i.e. it is remembered a little longer. */
+        if (p->len && t < p->ring[(p->head + p->len - 1) % p->rcap].t)
+            t = p->ring[(p->head + p->len - 1) % p->rcap].t;
+        if (tab_has(p, h))
+            continue;
+        sl_err e = insert(d, p, h, t, NULL);
+        if (e != SL_OK)
+            return e;
+        added++;
+    }
+    if (added)
+        d->api->log(ctx, SL_LOG_INFO, "restored %zu keys from %zu state records", added, state->n);
+    return SL_OK;
+}
+
+static void d_close(void *self, sl_ctx *ctx)
+{
+    dedup *d = self;
+    size_t keys = 0, bytes = 0;
+    for (size_t i = 0; i < d->n_parts; i++) {
+        keys += d->parts[i]->len;
+        bytes += d->parts[i]->cap * sizeof(uint64_t) + d->parts[i]->rcap * sizeof(ring_ent);
+        pstate_free(d->parts[i]);
+    }
+    d->api->log(ctx, SL_LOG_INFO, "closing with %zu keys in %zu partitions, %zu bytes", keys,
+                d->n_parts, bytes);
+    free(d->parts);
+    free(d->hashes);
+    free(d);
+}
+
+/* ---- config table and descriptor ------------------------------------------------------- */
+
+static const sl_config_entry d_config[] = {
+    {.key = "key", .type = SL_T_LIST, .flags = SL_CFG_BOUNDED, .default_value = "event_id", .min = 1, .max = 16,
+     .offset = offsetof(dconf, key), .description = "field (or list of fields) whose value identifies a record"},
+    {.key = "ttl", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "10m", .min = 1,
+     .max = 4294967295000.0, .offset = offsetof(dconf, ttl_ms),
+     .description = "a key is remembered at least this long, in event time"},
+    {.key = "max_keys", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "1000000", .min = 1,
+     .max = 2147483647.0, .offset = offsetof(dconf, max_keys),
+     .description = "keys remembered per partition; when full the oldest are evicted (counted, logged)"},
+    {.key = "scope", .type = SL_T_ENUM, .default_value = "partition", .choices = "partition",
+     .offset = offsetof(dconf, scope), .description = "state is kept per source partition"},
+    {.key = NULL},
+};
+
+static const sl_stage_desc d_desc = {
+    SL_STAGE_DESC_INIT,
+    .flags = SL_STAGE_JSON_ONLY,
+    .name = "dedup",
+    .version = "1.0.0",
+    .kind = SL_KIND_TRANSFORM,
+    .description = "drops records whose key was seen within a time bound (per partition)",
+    .config = d_config,
+    .config_size = sizeof(dconf),
+    .init = d_init,
+    .process = d_process,
+    .close = d_close,
+    .on_assign = d_on_assign,
+    .on_revoke = d_on_revoke,
+    .on_restore = d_on_restore,
+};
+
+SL_STAGE_DEFINE(d_desc)

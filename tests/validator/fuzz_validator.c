@@ -1,0 +1,81 @@
+/* libFuzzer target for the validator's parse path, without any stand-in host: raw bytes ->
+ * the validator's record-level checks (size, UTF-8) -> cJSON parse (as the host parses) ->
+ * the validator's schema checks, reading the tree through the real host's JSON accessors
+ * (sl_host_api from sluice_core; they need no ctx) -> the normalisations applied to the tree.
+ * validator.c is included, not dlopened, so it is instrumented and its statics are reachable.
+ * Invariants: a rejected input has a "<field>: <rule>" reason; an accepted one is a JSON object
+ * after normalisation that validates again with nothing left to change (normalisation is
+ * idempotent); nothing crashes, leaks or reads out of bounds. */
+#include "../../plugins/validator/validator.c"
+
+#include <cjson/cJSON.h>
+
+/* From host/runtime.h (not included: its util.h names clash with validator.c statics). */
+extern const sl_api sl_host_api;
+
+#ifndef FUZZ_SCHEMA
+#define FUZZ_SCHEMA "pipelines/ecommerce-event.schema.yaml"
+#endif
+
+static validator *v;
+static vconf conf = {.schema = FUZZ_SCHEMA, .max_record_bytes = 4096};
+
+static void setup(void)
+{
+    char err[8192];
+    v = calloc(1, sizeof *v);
+    v->api = &sl_host_api;
+    v->conf = &conf;
+    if (!schema_load(&v->sc, conf.schema, err, sizeof err)) {
+        fprintf(stderr, "%s\n", err);
+        abort();
+    }
+    v->arena_size = (size_t)conf.max_record_bytes + 32 * MAX_FIELDS + 64;
+    v->arena = malloc(v->arena_size);
+}
+
+/* What api->json_set_* do to a record's tree. */
+static void apply(cJSON *root)
+{
+    for (size_t m = 0; m < v->n_mut; m++) {
+        const mutation *mu = &v->mut[m];
+        cJSON *item = mu->s ? cJSON_CreateString(mu->s) : mu->is_bool ? cJSON_CreateBool(mu->d != 0)
+                                                                      : cJSON_CreateNumber(mu->d);
+        if (cJSON_GetObjectItemCaseSensitive(root, mu->key))
+            cJSON_ReplaceItemInObjectCaseSensitive(root, mu->key, item);
+        else
+            cJSON_AddItemToObject(root, mu->key, item);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (!v)
+        setup();
+    cJSON *root = NULL;
+    bool ok = check_raw(v, data, size);
+    if (ok) {
+        root = cJSON_ParseWithLength((const char *)data, size);
+        ok = check_root(v, (const sl_json *)root, "parse error");
+    }
+    if (!ok) {
+        if (!strstr(v->reason, ": "))
+            abort(); /* every reason names a field (or "record") and a rule */
+        cJSON_Delete(root);
+        return 0;
+    }
+    apply(root);
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON *again = out ? cJSON_Parse(out) : NULL;
+    if (!cJSON_IsObject(again))
+        abort(); /* a forwarded record is a JSON object after normalisation */
+    if (!check_root(v, (const sl_json *)again, NULL) || v->n_mut != 0) {
+        fprintf(stderr, "not idempotent: %.*s -> %s (%s, %zu changes)\n", (int)size, (const char *)data, out, v->reason, v->n_mut);
+        abort();
+    }
+    cJSON_Delete(again);
+    free(out);
+    cJSON_Delete(root);
+    return 0;
+}
