@@ -1,0 +1,155 @@
+// End-to-end browser test against the real stack that tests/web/test-e2e.sh starts:
+// PostgreSQL (PG* env), sluice with both pipelines and the embedded broker (SLUICE_URL,
+// SLUICE_PID), sluice-gen (GEN_URL). Checks, in Debian chromium:
+//  1. the dashboard's GMV and orders for a minute equal SQL on kpi_1m_total for that minute;
+//  2. changing the rate in the generator panel makes the dashboard's events/s follow;
+//  3. Pause in the health panel pauses the pipeline, as the REST API reports (then Resume);
+//  4. the "disconnected" banner appears when sluice goes away;
+// and takes screenshots of both pages into $SLUICE_BUILD_DIR/screenshots/.
+
+import { execFileSync } from 'node:child_process';
+import { check, failed, launch, newPage, numAttr, shot, waitFor } from './browser.mjs';
+
+const SLUICE = process.env.SLUICE_URL ?? 'http://127.0.0.1:8083';
+const GEN = process.env.GEN_URL ?? 'http://127.0.0.1:7070';
+const PSQL = process.env.PSQL ?? `${process.env.PGTMP_BIN ?? '/usr/lib/postgresql/15/bin'}/psql`;
+const INGEST = process.env.E2E_INGEST ?? 'ecommerce-ingest';
+const ANALYTICS = process.env.E2E_ANALYTICS ?? 'ecommerce-analytics';
+
+/** One SQL statement through psql (PGHOST/PGPORT/PGUSER/PGDATABASE from pgtmp); rows of fields. */
+function sql(q) {
+  const out = execFileSync(PSQL, ['-X', '-q', '-A', '-t', '-F', '|', '-v', 'ON_ERROR_STOP=1', '-c', q], {
+    encoding: 'utf8',
+    env: { ...process.env, PGOPTIONS: '-c client_min_messages=warning' },
+    timeout: 10000,
+  });
+  return out.trim() ? out.trim().split('\n').map((l) => l.split('|')) : [];
+}
+
+async function getJson(url, init) {
+  const r = await fetch(url, { ...init, signal: AbortSignal.timeout(5000) });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+}
+
+const connectorState = async (name) =>
+  (await getJson(`${SLUICE}/connectors/${encodeURIComponent(name)}/status`)).body?.connector?.state;
+
+const usd = (v) => new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD' }).format(v);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const { browser, close } = await launch();
+const hardStop = setTimeout(async () => {
+  console.log('not ok - e2e: took more than 360 s, giving up');
+  await close();
+  process.exit(1);
+}, 360_000);
+
+try {
+  // ---- the stack is up --------------------------------------------------------------------
+  const running = await waitFor(async () => {
+    const { body } = await getJson(`${SLUICE}/connectors?expand=status`);
+    const states = [INGEST, ANALYTICS].map((n) => body?.[n]?.status?.connector?.state);
+    return states.every((s) => s === 'RUNNING') ? states : null;
+  }, 60000, 500);
+  check(running, `both pipelines RUNNING per GET /connectors?expand=status`);
+
+  const dash = await newPage(browser);
+  await dash.goto(`${SLUICE}/ui/`);
+  check((await dash.title()).includes('sluice'), 'the supervisor serves the dashboard under /ui/');
+
+  // data flows: orders appear for the last 15 minutes
+  const flowing = await waitFor(async () => ((await numAttr(dash, 'td[data-kpi="orders"][data-tf="15m"]')) ?? 0) > 0, 90000, 500);
+  check(flowing, 'orders appear on the dashboard without a reload');
+  check((await dash.locator('#conn').getAttribute('data-state')) === 'connected', 'the dashboard shows it is connected');
+
+  // ---- the generator rate drives the dashboard's events/s -------------------------------------
+  const inRate = () => numAttr(dash, `#health-body tr[data-pipeline="${INGEST}"] td[data-col="in"]`);
+  const near = (v, want) => v !== null && Math.abs(v - want) <= want * 0.15;
+  let v = await waitFor(async () => ((r) => (near(r, 100) ? r : null))(await inRate()), 30000, 500);
+  check(v, `ingest events/s in is about 100 at the generator's rate 100 (${v ?? (await inRate())})`);
+
+  const gen = await newPage(browser);
+  await gen.goto(`${SLUICE}/ui/generator.html`);
+  check(await waitFor(async () => (await gen.locator('#f-rate').inputValue()) === '100'), 'the generator panel reads the config from sluice-gen');
+  await gen.fill('#f-rate', '300');
+  await gen.click('#apply');
+  const cfg = await waitFor(async () => ((await getJson(`${GEN}/gen/config`)).body?.rate === 300 ? true : null), 10000);
+  check(cfg, 'Apply set rate 300 on sluice-gen (GET /gen/config)');
+  v = await waitFor(async () => ((r) => (near(r, 300) ? r : null))(await inRate()), 45000, 500);
+  check(v, `the dashboard's ingest events/s follows to about 300 (${v ?? (await inRate())})`);
+  const outRate = () => numAttr(dash, `#health-body tr[data-pipeline="${ANALYTICS}"] td[data-col="out"]`);
+  const out = await waitFor(async () => ((r) => (r > 0 ? r : null))(await outRate()), 15000, 500);
+  check(out, `the analytics pipeline's events/s out is shown and positive (${out})`);
+  await waitFor(async () => ((await numAttr(gen, '#stat-rate')) ?? 0) > 200, 10000);
+  await shot(dash, 'dashboard-1280x800');
+  await shot(gen, 'generator-1280x800');
+
+  // ---- GMV and orders equal SQL for the same minute -------------------------------------------
+  await gen.click('#toggle'); // Stop
+  check(await waitFor(async () => (await getJson(`${GEN}/gen/config`)).body?.running === false, 10000), 'Stop in the panel stopped the generator');
+  check(await waitFor(async () => (await gen.locator('#gen-state').textContent()) === 'Stopped', 5000), 'the panel shows it stopped');
+  // stay clear of a minute boundary: emit in the first 35 s of a minute
+  const sec = Number(sql(`SELECT extract(second FROM now())::int`)[0][0]);
+  if (sec > 35) await sleep((61 - sec) * 1000);
+  await gen.fill('#emit-count', '400');
+  await gen.click('#emit');
+  check(await waitFor(async () => /Emitted 400 events/.test(await gen.locator('#emit-msg').textContent()), 10000), 'emit 400 now, from the panel');
+
+  let last = null;
+  const same = await waitFor(async () => {
+    const startMs = Number(await dash.locator('#kpis').getAttribute('data-window-start-ms'));
+    const shownGmv = await numAttr(dash, '#hero-gmv');
+    const shownOrders = await numAttr(dash, '#hero-orders');
+    const rows = sql(`SELECT orders, gmv FROM kpi_1m_total WHERE window_start = to_timestamp(${Math.trunc(startMs)} / 1000.0)`);
+    const [orders, gmv] = rows.length ? [Number(rows[0][0]), Number(rows[0][1])] : [0, 0];
+    last = { startMs, shownGmv, shownOrders, orders, gmv };
+    return orders > 0 && shownOrders === orders && Math.abs(shownGmv - gmv) < 0.005 ? last : null;
+  }, 45000, 700);
+  check(same, `GMV and orders shown for the minute equal kpi_1m_total: ${JSON.stringify(last)}`);
+  if (same) {
+    const text = await dash.locator('#hero-gmv').textContent();
+    check(text === usd(same.gmv), `GMV is shown as currency: "${text}"`);
+    // the table's current-minute column shows the same figures
+    check((await numAttr(dash, 'td[data-kpi="orders"][data-tf="1m"]')) === same.orders, 'the table agrees with the headline');
+  }
+  await gen.click('#toggle'); // Start again
+  check(await waitFor(async () => (await getJson(`${GEN}/gen/config`)).body?.running === true, 10000), 'Start in the panel restarts the generator');
+
+  // ---- pause / resume from the health panel ---------------------------------------------------
+  const row = dash.locator(`#health-body tr[data-pipeline="${ANALYTICS}"]`);
+  await row.locator('button[data-action="pause"]').click();
+  const paused = await waitFor(async () => ((await connectorState(ANALYTICS)) === 'PAUSED' ? true : null), 15000, 300);
+  check(paused, `Pause in the health panel: GET /connectors/${ANALYTICS}/status says PAUSED`);
+  check(await waitFor(async () => (await row.getAttribute('data-state')) === 'PAUSED', 5000), 'the panel shows it paused');
+  await shot(dash, 'dashboard-paused');
+  await row.locator('button[data-action="resume"]').click();
+  const resumed = await waitFor(async () => ((await connectorState(ANALYTICS)) === 'RUNNING' ? true : null), 15000, 300);
+  check(resumed, `Resume in the health panel: the REST API says RUNNING again`);
+
+  // ---- phone width ------------------------------------------------------------------------------
+  const phone = await newPage(browser, { width: 390, height: 844 });
+  await phone.goto(`${SLUICE}/ui/`);
+  await waitFor(async () => (await numAttr(phone, 'td[data-kpi="orders"][data-tf="15m"]')) !== null, 10000);
+  await waitFor(async () => (await phone.locator('#health-body tr').count()) >= 2, 10000);
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `no horizontal scrolling at 390 px wide (overflow ${overflow}px)`);
+  await shot(phone, 'dashboard-phone');
+
+  // ---- the server goes away ---------------------------------------------------------------------
+  const pid = Number(process.env.SLUICE_PID);
+  if (pid > 0) {
+    process.kill(pid, 'SIGTERM');
+    const banner = await waitFor(async () => ((await dash.locator('#banner').isVisible()) ? dash.locator('#banner').textContent() : null), 30000, 300);
+    check(/Disconnected from sluice/.test(banner ?? ''), `a visible "disconnected" banner once sluice stopped`);
+    await shot(dash, 'dashboard-disconnected');
+  }
+  for (const p of [dash, gen, phone]) check(p.errors.length === 0, `no script errors on ${p.url()} ${p.errors.join('; ')}`);
+} catch (e) {
+  check(false, `e2e crashed: ${e.stack ?? e}`);
+} finally {
+  clearTimeout(hardStop);
+  await close();
+}
+console.log(failed() ? `# ${failed()} check(s) failed` : '# all checks passed');
+process.exit(failed() ? 1 : 0);
