@@ -200,3 +200,29 @@ const char *http_header(const http_req *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
+
+struct has_ctx {
+    const char *name, *value;
+    int found;
+};
+
+static enum MHD_Result has_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct has_ctx *h = cls;
+    if (key && value && !strcmp(key, h->name))
+        for (const char *p = value; *p;) { /* a comma-separated list counts too */
+            size_t l = strcspn(p, ",");
+            if (l == strlen(h->value) && !strncmp(p, h->value, l)) h->found = 1;
+            p += l;
+            if (*p) p++;
+        }
+    return MHD_YES;
+}
+
+int http_query_has(const http_req *req, const char *name, const char *value)
+{
+    struct has_ctx h = {name, value, 0};
+    MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, has_cb, &h);
+    return h.found;
+}

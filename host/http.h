@@ -51,5 +51,7 @@ void http_stop(sl_http *h);
 /** A query-string argument or a request header of the current request; NULL when absent. */
 const char *http_query(const http_req *req, const char *name);
 const char *http_header(const http_req *req, const char *name);
+/** True when a query argument `name` (repeated, or a comma list) has the value `value`. */
+int http_query_has(const http_req *req, const char *name, const char *value);
 
 #endif

@@ -15,6 +15,7 @@
 #include "runtime.h"
 #include "supervisor.h"
 #include "util.h"
+#include "web.h"
 #ifdef SL_HAVE_EMBEDDED_KAFKA
 #include "embedded_kafka.h"
 #endif
@@ -24,7 +25,8 @@
 #endif
 
 static const char usage[] =
-    "usage: sluice run [-c sluice.yaml] [--plugin-path DIR]... [--embedded-kafka] [PIPELINE.yaml | DIR]...\n"
+    "usage: sluice run [-c sluice.yaml] [--plugin-path DIR]... [--embedded-kafka]\n"
+    "                  [--rest ADDR | --no-rest] [--pipeline-dir DIR] [PIPELINE.yaml | DIR]...\n"
     "       sluice validate [--plugin-path DIR]... FILE...\n"
     "       sluice plugins [--plugin-path DIR]... [--json]\n"
     "       sluice plugins describe NAME [--json]\n"
@@ -32,6 +34,7 @@ static const char usage[] =
     "\n"
     "Runs stream-processing pipelines made of loadable stages (see docs/).\n"
     "Plugins are searched in --plugin-path dirs, $SLUICE_PLUGIN_PATH, the build dir, the install dir.\n"
+    "`run` serves the REST API on 127.0.0.1:8083 unless --no-rest ($SLUICE_REST_LISTEN sets the default).\n"
     "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration.\n";
 
 typedef struct opts {
@@ -40,6 +43,9 @@ typedef struct opts {
     const char *host_config;
     int json;
     int embedded_kafka;
+    const char *rest_listen; /* --rest ADDR */
+    int no_rest;
+    const char *pipeline_dir;
 } opts;
 
 static void add_file(opts *o, const char *f)
@@ -55,6 +61,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"config", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},
         {"embedded-kafka", no_argument, NULL, 'k'},
+        {"rest", required_argument, NULL, 'r'},
+        {"no-rest", no_argument, NULL, 'R'},
+        {"pipeline-dir", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -65,6 +74,9 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'c': o->host_config = optarg; break;
         case 'j': o->json = 1; break;
         case 'k': o->embedded_kafka = 1; break;
+        case 'r': o->rest_listen = optarg; break;
+        case 'R': o->no_rest = 1; break;
+        case 'd': o->pipeline_dir = optarg; break;
         default: fputs(usage, stderr); return -1;
         }
     }
@@ -83,39 +95,6 @@ static int scan_plugins(void)
     return 0;
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* A directory argument stands for the *.yaml / *.yml files in it, in name order. */
-static void expand_dirs(opts *o)
-{
-    char **out = NULL;
-    size_t n = 0;
-    for (size_t i = 0; i < o->nfiles; i++) {
-        struct stat st;
-        if (stat(o->files[i], &st) == 0 && S_ISDIR(st.st_mode)) {
-            DIR *d = opendir(o->files[i]);
-            struct dirent *e;
-            size_t first = n;
-            while (d && (e = readdir(d))) {
-                size_t l = strlen(e->d_name);
-                if ((l > 5 && !strcmp(e->d_name + l - 5, ".yaml")) || (l > 4 && !strcmp(e->d_name + l - 4, ".yml"))) {
-                    out = xrealloc(out, (n + 1) * sizeof *out);
-                    out[n++] = xasprintf("%s/%s", o->files[i], e->d_name);
-                }
-            }
-            if (d) closedir(d);
-            qsort(out + first, n - first, sizeof *out, cmp_str);
-            free(o->files[i]);
-        } else {
-            out = xrealloc(out, (n + 1) * sizeof *out);
-            out[n++] = o->files[i];
-        }
-    }
-    free(o->files);
-    o->files = out;
-    o->nfiles = n;
-}
-
 /* ---- host config (sluice.yaml: the "worker config") ---------------------------------------- */
 
 typedef struct host_cfg {
@@ -123,7 +102,74 @@ typedef struct host_cfg {
     int brokers, partitions;
     char **topics;
     size_t ntopics;
+    /* rest: */
+    char *listen;       /* NULL: default; "off" in the file turns REST off */
+    int rest_off;
+    char *token;
+    int token_for_reads;
+    int64_t max_body;
+    char *pipeline_dir;
+    int64_t scale_window_ms, scale_interval_ms;
+    double scale_lag_low;
 } host_cfg;
+
+/* The host config's `rest:` map. */
+static int load_rest_config(const ynode *n, const char *path, const char *dir, host_cfg *hc)
+{
+#define RFAIL(at, ...) do { fprintf(stderr, "sluice: %s:%d:%d: rest: ", path, (at)->line, (at)->col); \
+                            fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); return -1; } while (0)
+    if (n->kind == YN_SCALAR && (!strcmp(n->str, "off") || !strcmp(n->str, "false"))) {
+        hc->rest_off = 1;
+        return 0;
+    }
+    if (n->kind != YN_MAP) RFAIL(n, "expected a map (listen, token, token_for_reads, max_body, pipeline_dir, autoscale) or 'off'");
+    for (size_t i = 0; i < n->n; i++) {
+        const char *k = n->keys[i]->str;
+        const ynode *v = n->items[i];
+        if (!strcmp(k, "autoscale")) {
+            if (v->kind != YN_MAP) RFAIL(v, "autoscale: expected a map (window, interval, lag_low)");
+            for (size_t j = 0; j < v->n; j++) {
+                const char *ak = v->keys[j]->str;
+                const ynode *av = v->items[j];
+                if (av->kind != YN_SCALAR) RFAIL(av, "autoscale.%s must be a scalar", ak);
+                if (!strcmp(ak, "window") || !strcmp(ak, "interval")) {
+                    int64_t ms;
+                    if (sl_parse_duration(av->str, &ms) != SL_OK || ms < 100) RFAIL(av, "autoscale.%s must be a duration >= 100ms", ak);
+                    *(ak[0] == 'w' ? &hc->scale_window_ms : &hc->scale_interval_ms) = ms;
+                } else if (!strcmp(ak, "lag_low")) {
+                    char *end;
+                    hc->scale_lag_low = strtod(av->str, &end);
+                    if (*end || hc->scale_lag_low < 0) RFAIL(av, "autoscale.lag_low must be a number >= 0");
+                } else {
+                    RFAIL(v->keys[j], "unknown key 'autoscale.%s' (window, interval, lag_low)", ak);
+                }
+            }
+            continue;
+        }
+        if (v->kind != YN_SCALAR) RFAIL(v, "'%s' must be a scalar", k);
+        if (!strcmp(k, "listen")) {
+            free(hc->listen);
+            hc->listen = xstrdup(v->str);
+            hc->rest_off = !strcmp(v->str, "off");
+        } else if (!strcmp(k, "token")) {
+            free(hc->token);
+            hc->token = xstrdup(v->str);
+        } else if (!strcmp(k, "token_for_reads")) {
+            if (strcmp(v->str, "true") && strcmp(v->str, "false")) RFAIL(v, "token_for_reads must be true or false");
+            hc->token_for_reads = !strcmp(v->str, "true");
+        } else if (!strcmp(k, "max_body")) {
+            if (sl_parse_size(v->str, &hc->max_body) != SL_OK || hc->max_body < 1024)
+                RFAIL(v, "max_body must be a size >= 1KiB (e.g. 1MiB)");
+        } else if (!strcmp(k, "pipeline_dir")) {
+            free(hc->pipeline_dir);
+            hc->pipeline_dir = v->str[0] == '/' ? xstrdup(v->str) : xasprintf("%s/%s", dir, v->str);
+        } else {
+            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, max_body, pipeline_dir, autoscale)", k);
+        }
+    }
+    return 0;
+#undef RFAIL
+}
 
 static int load_host_config(const char *path, opts *o, host_cfg *hc)
 {
@@ -181,6 +227,14 @@ static int load_host_config(const char *path, opts *o, host_cfg *hc)
                 hc->topics = xrealloc(hc->topics, (hc->ntopics + 1) * sizeof *hc->topics);
                 hc->topics[hc->ntopics++] = xstrdup(it->str);
             }
+        }
+    }
+    if ((n = ynode_get(r, "rest")) && load_rest_config(n, path, dir, hc)) goto out;
+    if ((n = ynode_get(r, "web"))) {
+        char werr[1024];
+        if (web_configure(n, dir, werr, sizeof werr)) {
+            fprintf(stderr, "sluice: %s\n", werr);
+            goto out;
         }
     }
 #undef HFAIL
@@ -330,11 +384,23 @@ static int cmd_pipeline(opts *o)
 static int cmd_run(opts *o, const char *exe)
 {
     host_cfg hc = {0};
-    if (o->host_config && load_host_config(o->host_config, o, &hc)) return SL_EXIT_CONFIG;
-    expand_dirs(o);
-    if (!o->nfiles) {
-        fputs("sluice run: no pipeline files given\n", stderr);
-        return SL_EXIT_CONFIG;
+    int rc = SL_EXIT_CONFIG;
+    if (o->host_config && load_host_config(o->host_config, o, &hc)) goto done;
+    /* REST: --no-rest / --rest ADDR, else the host config, else $SLUICE_REST_LISTEN, else the
+     * Kafka Connect default port on loopback. */
+    const char *listen = o->rest_listen ? o->rest_listen : hc.listen ? hc.listen : getenv("SLUICE_REST_LISTEN");
+    if (!listen || !*listen) listen = "127.0.0.1:8083";
+    if (o->no_rest || (!o->rest_listen && hc.rest_off) || !strcmp(listen, "off")) listen = NULL;
+    /* REST-created pipelines live in the pipeline directory: configured, or the first directory
+     * given. */
+    const char *pdir = o->pipeline_dir ? o->pipeline_dir : hc.pipeline_dir;
+    for (size_t i = 0; !pdir && i < o->nfiles; i++) {
+        struct stat st;
+        if (stat(o->files[i], &st) == 0 && S_ISDIR(st.st_mode)) pdir = o->files[i];
+    }
+    if (!o->nfiles && !pdir) {
+        fputs("sluice run: no pipeline files given (nor --pipeline-dir for pipelines created over REST)\n", stderr);
+        goto done;
     }
     if (o->embedded_kafka) hc.embedded = 1;
 #ifdef SL_HAVE_EMBEDDED_KAFKA
@@ -347,7 +413,8 @@ static int cmd_run(opts *o, const char *exe)
                                      hc.ntopics ? hc.ntopics : 2, err, sizeof err);
         if (!ek) {
             fprintf(stderr, "sluice: embedded Kafka failed to start: %s\n", err);
-            return SL_EXIT_RUNTIME;
+            rc = SL_EXIT_RUNTIME;
+            goto done;
         }
         setenv("KAFKA_BROKERS", sl_embedded_kafka_bootstrap(ek), 1);
         log_info("embedded Kafka (librdkafka mock cluster, in memory) at %s; KAFKA_BROKERS set",
@@ -356,33 +423,10 @@ static int cmd_run(opts *o, const char *exe)
 #else
     if (hc.embedded) {
         fputs("sluice: this build has no embedded Kafka\n", stderr);
-        return SL_EXIT_CONFIG;
+        goto done;
     }
 #endif
-    if (scan_plugins()) return SL_EXIT_CONFIG;
-    /* Check everything before starting anything: a bad file means nothing runs. */
-    sup_pipeline *ps = xcalloc(o->nfiles, sizeof *ps);
-    int bad = 0;
-    for (size_t i = 0; i < o->nfiles; i++) {
-        char err[4096];
-        pipeline_cfg *p = pipeline_load(o->files[i], err, sizeof err);
-        if (!p) {
-            fprintf(stderr, "%s\n", err);
-            bad = 1;
-            continue;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (ps[j].name && !strcmp(ps[j].name, p->name)) {
-                fprintf(stderr, "%s: pipeline name '%s' is also used by %s\n", o->files[i], p->name, ps[j].file);
-                bad = 1;
-            }
-        ps[i].name = xstrdup(p->name);
-        char abs[PATH_MAX];
-        ps[i].file = xstrdup(realpath(o->files[i], abs) ? abs : o->files[i]);
-        pipeline_free(p);
-    }
-    int rc = SL_EXIT_CONFIG;
-    if (!bad) {
+    if (!scan_plugins()) {
         /* Children find the same plugins: pass the search path down explicitly. */
         sl_buf path = {0};
         for (size_t i = 0; i < loader_count(); i++) {
@@ -394,19 +438,31 @@ static int cmd_run(opts *o, const char *exe)
         }
         if (path.len) setenv("SLUICE_PLUGIN_PATH", buf_cstr(&path), 1);
         buf_free(&path);
-        rc = supervisor_run(ps, o->nfiles, exe);
+        sup_options so = {
+            .exe = exe,
+            .sources = o->files,
+            .nsources = o->nfiles,
+            .pipeline_dir = pdir,
+            .rest_listen = listen,
+            .token = hc.token,
+            .token_for_reads = hc.token_for_reads,
+            .max_body = hc.max_body ? (size_t)hc.max_body : 1 << 20,
+            .scale_window_ms = hc.scale_window_ms ? hc.scale_window_ms : 30000,
+            .scale_interval_ms = hc.scale_interval_ms ? hc.scale_interval_ms : 5000,
+            .scale_lag_low = hc.scale_lag_low,
+        };
+        rc = supervisor_run(&so);
     }
-    for (size_t i = 0; i < o->nfiles; i++) {
-        free(ps[i].name);
-        free(ps[i].file);
-        free(ps[i].last_status);
-    }
-    free(ps);
 #ifdef SL_HAVE_EMBEDDED_KAFKA
     if (ek) sl_embedded_kafka_stop(ek);
 #endif
+done:
     for (size_t i = 0; i < hc.ntopics; i++) free(hc.topics[i]);
     free(hc.topics);
+    free(hc.listen);
+    free(hc.token);
+    free(hc.pipeline_dir);
+    web_shutdown();
     return rc;
 }
 

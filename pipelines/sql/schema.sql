@@ -109,10 +109,16 @@ CREATE TABLE IF NOT EXISTS events_rejected (
     rejected_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS events_rejected_at_idx ON events_rejected (rejected_at DESC);
+-- One row per source position: the dead-letter pg-sink writes with ON CONFLICT (topic,
+-- "partition", "offset") DO NOTHING, so a record replayed after a crash is not stored twice.
+-- (Positions are NULL for sources without them; NULLs never conflict, such rows are all kept.)
+CREATE UNIQUE INDEX IF NOT EXISTS events_rejected_source_key
+    ON events_rejected (topic, "partition", "offset");
 
--- Source positions stored by pg-sink in the same transaction as the rows (exactly-once effect):
--- the last offset written per (pipeline, source topic, partition). On partition assignment
--- pg-sink reads them back and the source resumes after them.
+-- Positions stored by pg-sink in the same transaction as the rows: the highest offset written
+-- per (pipeline, record topic, partition). For KPI records (topic kpi_1m, ...) that is the
+-- highest input offset the KPI state covers; pg-sink hands it back with the KPI rows when
+-- partitions are assigned (restore), so window-kpi knows which replayed inputs it has counted.
 CREATE TABLE IF NOT EXISTS sluice_offsets (
     pipeline    text NOT NULL,
     topic       text NOT NULL,                -- '' for a source without topics (a file)

@@ -13,7 +13,11 @@ export PKG_CONFIG_SYSROOT_DIR="$T/root"
 cp -r "$SRC/examples/tag-stage" "$T/tag"
 make -C "$T/tag" >"$T/make.log" 2>&1 || { cat "$T/make.log"; fail "out-of-tree build failed"; }
 ok "tag.so built with pkg-config --cflags sluice"
-grep -q "include" "$T/make.log" || fail "make did not use pkg-config's include path"
+cflags=$(pkg-config --cflags sluice)
+assert_contains "$cflags" "$T/root" "pkg-config --cflags sluice points into the installed tree"
+inc=$(echo $cflags | sed "s/^-I//; s/ .*//")
+[ -f "$inc/sluice/stage.h" ] || fail "no stage.h under $inc"
+ok "the installed header is where pkg-config says"
 cd "$T"
 printf '{"id":1}\n{"id":2}\n' > in.ndjson
 cat > p.yaml <<Y
