@@ -787,8 +787,13 @@ static void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n)
     task *t = ctx->task;
     for (size_t i = 1; i <= t->nstages; i++) {
         stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
-        if (s && s->d->on_assign && s->d->on_assign(s->self, &s->ctx, parts, n) != SL_OK)
-            tlog(t, s, SL_LOG_WARN, "on_assign failed for %zu partitions", n);
+        /* A stage that cannot set up (restore) its partition state must not go on without
+         * it: results would be silently wrong. Stop; the supervisor restarts the pipeline. */
+        sl_err rc = s && s->d->on_assign ? s->d->on_assign(s->self, &s->ctx, parts, n) : SL_OK;
+        if (rc != SL_OK) {
+            tlog(t, s, SL_LOG_ERROR, "on_assign failed for %zu partitions: %s; the pipeline stops", n, sl_strerror(rc));
+            t->failed = 1;
+        }
     }
 }
 

@@ -1029,7 +1029,8 @@ int supervisor_run(const sup_options *o)
     }
     int rc = 0;
     for (size_t i = 0; i < S.n; i++)
-        if (S.p[i]->state == SUP_FAILED || (!S.stopping && S.p[i]->last_exit != 0)) rc = 1;
+        if (S.p[i]->state == SUP_FAILED || (!S.stopping && S.p[i]->last_exit != 0))
+            rc = rc == 2 || S.p[i]->last_exit == 2 ? 2 : 1; /* a config error keeps its code */
     http_stop(http);
     lag_stop();
     if (ino >= 0) close(ino);

@@ -43,6 +43,7 @@ typedef struct kc {
     int paused;
     int in_rebalance; /* commits inside the rebalance callback must be synchronous */
     int closing;      /* close(): the host is gone, the callback only hands partitions back */
+    int failed;       /* an assignment could not be set up: the next poll stops the pipeline */
 } kc;
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -60,14 +61,21 @@ static sl_position *positions_of(const rd_kafka_topic_partition_list_t *l)
 static void assigned(kc *s, rd_kafka_topic_partition_list_t *parts)
 {
     const sl_api *api = s->api;
-    rd_kafka_resp_err_t err =
-        rd_kafka_committed(s->rk, parts, (int)s->cfg->commit_timeout_ms);
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        err = rd_kafka_committed(s->rk, parts, (int)s->cfg->commit_timeout_ms);
+        if (!err) break;
+        api->log(s->ctx, SL_LOG_WARN, "reading committed offsets: %s%s", rd_kafka_err2str(err),
+                 attempt < 2 ? "; retrying" : "");
+    }
     if (err) {
-        /* Without committed offsets we cannot tell the host where we resume; librdkafka
-         * fetches them itself on assign, so consuming stays correct. */
-        api->log(s->ctx, SL_LOG_WARN, "reading committed offsets: %s", rd_kafka_err2str(err));
-        for (int i = 0; i < parts->cnt; i++)
-            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+        /* Stages restore per-partition state as of the committed offset; telling them a wrong
+         * one (or none) would let a replayed duplicate through. Stop instead: the supervisor
+         * restarts the pipeline, which asks again. */
+        api->log(s->ctx, SL_LOG_ERROR, "cannot read committed offsets: %s; stopping", rd_kafka_err2str(err));
+        s->failed = 1;
+        rd_kafka_assign(s->rk, NULL);
+        return;
     }
     sl_position *pos = positions_of(parts);
     if (!pos) {
@@ -283,6 +291,8 @@ static sl_err kc_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
     kc *s = self;
     size_t n = 0;
     sl_err ret = SL_OK;
+    if (s->failed)
+        return SL_FATAL;
     /* Wait for the first message only; then take what is already fetched, in bulk (one
      * queue lock per batch instead of per message). Both serve the rebalance callback. */
     rd_kafka_message_t *first = rd_kafka_consumer_poll(s->rk, timeout_ms);
