@@ -846,12 +846,16 @@ static void autoscale(sup_pipeline *p, long long now)
     const char *why = NULL;
     int to = p->tasks;
     /* "Saturated": every sample of the window consumed something (the tasks never idled)
-     * while lag still grew, so more consumers would help. */
+     * while lag still grew, or the backlog would take longer than the window to drain at the
+     * current rate (a burst that already stopped growing still deserves more consumers). */
     int busy = 1;
     for (int i = 0; i < need; i++) busy &= p->rate_hist[p->nlag - need + i] > 0;
-    if (grew && busy && p->tasks < limit) {
+    double drain_ms = rate > 0 ? lh[need - 1] / (rate * p->tasks) * 1000.0 : 0;
+    int behind = lh[need - 1] > S.o->scale_lag_low && drain_ms > (double)window;
+    if ((grew || behind) && busy && p->tasks < limit) {
         to = p->tasks + 1;
-        why = "consumer lag grew over the window while every task was busy";
+        why = grew ? "consumer lag grew over the window while every task was busy"
+                   : "the backlog would take longer than the window to drain while every task was busy";
     } else if (low && p->tasks > p->tasks_min) {
         to = p->tasks - 1;
         why = "consumer lag stayed near zero over the window";

@@ -38,7 +38,7 @@ start_sluice log.txt -c host.yaml pl
 wait_long() { local i n=$(($1 * 10)); shift; for i in $(seq 1 $n); do "$@" && return 0; sleep 0.1; done; return 1; }
 tasks_is() { curl -s "$BASE/metrics" | grep -q "^sluice_pipeline_tasks{pipeline=\"consume\"} $1\$"; }
 
-wait_long 60 grep -q 'pipeline consume: scaling from 1 to 2 tasks' log.txt || fail "no scale-up"
+wait_long 90 grep -q 'pipeline consume: scaling from 1 to 2 tasks' log.txt || fail "no scale-up"
 ok "scaled up when lag grew: $(grep -o 'scaling from 1 to 2 tasks.*' log.txt | head -1)"
 wait_long 30 tasks_is 2 || fail "metrics do not show 2 tasks"
 ok "sluice_pipeline_tasks shows the new task count"
