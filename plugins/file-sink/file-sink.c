@@ -26,6 +26,7 @@ typedef struct fk_config {
 typedef struct fk_state {
     const sl_api *api;
     const fk_config *cfg;
+    char *path;          /* cfg->path resolved against the pipeline file's directory */
     int fd;
     char *buf;
     size_t len, cap;
@@ -103,6 +104,18 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Relative paths are relative to the pipeline file, like every path in a pipeline's config. */
+static char *resolve_path(const sl_api *api, sl_ctx *ctx, const char *p)
+{
+    const char *dir = api->config_dir(ctx);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *r = malloc(n);
+    if (!r) return NULL;
+    if (p[0] == '/' || strcmp(p, "-") == 0 || !*dir) snprintf(r, n, "%s", p);
+    else snprintf(r, n, "%s/%s", dir, p);
+    return r;
+}
+
 /* ---- callbacks ---- */
 
 static sl_err fk_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
@@ -112,12 +125,17 @@ static sl_err fk_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     if (!s) return SL_ENOMEM;
     s->api = api;
     s->cfg = cfg;
+    if (!(s->path = resolve_path(api, ctx, cfg->path))) {
+        free(s);
+        return SL_ENOMEM;
+    }
     if (strcmp(cfg->path, "-") == 0) {
         s->fd = 1;
     } else {
-        s->fd = open(cfg->path, O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->mode ? O_TRUNC : O_APPEND), 0644);
+        s->fd = open(s->path, O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->mode ? O_TRUNC : O_APPEND), 0644);
         if (s->fd < 0) {
-            api->log(ctx, SL_LOG_ERROR, "cannot open %s: %s", cfg->path, strerror(errno));
+            api->log(ctx, SL_LOG_ERROR, "cannot open %s: %s", s->path, strerror(errno));
+            free(s->path);
             free(s);
             return SL_ECONFIG;
         }
@@ -159,13 +177,13 @@ static sl_err fk_flush(void *self, sl_ctx *ctx, int final)
     if (!s->nheld || (!final && now - s->last_flush < s->cfg->flush_interval && s->len < (8u << 20)))
         return SL_OK;
     if (write_all(s->fd, s->buf, s->len) != 0) {
-        s->api->log(ctx, SL_LOG_ERROR, "write %s: %s", s->cfg->path, strerror(errno));
+        s->api->log(ctx, SL_LOG_ERROR, "write %s: %s", s->path, strerror(errno));
         return SL_FATAL; /* a partial write cannot be retried without duplicating lines */
     }
     s->len = 0;
     /* fsync fails with EINVAL on pipes and terminals, where there is nothing more to do. */
     if (s->cfg->fsync && fsync(s->fd) != 0 && errno != EINVAL && errno != EROFS) {
-        s->api->log(ctx, SL_LOG_ERROR, "fsync %s: %s", s->cfg->path, strerror(errno));
+        s->api->log(ctx, SL_LOG_ERROR, "fsync %s: %s", s->path, strerror(errno));
         return SL_FATAL;
     }
     for (size_t i = 0; i < s->nheld; i++) s->api->release(s->held[i]);
@@ -182,6 +200,7 @@ static void fk_close(void *self, sl_ctx *ctx)
         s->api->log(ctx, SL_LOG_WARN, "closing with %zu records not yet synced", s->nheld);
     }
     if (s->fd > 1) close(s->fd);
+    free(s->path);
     free(s->buf);
     free(s->held);
     free(s);
@@ -191,7 +210,7 @@ static void fk_close(void *self, sl_ctx *ctx)
 
 static const sl_config_entry fk_config_table[] = {
     {"path", SL_T_STRING, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fk_config, path),
-     "file to write; '-' for stdout"},
+     "file to write (relative to the pipeline file); '-' for stdout"},
     {"headers", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(fk_config, headers),
      "write a JSON envelope per record (value, key, headers, topic, partition, offset, timestamp)"},
     {"fsync", SL_T_BOOL, 0, "true", 0, 0, NULL, offsetof(fk_config, fsync),

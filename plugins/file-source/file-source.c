@@ -25,6 +25,7 @@ typedef struct fs_config {
 typedef struct fs_state {
     const sl_api *api;
     const fs_config *cfg;
+    char *path;          /* cfg->path resolved against the pipeline file's directory */
     int fd;
     char *offset_path;   /* NULL: positions are not persisted */
     char *buf;
@@ -81,6 +82,18 @@ static void emit_line(fs_state *s, sl_ctx *ctx, const char *p, size_t len, int64
     s->api->emit(ctx, &r);
 }
 
+/* Relative paths are relative to the pipeline file, like every path in a pipeline's config. */
+static char *resolve_path(const sl_api *api, sl_ctx *ctx, const char *p)
+{
+    const char *dir = api->config_dir(ctx);
+    size_t n = strlen(dir) + strlen(p) + 2;
+    char *r = malloc(n);
+    if (!r) return NULL;
+    if (p[0] == '/' || strcmp(p, "-") == 0 || !*dir) snprintf(r, n, "%s", p);
+    else snprintf(r, n, "%s/%s", dir, p);
+    return r;
+}
+
 /* ---- callbacks ---- */
 
 static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
@@ -91,20 +104,26 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     s->api = api;
     s->cfg = cfg;
     s->committed = -1;
-    int is_stdin = strcmp(cfg->path, "-") == 0;
-    s->fd = is_stdin ? 0 : open(cfg->path, O_RDONLY | O_CLOEXEC);
-    if (s->fd < 0) {
-        api->log(ctx, SL_LOG_ERROR, "cannot open %s: %s", cfg->path, strerror(errno));
+    if (!(s->path = resolve_path(api, ctx, cfg->path))) {
         free(s);
-        return errno == ENOENT ? SL_ECONFIG : SL_FATAL;
+        return SL_ENOMEM;
+    }
+    int is_stdin = strcmp(cfg->path, "-") == 0;
+    s->fd = is_stdin ? 0 : open(s->path, O_RDONLY | O_CLOEXEC);
+    if (s->fd < 0) {
+        int e = errno;
+        api->log(ctx, SL_LOG_ERROR, "cannot open %s: %s", s->path, strerror(e));
+        free(s->path);
+        free(s);
+        return e == ENOENT ? SL_ECONFIG : SL_FATAL;
     }
     if (!is_stdin) {
         if (!cfg->offset_file) {
-            size_t n = strlen(cfg->path) + 16;
+            size_t n = strlen(s->path) + 16;
             s->offset_path = malloc(n);
-            if (s->offset_path) snprintf(s->offset_path, n, "%s.sluice-offset", cfg->path);
+            if (s->offset_path) snprintf(s->offset_path, n, "%s.sluice-offset", s->path);
         } else if (*cfg->offset_file) {
-            s->offset_path = strdup(cfg->offset_file);
+            s->offset_path = resolve_path(api, ctx, cfg->offset_file);
         }
     }
     if (s->offset_path) {
@@ -112,15 +131,16 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         if (off > 0) {
             if (lseek(s->fd, off, SEEK_SET) < 0) {
                 api->log(ctx, SL_LOG_ERROR, "cannot seek %s to committed offset %" PRId64 ": %s",
-                         cfg->path, off, strerror(errno));
+                         s->path, off, strerror(errno));
                 close(s->fd);
                 free(s->offset_path);
+                free(s->path);
                 free(s);
                 return SL_FATAL;
             }
             s->base = off;
             s->committed = off;
-            api->log(ctx, SL_LOG_INFO, "resuming %s at byte %" PRId64 " (from %s)", cfg->path, off, s->offset_path);
+            api->log(ctx, SL_LOG_INFO, "resuming %s at byte %" PRId64 " (from %s)", s->path, off, s->offset_path);
         }
     }
     s->cap = 1 << 20;
@@ -128,6 +148,7 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     if (!s->buf) {
         if (!is_stdin) close(s->fd);
         free(s->offset_path);
+        free(s->path);
         free(s);
         return SL_ENOMEM;
     }
@@ -184,7 +205,7 @@ static sl_err fs_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         ssize_t r = read(s->fd, s->buf + s->end, s->cap - s->end);
         if (r < 0) {
             if (errno == EINTR) continue;
-            s->api->log(ctx, SL_LOG_ERROR, "read %s: %s", s->cfg->path, strerror(errno));
+            s->api->log(ctx, SL_LOG_ERROR, "read %s: %s", s->path, strerror(errno));
             return SL_FATAL;
         }
         if (r == 0) {
@@ -229,6 +250,7 @@ static void fs_close(void *self, sl_ctx *ctx)
     if (s->fd > 0) close(s->fd);
     free(s->buf);
     free(s->offset_path);
+    free(s->path);
     free(s);
 }
 
@@ -236,7 +258,7 @@ static void fs_close(void *self, sl_ctx *ctx)
 
 static const sl_config_entry fs_config_table[] = {
     {"path", SL_T_STRING, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fs_config, path),
-     "file to read, one record per line; '-' for stdin"},
+     "file to read, one record per line (relative to the pipeline file); '-' for stdin"},
     {"follow", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(fs_config, follow),
      "keep reading as the file grows (like tail -f) instead of ending at EOF"},
     {"topic", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(fs_config, topic),

@@ -96,10 +96,10 @@ YAML
 : >"$T/log"
 timeout 60 "$SLUICE" run --plugin-path "$PG_TEST_STAGES" bad.yaml >"$T/out" 2>"$T/log" &
 pid=$!
-wait_for grep -q "failed: fatal error" "$T/log"
+wait_for grep -q "fatal error; the pipeline stops" "$T/log"
 kill -TERM "$pid" 2>/dev/null
 wait "$pid"
 assert_contains "$(cat "$T/log")" 'cannot restore state for 1 assigned partitions: tables.*: restore needs a column mapped from $partition or named \"partition\"' \
     "a spec without a partition column cannot restore: the message says why"
-assert_contains "$(cat "$T/log")" "failed: fatal error" "and the pipeline stops"
+assert_contains "$(cat "$T/log")" "fatal error; the pipeline stops" "and the pipeline stops"
 echo "$CHECKS checks passed"
