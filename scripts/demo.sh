@@ -8,28 +8,45 @@
 #   --keep          keep the database directory (printed) instead of removing it
 #   --for SECONDS   stop by itself after that long (used by the test suite)
 #   --rate N        generator rate in events/s (default 200)
+#   --check         before stopping, count the rows of every table; exit 1 if one is empty
+#   --no-build      skip installing and building; use $SLUICE_BUILD_DIR (default build/)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$(pwd)
-KEEP=0; FOR=0; RATE=200
+KEEP=0; FOR=0; RATE=200; CHECK=0; BUILD_STEP=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) KEEP=1 ;;
     --for) FOR=$2; shift ;;
     --rate) RATE=$2; shift ;;
+    --check) CHECK=1 ;;
+    --no-build) BUILD_STEP=0 ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
 
-bash scripts/deps.sh || exit 1
-bash scripts/build.sh || { echo "demo: build failed" >&2; exit 1; }
+if [ "$BUILD_STEP" = 1 ]; then
+  bash scripts/deps.sh || exit 1
+  bash scripts/build.sh || { echo "demo: build failed" >&2; exit 1; }
+fi
+B=${SLUICE_BUILD_DIR:-build}
 
 RUN=$(mktemp -d /tmp/sluice-demo.XXXXXX)
 pids=()
+RC=0
+# Rows in every table the reference application writes (for --check).
+check_tables() {
+  local t n
+  for t in events_clean events_rejected kpi_1m kpi_15m kpi_1h kpi_24h sluice_offsets; do
+    n=$(psql "$PG_DSN" -XAtq -c "SELECT count(*) FROM $t" 2>/dev/null)
+    echo "demo: table $t: ${n:-?} rows"
+    [ "${n:-0}" -gt 0 ] || RC=1
+  done
+}
 stop_all() {
   trap - INT TERM EXIT
+  [ "$CHECK" = 1 ] && check_tables
   echo; echo "demo: stopping…"
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
@@ -40,7 +57,7 @@ stop_all() {
   pgtmp_stop 2>/dev/null
   [ "$KEEP" = 1 ] || rm -rf "$RUN"
   echo "demo: stopped"
-  exit 0
+  exit "$RC"
 }
 trap stop_all INT TERM EXIT
 
@@ -55,11 +72,11 @@ GEN_PORT=$(free_port)
 REST_PORT=${SLUICE_REST_PORT:-8083}
 export GEN_URL="http://127.0.0.1:$GEN_PORT"
 
-build/tools/sluice-gen/sluice-gen --listen "127.0.0.1:$GEN_PORT" --rate "$RATE" >"$RUN/gen.log" 2>&1 &
+"$B/tools/sluice-gen/sluice-gen" --listen "127.0.0.1:$GEN_PORT" --rate "$RATE" >"$RUN/gen.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "$GEN_URL/gen/stats" >/dev/null && break; sleep 0.1; done
 
-build/host/sluice run -c pipelines/sluice.yaml --rest "127.0.0.1:$REST_PORT" >"$RUN/sluice.log" 2>&1 &
+"$B/host/sluice" run -c pipelines/sluice.yaml --rest "127.0.0.1:$REST_PORT" >"$RUN/sluice.log" 2>&1 &
 pids+=($!)
 brokers=""
 for _ in $(seq 100); do
@@ -97,5 +114,5 @@ while :; do
   printf '%s  events/s %-6s orders(min) %-5s GMV(min) %-10s success %s%%  rejected %-5s lag %s\n' \
     "$(date +%H:%M:%S)" "$rate" "${orders:-0}" "${gmv:-0}" "${success:--}" "${rejected:-0}" "${lag:-?}"
   if [ "$FOR" -gt 0 ] && [ $((now - start)) -ge "$FOR" ]; then stop_all; fi
-  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "demo: a process died; see $RUN"; tail -5 "$RUN/sluice.log"; KEEP=1; stop_all; }; done
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { echo "demo: a process died; see $RUN"; tail -5 "$RUN/sluice.log"; KEEP=1; RC=1; stop_all; }; done
 done

@@ -131,6 +131,7 @@ pgtmp_stop() {
         _pgtmp_as_owner "$PGTMP_BIN/pg_ctl" -D "$PGTMP_DIR/data" -m immediate -w stop \
             >/dev/null 2>&1 || true
     fi
-    rm -rf "$PGTMP_DIR"
+    # PGTMP_KEEP=1 (the demo's --keep) leaves the data directory for a later look.
+    [ "${PGTMP_KEEP:-0}" = 1 ] || rm -rf "$PGTMP_DIR"
     PGTMP_DIR=
 }
