@@ -14,7 +14,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The PostgreSQL package starts a system cluster we do not use; tests start their own.
 if [ -f "$here/../web/package.json" ] && [ ! -d "$here/../web/node_modules" ]; then
