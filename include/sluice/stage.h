@@ -340,6 +340,11 @@ typedef struct sl_api {
 
     /** Like json_set_number, for a boolean member. */
     sl_err (*json_set_bool)(sl_ctx *ctx, const sl_record *rec, const char *key, int value);
+
+    /** The next item of the array or object `node` is in, NULL after the last. Walking a
+     *  container with json_at(c, 0) and then json_next is O(n); json_at(c, i) for every i is
+     *  O(n^2) (the items are a list). */
+    sl_json *(*json_next)(const sl_json *node);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */

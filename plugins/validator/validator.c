@@ -493,9 +493,8 @@ static bool finite_everywhere(const sl_api *api, const sl_json *n, int depth)
         return isfinite(api->json_number(n));
     if ((t != SL_JSON_ARRAY && t != SL_JSON_OBJECT) || depth > 64)
         return true;
-    size_t cnt = api->json_size(n);
-    for (size_t i = 0; i < cnt; i++)
-        if (!finite_everywhere(api, api->json_at(n, i), depth + 1))
+    for (const sl_json *c = api->json_at(n, 0); c; c = api->json_next(c))
+        if (!finite_everywhere(api, c, depth + 1))
             return false;
     return true;
 }
@@ -703,9 +702,8 @@ static bool check_root(validator *v, const sl_json *root, const char *err)
     schema *sc = &v->sc;
     memset(v->node, 0, sc->n * sizeof v->node[0]);
     memset(v->sval, 0, sc->n * sizeof v->sval[0]);
-    size_t nm = api->json_size(root);
-    for (size_t i = 0; i < nm; i++) {
-        const sl_json *m = api->json_at(root, i);
+    /* One pass over the members (json_next: a list walk, not json_at(i) per member). */
+    for (const sl_json *m = api->json_at(root, 0); m; m = api->json_next(m)) {
         const char *key = api->json_key(m);
         field *f = key ? find_field(sc, key) : NULL;
         if (!f) {
