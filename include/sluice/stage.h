@@ -29,7 +29,7 @@
  *   Groups (api->ack_group) let one output record stand for many inputs (window aggregates).
  *
  * Threads: a stage instance's callbacks never run concurrently (one task = one thread, one
- * instance per task). api->release, api->ack_group_* and the metric calls are thread-safe and
+ * instance per task). api->release, api->ack_group_*, log and the metric calls are thread-safe and
  * may be called from any thread (a delivery-report thread, say); everything else only from
  * inside a callback of the stage that owns the ctx.
  *

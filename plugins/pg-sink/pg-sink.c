@@ -16,6 +16,13 @@
  * PostgreSQL refuses is alone; it goes to the dead letter with the server's message and the rest
  * commits. A lost connection keeps the open batch and retries it after a backoff.
  *
+ * The transactions run on a writer thread with its own connection, so PostgreSQL works on one
+ * batch while process() fills the next: two buffers, one filling and one being written, handed
+ * over in order (one writer, FIFO); when both are full, process waits. The host is called from
+ * the task thread only (reject, log, count; release excepted): the writer hands refused rows,
+ * log lines and counts back, and the task thread's next callback deals with them. The task
+ * thread keeps a connection of its own for the catalog and for restore.
+ *
  * On partition assignment, specs with `restore:` are read back (one query per table) and handed
  * to the earlier stages' on_restore (api->restore), so dedup and window-kpi rebuild their state
  * from what is durable; see README.md. The resume position is the source's own (never moved).
@@ -26,6 +33,7 @@
 #include <libpq-fe.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -246,7 +254,6 @@ typedef struct table_spec {
     int64_t restore_within_ms; /* 0: no time bound */
     char *restore_time_col;    /* NULL: no time bound, rows in partition order */
     int64_t restore_max_rows;
-    buf copy_sql, insert_sql; /* rebuilt per connection (identifier quoting needs one) */
 } table_spec;
 
 typedef struct pg_config {
@@ -265,8 +272,8 @@ typedef struct row {
     sl_ack *ack;
     size_t table;
     bool done;
-    size_t line_off, line_len; /* in pg_sink.lines */
-    size_t topic_off, topic_len; /* in pg_sink.saved; topic_len SIZE_MAX: no topic */
+    size_t line_off, line_len; /* in batch.lines */
+    size_t topic_off, topic_len; /* in batch.saved; topic_len SIZE_MAX: no topic */
     size_t key_off, key_len;     /* key_len SIZE_MAX: no key */
     size_t val_off, val_len;
     size_t hdr_off, n_headers;
@@ -275,31 +282,80 @@ typedef struct row {
     int64_t offset;
 } row;
 
-typedef enum wr_result { WR_OK, WR_DATA, WR_RETRY, WR_FATAL } wr_result;
+/* WR_REFUSED: a row PostgreSQL refuses was found alone; the task thread rejects it. */
+typedef enum wr_result { WR_OK, WR_DATA, WR_RETRY, WR_FATAL, WR_REFUSED, WR_STOPPED } wr_result;
+
+#define NO_ROW SIZE_MAX
+
+/* The rows of one transaction. Two of them: process() fills one while the writer thread writes
+ * the other. Whoever holds a batch is the only one touching it: the task thread while it fills
+ * it or handles what came back, the writer while it is handed over (wstate W_BUSY). */
+typedef struct batch {
+    row *rows;
+    size_t nrows, cap_rows;
+    buf lines, saved;
+    int64_t first_ms; /* when the oldest row arrived */
+    /* from the writer, for the task thread (which alone may call reject, log, count) */
+    wr_result result;
+    size_t refused;   /* WR_REFUSED: that row, with `reason` */
+    size_t pos_row;   /* a rejected row whose position goes first (its own transaction), or NO_ROW */
+    char reason[1024];
+    uint64_t written, flushes;
+    double seconds;
+} batch;
+
+/* A connection and its up/down state: the task thread has one (catalog, restore), the writer
+ * thread its own (the transactions). */
+typedef struct pgc {
+    PGconn *conn;
+    bool writer;         /* log lines go through the notes queue (see say()) */
+    int up;              /* -1 never connected, 0 down, 1 up: logs once per change */
+    int attempts;        /* failed tries since the last success */
+    int64_t next_try_ms; /* backoff: no connection attempt before this */
+    int64_t backoff_ms;
+    buf *sql;            /* per spec: [2i] COPY, [2i+1] INSERT (quoting needs the connection) */
+    char *offsets_put;   /* upsert of the offsets table */
+    char reason[1024];   /* the server's message for the last failure */
+} pgc;
+
+enum { W_IDLE, W_BUSY, W_DONE };
+
+typedef struct note {
+    sl_log_level level;
+    char msg[1200];
+} note;
 
 typedef struct pg_sink {
     const sl_api *api;
     sl_ctx *ctx;
     const pg_config *cfg;
+    const char *pipeline;
     table_spec *specs;
     size_t nspecs;
 
-    PGconn *conn;
-    int up;                 /* -1 never connected, 0 down, 1 up: logs once per change */
-    int attempts;           /* failed tries since the last success */
-    int64_t next_try_ms;    /* backoff: no connection attempt / flush before this */
-    int64_t backoff_ms;
+    pgc task;               /* the task thread's connection */
     bool tables_created;
     bool store_offsets;     /* store_offsets, and not the dead letter */
     bool broken;            /* state restore failed: stop rather than run without state */
-    char *offsets_put;      /* upsert of the offsets table */
+    bool failed;            /* the writer hit a setup error: stop */
 
-    row *rows;
-    size_t nrows, cap_rows;
-    buf lines, saved, scratch;
+    batch bufs[2];
+    batch *fill;            /* process() adds rows here (task thread) */
+    batch *out;             /* the writer's, while wstate != W_IDLE */
+    buf scratch;
     int64_t seq;            /* arrival order inside the staging table */
-    int64_t first_ms;       /* when the oldest buffered row arrived */
-    char reason[1024];      /* the server's message for a refused row */
+
+    /* The writer thread and what it shares with the task thread, under `mu`. */
+    pthread_t thread;
+    pgc wr;                 /* the writer's connection (writer thread only) */
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    int wstate;             /* W_IDLE: no batch; W_BUSY: writing `out`; W_DONE: back */
+    bool wdown;             /* the writer's PostgreSQL is away (it retries with backoff) */
+    bool stop;
+    note notes[8];          /* the writer's log lines, logged by the task thread */
+    size_t nnotes;
+    uint64_t reconnects;
 } pg_sink;
 
 #define BACKOFF_MIN_MS 100
@@ -485,8 +541,6 @@ static void free_specs(table_spec *specs, size_t n)
         free(t->schema);
         free(t->table);
         free(t->restore_time_col);
-        buf_free(&t->copy_sql);
-        buf_free(&t->insert_sql);
     }
     free(specs);
 }
@@ -529,9 +583,8 @@ static bool is_key(const table_spec *t, const char *name)
 }
 
 /* CREATE TEMP TABLE for staging, COPY and INSERT … SELECT … ON CONFLICT for spec i. */
-static bool build_sql(PGconn *conn, table_spec *t, size_t i, buf *create)
+static bool build_sql(PGconn *conn, const table_spec *t, size_t i, buf *cp, buf *ins, buf *create)
 {
-    buf *cp = &t->copy_sql, *ins = &t->insert_sql;
     cp->len = ins->len = create->len = 0;
     bool ok = true;
 
@@ -646,72 +699,108 @@ static void squeeze_spaces(char *s)
 }
 
 /* "SQLSTATE: message (detail)" of a failed result, one line. */
-static void describe_error(pg_sink *s, const PGresult *res)
+static void describe_error(pgc *l, const PGresult *res)
 {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
-    if (!msg) msg = PQerrorMessage(s->conn);
-    snprintf(s->reason, sizeof s->reason, "%s%s%s%s%s%s", st ? st : "", st ? ": " : "", msg,
+    if (!msg) msg = PQerrorMessage(l->conn);
+    snprintf(l->reason, sizeof l->reason, "%s%s%s%s%s%s", st ? st : "", st ? ": " : "", msg,
              detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
-    squeeze_spaces(s->reason);
+    squeeze_spaces(l->reason);
 }
 
-/* Runs a command that returns no rows; on failure fills s->reason and says what kind. */
-static wr_result exec_cmd(pg_sink *s, const char *sql)
+/* Runs a command that returns no rows; on failure fills l->reason and says what kind. */
+static wr_result exec_cmd(pgc *l, const char *sql)
 {
-    PGresult *res = PQexec(s->conn, sql);
+    PGresult *res = PQexec(l->conn, sql);
     wr_result r = WR_OK;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        describe_error(s, res);
-        r = classify(s->conn, res);
+        describe_error(l, res);
+        r = classify(l->conn, res);
     }
     PQclear(res);
     return r;
 }
 
-static void set_down(pg_sink *s, const char *why)
+/* The host API is called from the task thread only, so the writer's log lines and reconnect
+ * counts wait in s->notes until the task thread's next callback (report_notes). */
+static void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
 {
-    if (s->up != 0)
-        s->api->log(s->ctx, SL_LOG_WARN,
-                    "PostgreSQL unavailable (%s); keeping %zu rows and retrying with backoff",
-                    why, s->nrows);
-    s->up = 0;
-    s->attempts++;
-    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (s->backoff_ms > BACKOFF_MAX_MS) s->backoff_ms = BACKOFF_MAX_MS;
-    s->next_try_ms = s->api->monotonic_ms(s->ctx) + s->backoff_ms;
-    if (s->conn && PQstatus(s->conn) != CONNECTION_OK) {
-        PQfinish(s->conn);
-        s->conn = NULL;
+    char msg[sizeof s->notes[0].msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!l->writer) {
+        s->api->log(s->ctx, level, "%s", msg);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (s->nnotes < sizeof s->notes / sizeof s->notes[0]) { /* more is a flapping server */
+        s->notes[s->nnotes].level = level;
+        memcpy(s->notes[s->nnotes].msg, msg, sizeof msg);
+        s->nnotes++;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_down(pg_sink *s, pgc *l, size_t rows, const char *why)
+{
+    if (l->up != 0)
+        say(s, l, SL_LOG_WARN,
+            "PostgreSQL unavailable (%s); keeping %zu rows and retrying with backoff", why, rows);
+    l->up = 0;
+    l->attempts++;
+    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (l->backoff_ms > BACKOFF_MAX_MS) l->backoff_ms = BACKOFF_MAX_MS;
+    l->next_try_ms = now_ms() + l->backoff_ms;
+    if (l->conn && PQstatus(l->conn) != CONNECTION_OK) {
+        PQfinish(l->conn);
+        l->conn = NULL;
     }
 }
 
-static void set_up(pg_sink *s)
+static void set_up(pg_sink *s, pgc *l)
 {
-    if (s->up == 0) {
-        s->api->log(s->ctx, SL_LOG_INFO, "PostgreSQL available again after %d retries",
-                    s->attempts);
-        s->api->count(s->ctx, "reconnects", 1);
+    if (l->up == 0) {
+        say(s, l, SL_LOG_INFO, "PostgreSQL available again after %d retries", l->attempts);
+        if (l->writer) {
+            pthread_mutex_lock(&s->mu);
+            s->reconnects++;
+            pthread_mutex_unlock(&s->mu);
+        } else {
+            s->api->count(s->ctx, "reconnects", 1);
+        }
     }
-    s->up = 1;
-    s->attempts = 0;
-    s->backoff_ms = 0;
-    s->next_try_ms = 0;
+    l->up = 1;
+    l->attempts = 0;
+    l->backoff_ms = 0;
+    l->next_try_ms = 0;
 }
 
 /* Reads the target's columns (name, type, default). Explicit columns must exist; omitted
- * columns become every insertable column of the table. */
-static wr_result load_catalog(pg_sink *s, table_spec *t)
+ * columns become every insertable column of the table. Task thread only: the specs are
+ * read-only once loaded, which they are before any batch reaches the writer. */
+static wr_result load_catalog(pgc *l, table_spec *t)
 {
     buf qname = {0};
-    if (!put_table_name(s->conn, &qname, t) || qname.oom) {
+    if (!put_table_name(l->conn, &qname, t) || qname.oom) {
         buf_free(&qname);
         return WR_RETRY;
     }
     const char *params[1] = {qname.p};
     PGresult *res = PQexecParams(
-        s->conn,
+        l->conn,
         "SELECT a.attname, format_type(a.atttypid, a.atttypmod), pg_get_expr(d.adbin, d.adrelid),"
         " a.attidentity <> '' OR a.attgenerated <> ''"
         " FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
@@ -720,14 +809,14 @@ static wr_result load_catalog(pg_sink *s, table_spec *t)
         1, NULL, params, NULL, NULL, 0);
     buf_free(&qname);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        describe_error(s, res);
-        wr_result r = classify(s->conn, res);
+        describe_error(l, res);
+        wr_result r = classify(l->conn, res);
         PQclear(res);
         return r == WR_DATA ? WR_FATAL : r;
     }
     int n = PQntuples(res);
     if (n == 0) {
-        snprintf(s->reason, sizeof s->reason,
+        snprintf(l->reason, sizeof l->reason,
                  "table %s%s%s does not exist (load pipelines/sql/schema.sql, or set "
                  "create_tables: true with typed columns)",
                  t->schema ? t->schema : "", t->schema ? "." : "", t->table);
@@ -753,7 +842,7 @@ static wr_result load_catalog(pg_sink *s, table_spec *t)
         int i = 0;
         while (i < n && strcmp(PQgetvalue(res, i, 0), col->name ? col->name : "") != 0) i++;
         if (i == n || !col->name) {
-            snprintf(s->reason, sizeof s->reason, "table %s has no column \"%s\"", t->table,
+            snprintf(l->reason, sizeof l->reason, "table %s has no column \"%s\"", t->table,
                      col->name ? col->name : "?");
             PQclear(res);
             return WR_FATAL;
@@ -772,7 +861,7 @@ static wr_result load_catalog(pg_sink *s, table_spec *t)
     PQclear(res);
     for (size_t k = 0; k < t->nkeys; k++) {
         if (!find_column(t, t->keys[k])) {
-            snprintf(s->reason, sizeof s->reason, "conflict key \"%s\" is not a mapped column of %s",
+            snprintf(l->reason, sizeof l->reason, "conflict key \"%s\" is not a mapped column of %s",
                      t->keys[k], t->table);
             return WR_FATAL;
         }
@@ -783,7 +872,7 @@ static wr_result load_catalog(pg_sink *s, table_spec *t)
 
 /* create_tables: the configured tables (typed columns, conflict keys as primary key) and the
  * offsets table, IF NOT EXISTS. */
-static wr_result create_tables(pg_sink *s)
+static wr_result create_tables(pg_sink *s, pgc *l)
 {
     buf sql = {0};
     wr_result r = WR_OK;
@@ -791,29 +880,29 @@ static wr_result create_tables(pg_sink *s)
         table_spec *t = &s->specs[i];
         sql.len = 0;
         buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
-        bool ok = put_table_name(s->conn, &sql, t);
+        bool ok = put_table_name(l->conn, &sql, t);
         buf_puts(&sql, " (");
         for (size_t c = 0; c < t->ncols; c++) {
             if (c) buf_puts(&sql, ", ");
-            ok = ok && put_ident(s->conn, &sql, t->cols[c].name);
+            ok = ok && put_ident(l->conn, &sql, t->cols[c].name);
             /* The type is configuration (SQL type syntax), never a record's value. */
             buf_printf(&sql, " %s", t->cols[c].cfg_type ? t->cols[c].cfg_type : "text");
         }
         for (size_t k = 0; k < t->nkeys; k++) {
             buf_puts(&sql, k ? ", " : ", PRIMARY KEY (");
-            ok = ok && put_ident(s->conn, &sql, t->keys[k]);
+            ok = ok && put_ident(l->conn, &sql, t->keys[k]);
         }
         buf_puts(&sql, t->nkeys ? "))" : ")");
-        r = ok && !sql.oom ? exec_cmd(s, sql.p) : WR_FATAL;
+        r = ok && !sql.oom ? exec_cmd(l, sql.p) : WR_FATAL;
     }
     if (r == WR_OK && s->store_offsets) {
         sql.len = 0;
         buf_puts(&sql, "CREATE TABLE IF NOT EXISTS ");
-        bool ok = put_ident(s->conn, &sql, s->cfg->offsets_table);
+        bool ok = put_ident(l->conn, &sql, s->cfg->offsets_table);
         buf_puts(&sql, " (pipeline text NOT NULL, topic text NOT NULL, \"partition\" integer NOT NULL,"
                        " \"offset\" bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
                        " PRIMARY KEY (pipeline, topic, \"partition\"))");
-        r = ok && !sql.oom ? exec_cmd(s, sql.p) : WR_FATAL;
+        r = ok && !sql.oom ? exec_cmd(l, sql.p) : WR_FATAL;
     }
     buf_free(&sql);
     return r == WR_DATA ? WR_FATAL : r;
@@ -821,21 +910,21 @@ static wr_result create_tables(pg_sink *s)
 
 /* The statements on the offsets table, and a check that it exists (fail now, with advice,
  * rather than at the first flush). */
-static wr_result prepare_offsets(pg_sink *s)
+static wr_result prepare_offsets(pg_sink *s, pgc *l)
 {
     const char *params[1] = {s->cfg->offsets_table};
-    PGresult *res = PQexecParams(s->conn, "SELECT to_regclass(quote_ident($1))", 1, NULL, params,
+    PGresult *res = PQexecParams(l->conn, "SELECT to_regclass(quote_ident($1))", 1, NULL, params,
                                  NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        describe_error(s, res);
-        wr_result r = classify(s->conn, res);
+        describe_error(l, res);
+        wr_result r = classify(l->conn, res);
         PQclear(res);
         return r == WR_DATA ? WR_FATAL : r;
     }
     bool missing = PQgetisnull(res, 0, 0);
     PQclear(res);
     if (missing) {
-        snprintf(s->reason, sizeof s->reason,
+        snprintf(l->reason, sizeof l->reason,
                  "table %s does not exist (load pipelines/sql/schema.sql, set create_tables: "
                  "true, or store_offsets: false)",
                  s->cfg->offsets_table);
@@ -843,57 +932,61 @@ static wr_result prepare_offsets(pg_sink *s)
     }
     buf put = {0};
     buf_puts(&put, "INSERT INTO ");
-    bool ok = put_ident(s->conn, &put, s->cfg->offsets_table);
+    bool ok = put_ident(l->conn, &put, s->cfg->offsets_table);
     buf_puts(&put, " (pipeline, topic, \"partition\", \"offset\") VALUES ($1, $2, $3, $4)"
                    " ON CONFLICT (pipeline, topic, \"partition\") DO UPDATE"
                    " SET \"offset\" = EXCLUDED.\"offset\", updated_at = now()");
-    free(s->offsets_put);
-    s->offsets_put = put.p;
+    free(l->offsets_put);
+    l->offsets_put = put.p;
     return ok && !put.oom ? WR_OK : WR_FATAL;
 }
 
-/* Connect if needed: session setup, catalog (first time), statements and staging tables.
- * WR_RETRY while PostgreSQL is unreachable or during the backoff; WR_FATAL on a setup problem
- * (s->reason says which). */
-static wr_result ensure_conn(pg_sink *s)
+/* Connect if needed: session setup, catalog (first time, task thread), statements and staging
+ * tables. WR_RETRY while PostgreSQL is unreachable or during the backoff; WR_FATAL on a setup
+ * problem (l->reason says which). `rows`: how many rows wait for it (for the log). */
+static wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows)
 {
-    if (s->api->monotonic_ms(s->ctx) < s->next_try_ms) return WR_RETRY;
-    if (s->conn && PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) == PQTRANS_IDLE)
+    if (now_ms() < l->next_try_ms) return WR_RETRY;
+    if (l->conn && PQstatus(l->conn) == CONNECTION_OK && PQtransactionStatus(l->conn) == PQTRANS_IDLE)
         return WR_OK;
-    if (s->conn) PQfinish(s->conn);
-    s->conn = PQconnectdb(s->cfg->dsn ? s->cfg->dsn : "");
-    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-        snprintf(s->reason, sizeof s->reason, "%s",
-                 s->conn ? PQerrorMessage(s->conn) : "out of memory");
-        squeeze_spaces(s->reason);
-        set_down(s, s->reason);
+    if (l->conn) PQfinish(l->conn);
+    l->conn = PQconnectdb(s->cfg->dsn ? s->cfg->dsn : "");
+    if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
+        snprintf(l->reason, sizeof l->reason, "%s",
+                 l->conn ? PQerrorMessage(l->conn) : "out of memory");
+        squeeze_spaces(l->reason);
+        set_down(s, l, rows, l->reason);
         return WR_RETRY;
     }
     wr_result r = WR_OK;
-    if (PQsetClientEncoding(s->conn, "UTF8") != 0) r = WR_RETRY;
-    if (r == WR_OK && s->cfg->create_tables && !s->tables_created) {
-        r = create_tables(s);
+    if (PQsetClientEncoding(l->conn, "UTF8") != 0) r = WR_RETRY;
+    /* The writer connects only once the task thread has done both (rows need the catalog). */
+    if (r == WR_OK && !l->writer && s->cfg->create_tables && !s->tables_created) {
+        r = create_tables(s, l);
         s->tables_created = r == WR_OK;
     }
     buf create = {0};
     for (size_t i = 0; i < s->nspecs && r == WR_OK; i++) {
         table_spec *t = &s->specs[i];
-        if (!t->loaded) r = load_catalog(s, t);
-        if (r == WR_OK) r = build_sql(s->conn, t, i, &create) ? exec_cmd(s, create.p) : WR_FATAL;
+        if (!t->loaded) r = l->writer ? WR_FATAL : load_catalog(l, t);
+        if (r == WR_OK)
+            r = build_sql(l->conn, t, i, &l->sql[2 * i], &l->sql[2 * i + 1], &create)
+                    ? exec_cmd(l, create.p)
+                    : WR_FATAL;
     }
     buf_free(&create);
     /* Timestamps read back (restore) come as RFC 3339 with +00:00, whatever the server's zone. */
-    if (r == WR_OK) r = exec_cmd(s, "SET TIME ZONE 'UTC'");
-    if (r == WR_OK && s->store_offsets) r = prepare_offsets(s);
+    if (r == WR_OK) r = exec_cmd(l, "SET TIME ZONE 'UTC'");
+    if (r == WR_OK && s->store_offsets) r = prepare_offsets(s, l);
     if (r == WR_FATAL) return WR_FATAL;
     if (r != WR_OK) {
-        set_down(s, s->reason);
+        set_down(s, l, rows, l->reason);
         return WR_RETRY;
     }
-    if (s->up == -1)
-        s->api->log(s->ctx, SL_LOG_INFO, "connected to PostgreSQL %s at %s:%s",
-                    PQparameterStatus(s->conn, "server_version"), PQhost(s->conn), PQport(s->conn));
-    set_up(s);
+    if (l->up == -1 && !l->writer)
+        say(s, l, SL_LOG_INFO, "connected to PostgreSQL %s at %s:%s",
+            PQparameterStatus(l->conn, "server_version"), PQhost(l->conn), PQport(l->conn));
+    set_up(s, l);
     return WR_OK;
 }
 
@@ -977,9 +1070,9 @@ static void put_field(pg_sink *s, buf *b, const column *col, const sl_record *re
 }
 
 /* Copies what the dead letter needs of a record into s->saved. */
-static void save_record(pg_sink *s, row *r, const sl_record *rec)
+static void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec)
 {
-    buf *b = &s->saved;
+    buf *b = &bt->saved;
     r->topic_len = rec->topic ? strlen(rec->topic) : SIZE_MAX;
     r->topic_off = b->len;
     if (rec->topic) buf_put(b, rec->topic, r->topic_len + 1);
@@ -1007,9 +1100,9 @@ static void save_record(pg_sink *s, row *r, const sl_record *rec)
 
 /* Sends a buffered row to the dead letter, rebuilt from its saved copy. The rebuilt record is
  * anchored to our held token; the host takes its own reference, then we release ours. */
-static void reject_row(pg_sink *s, row *r, const char *reason)
+static void reject_row(pg_sink *s, batch *b, row *r, const char *reason)
 {
-    const char *base = s->saved.p;
+    const char *base = b->saved.p;
     sl_header *hdrs = r->n_headers ? calloc(r->n_headers, sizeof *hdrs) : NULL;
     size_t off = r->hdr_off, nh = 0;
     for (size_t i = 0; hdrs && i < r->n_headers; i++, nh++) {
@@ -1070,65 +1163,65 @@ static sl_err add_record(pg_sink *s, const sl_record *rec)
             return SL_OK;
         }
     }
-    if (s->nrows == s->cap_rows) {
-        size_t cap = s->cap_rows ? s->cap_rows * 2 : 1024;
-        row *p = realloc(s->rows, cap * sizeof *p);
+    batch *b = s->fill;
+    if (b->nrows == b->cap_rows) {
+        size_t cap = b->cap_rows ? b->cap_rows * 2 : 1024;
+        row *p = realloc(b->rows, cap * sizeof *p);
         if (!p) return SL_ENOMEM;
-        s->rows = p;
-        s->cap_rows = cap;
+        b->rows = p;
+        b->cap_rows = cap;
     }
-    row *r = &s->rows[s->nrows];
-    *r = (row){.table = (size_t)(t - s->specs), .line_off = s->lines.len};
+    row *r = &b->rows[b->nrows];
+    *r = (row){.table = (size_t)(t - s->specs), .line_off = b->lines.len};
     for (size_t c = 0; c < t->ncols; c++) {
-        put_field(s, &s->lines, &t->cols[c], rec, root);
-        buf_putc(&s->lines, '\t');
+        put_field(s, &b->lines, &t->cols[c], rec, root);
+        buf_putc(&b->lines, '\t');
     }
-    buf_printf(&s->lines, "%lld\n", (long long)s->seq++);
-    r->line_len = s->lines.len - r->line_off;
-    save_record(s, r, rec);
-    if (s->lines.oom || s->saved.oom) return SL_ENOMEM;
+    buf_printf(&b->lines, "%lld\n", (long long)s->seq++);
+    r->line_len = b->lines.len - r->line_off;
+    save_record(s, b, r, rec);
+    if (b->lines.oom || b->saved.oom) return SL_ENOMEM;
     r->ack = s->api->hold(s->ctx, rec);
-    if (s->nrows++ == 0) s->first_ms = s->api->monotonic_ms(s->ctx);
+    if (b->nrows++ == 0) b->first_ms = now_ms();
     return SL_OK;
 }
 
-/* ---- writing ------------------------------------------------------------------------- */
+/* ---- writing (the writer thread) ----------------------------------------------------- */
 
 /* Key of sluice_offsets for a row: the configured topic, else the record's own topic. */
-static const char *offsets_topic(const pg_sink *s, const row *r)
+static const char *offsets_topic(const pg_sink *s, const batch *b, const row *r)
 {
     if (s->cfg->offsets_topic) return s->cfg->offsets_topic;
-    return r->topic_len == SIZE_MAX ? "" : s->saved.p + r->topic_off;
+    return r->topic_len == SIZE_MAX ? "" : b->saved.p + r->topic_off;
 }
 
 /* Upserts the max offset per (topic, partition) of the rows of [lo, hi) that are pending (or,
  * with with_done, also those already finished: a rejected row's position). */
-static wr_result write_offsets(pg_sink *s, size_t lo, size_t hi, bool with_done)
+static wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done)
 {
     if (!s->store_offsets) return WR_OK;
-    const char *pipeline = s->api->pipeline_name(s->ctx);
     for (size_t i = lo; i < hi; i++) {
-        row *r = &s->rows[i];
+        row *r = &b->rows[i];
         if ((r->done && !with_done) || r->partition < 0) continue;
         /* Rows of a partition arrive in offset order, so the last row of each (topic,
          * partition) in the range carries its max: write each pair only there. */
-        const char *topic = offsets_topic(s, r);
+        const char *topic = offsets_topic(s, b, r);
         bool later = false;
         for (size_t j = i + 1; j < hi && !later; j++) {
-            const row *q = &s->rows[j];
+            const row *q = &b->rows[j];
             later = (!q->done || with_done) && q->partition == r->partition &&
-                    !strcmp(offsets_topic(s, q), topic);
+                    !strcmp(offsets_topic(s, b, q), topic);
         }
         if (later) continue;
         char part[16], off[24];
         snprintf(part, sizeof part, "%d", (int)r->partition);
         snprintf(off, sizeof off, "%lld", (long long)r->offset);
-        const char *params[4] = {pipeline, topic, part, off};
-        PGresult *res = PQexecParams(s->conn, s->offsets_put, 4, NULL, params, NULL, NULL, 0);
+        const char *params[4] = {s->pipeline, topic, part, off};
+        PGresult *res = PQexecParams(l->conn, l->offsets_put, 4, NULL, params, NULL, NULL, 0);
         wr_result w = WR_OK;
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-            describe_error(s, res);
-            w = classify(s->conn, res);
+            describe_error(l, res);
+            w = classify(l->conn, res);
         }
         PQclear(res);
         if (w != WR_OK) return w;
@@ -1138,117 +1231,252 @@ static wr_result write_offsets(pg_sink *s, size_t lo, size_t hi, bool with_done)
 
 /* COPY the pending rows of [lo, hi) for table t into its staging table and move them into the
  * target. */
-static wr_result write_table(pg_sink *s, size_t t, size_t lo, size_t hi)
+static wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
 {
-    table_spec *spec = &s->specs[t];
-    PGresult *res = PQexec(s->conn, spec->copy_sql.p);
+    PGresult *res = PQexec(l->conn, l->sql[2 * t].p);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
-        describe_error(s, res);
-        wr_result r = classify(s->conn, res);
+        describe_error(l, res);
+        wr_result r = classify(l->conn, res);
         PQclear(res);
         return r;
     }
     PQclear(res);
     bool sent = true;
     for (size_t i = lo; i < hi && sent; i++) {
-        const row *r = &s->rows[i];
+        const row *r = &b->rows[i];
         if (!r->done && r->table == t)
-            sent = PQputCopyData(s->conn, s->lines.p + r->line_off, (int)r->line_len) == 1;
+            sent = PQputCopyData(l->conn, b->lines.p + r->line_off, (int)r->line_len) == 1;
     }
-    if (PQputCopyEnd(s->conn, sent ? NULL : "client failed to send") != 1) sent = false;
+    if (PQputCopyEnd(l->conn, sent ? NULL : "client failed to send") != 1) sent = false;
     wr_result w = WR_OK;
-    while ((res = PQgetResult(s->conn)) != NULL) {
+    while ((res = PQgetResult(l->conn)) != NULL) {
         if (w == WR_OK && PQresultStatus(res) != PGRES_COMMAND_OK) {
-            describe_error(s, res);
-            w = classify(s->conn, res);
+            describe_error(l, res);
+            w = classify(l->conn, res);
         }
         PQclear(res);
     }
     if (w == WR_OK && !sent) {
-        snprintf(s->reason, sizeof s->reason, "%s", PQerrorMessage(s->conn));
+        snprintf(l->reason, sizeof l->reason, "%s", PQerrorMessage(l->conn));
         w = WR_RETRY;
     }
-    return w == WR_OK ? exec_cmd(s, spec->insert_sql.p) : w;
+    return w == WR_OK ? exec_cmd(l, l->sql[2 * t + 1].p) : w;
 }
 
 /* One transaction for the pending rows of [lo, hi) and their positions; offsets_only: just the
  * positions of [lo, hi), finished rows included. */
-static wr_result write_txn(pg_sink *s, size_t lo, size_t hi, bool offsets_only)
+static wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only)
 {
-    wr_result w = exec_cmd(s, "BEGIN");
+    wr_result w = exec_cmd(l, "BEGIN");
     for (size_t t = 0; t < s->nspecs && w == WR_OK && !offsets_only; t++) {
         bool any = false;
-        for (size_t i = lo; i < hi && !any; i++) any = !s->rows[i].done && s->rows[i].table == t;
-        if (any) w = write_table(s, t, lo, hi);
+        for (size_t i = lo; i < hi && !any; i++) any = !b->rows[i].done && b->rows[i].table == t;
+        if (any) w = write_table(l, b, t, lo, hi);
     }
-    if (w == WR_OK) w = write_offsets(s, lo, hi, offsets_only);
-    if (w == WR_OK) w = exec_cmd(s, "COMMIT");
-    if (w != WR_OK && PQstatus(s->conn) == CONNECTION_OK &&
-        PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
-        char keep[sizeof s->reason];
-        memcpy(keep, s->reason, sizeof keep);
-        PQclear(PQexec(s->conn, "ROLLBACK"));
-        memcpy(s->reason, keep, sizeof keep);
+    if (w == WR_OK) w = write_offsets(s, l, b, lo, hi, offsets_only);
+    if (w == WR_OK) w = exec_cmd(l, "COMMIT");
+    if (w != WR_OK && PQstatus(l->conn) == CONNECTION_OK &&
+        PQtransactionStatus(l->conn) != PQTRANS_IDLE) {
+        char keep[sizeof l->reason];
+        memcpy(keep, l->reason, sizeof keep);
+        PQclear(PQexec(l->conn, "ROLLBACK"));
+        memcpy(l->reason, keep, sizeof keep);
     }
     return w;
 }
 
-/* Writes [lo, hi); on a data error splits the range until the refused row is alone, rejects it
- * and commits the rest. */
-static wr_result write_range(pg_sink *s, size_t lo, size_t hi)
+/* Writes [lo, hi); on a data error splits the range until the refused row is alone, and stops
+ * there with WR_REFUSED: the task thread rejects it (only it may), then hands the batch back to
+ * go on. The halves before it have committed, so every pending row is after it. */
+static wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
 {
     size_t pending = 0, only = lo;
     for (size_t i = lo; i < hi; i++)
-        if (!s->rows[i].done) pending++, only = i;
+        if (!b->rows[i].done) pending++, only = i;
     if (pending == 0) return WR_OK;
-    wr_result w = write_txn(s, lo, hi, false);
+    wr_result w = write_txn(s, l, b, lo, hi, false);
     if (w == WR_OK) {
         for (size_t i = lo; i < hi; i++) {
-            row *r = &s->rows[i];
+            row *r = &b->rows[i];
             if (r->done) continue;
-            s->api->release(r->ack);
+            s->api->release(r->ack); /* thread-safe */
             r->ack = NULL;
             r->done = true;
         }
-        s->api->count(s->ctx, "rows_written", pending);
+        b->written += pending;
         return WR_OK;
     }
     if (w != WR_DATA) return w;
     if (pending == 1) {
-        /* Dead letter first, then its position: a crash in between re-rejects the row after a
-         * restart rather than losing it. A failure to store the position is harmless (the
-         * next commit of the partition moves it on). */
-        reject_row(s, &s->rows[only], s->reason);
-        (void)write_txn(s, only, only + 1, true);
-        return WR_OK;
+        b->refused = only;
+        memcpy(b->reason, l->reason, sizeof b->reason);
+        return WR_REFUSED;
     }
     size_t mid = lo + (hi - lo) / 2;
-    w = write_range(s, lo, mid);
-    return w == WR_OK ? write_range(s, mid, hi) : w;
+    w = write_range(s, l, b, lo, mid);
+    return w == WR_OK ? write_range(s, l, b, mid, hi) : w;
 }
 
-/* Makes every buffered row durable (or rejected). SL_RETRY keeps the rest for later. */
-static sl_err flush_now(pg_sink *s)
+static size_t pending_rows(const batch *b)
 {
-    if (s->nrows == 0) return SL_OK;
-    wr_result w = ensure_conn(s); /* logs and backs off itself */
-    if (w == WR_OK) {
-        int64_t t0 = s->api->monotonic_ms(s->ctx);
-        w = write_range(s, 0, s->nrows);
-        s->api->observe(s->ctx, "flush_seconds",
-                        (double)(s->api->monotonic_ms(s->ctx) - t0) / 1e3);
-        s->api->count(s->ctx, "flushes", 1);
-        if (w == WR_RETRY) set_down(s, s->reason);
+    size_t n = 0;
+    for (size_t i = 0; i < b->nrows; i++) n += !b->rows[i].done;
+    return n;
+}
+
+/* Writes a batch until it is durable, a row is refused, or a setup error: a lost connection
+ * is retried here, with backoff, redoing what has not committed. WR_STOPPED: close wants the
+ * thread back. */
+static wr_result write_batch(pg_sink *s, batch *b)
+{
+    pgc *l = &s->wr;
+    for (;;) {
+        wr_result w = ensure_conn(s, l, pending_rows(b));
+        if (w == WR_OK) {
+            int64_t t0 = now_ms();
+            if (b->pos_row != NO_ROW) {
+                /* Dead letter first (done by now), then its position: a crash in between
+                 * re-rejects the row after a restart rather than losing it. A failure to
+                 * store the position is harmless (the next commit of the partition moves it
+                 * on) unless the connection is gone: then it is redone with the rest. */
+                w = write_txn(s, l, b, b->pos_row, b->pos_row + 1, true);
+                if (w != WR_RETRY) {
+                    b->pos_row = NO_ROW;
+                    w = WR_OK;
+                }
+            }
+            if (w == WR_OK) w = write_range(s, l, b, 0, b->nrows);
+            b->seconds += (double)(now_ms() - t0) / 1e3;
+            b->flushes++;
+            if (w == WR_RETRY) set_down(s, l, pending_rows(b), l->reason);
+        }
+        pthread_mutex_lock(&s->mu);
+        s->wdown = l->up == 0;
+        if (w == WR_RETRY) {
+            /* Tell a waiting task thread that this will take a while, then sleep out the
+             * backoff (close wakes us). */
+            pthread_cond_broadcast(&s->done);
+            int64_t wake = l->next_try_ms > now_ms() ? l->next_try_ms : now_ms() + BACKOFF_MIN_MS;
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            int64_t ms = wake - now_ms();
+            ts.tv_sec += (time_t)(ms / 1000);
+            ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+            while (!s->stop && now_ms() < wake)
+                if (pthread_cond_timedwait(&s->work, &s->mu, &ts) == ETIMEDOUT) break;
+        }
+        bool stop = s->stop;
+        pthread_mutex_unlock(&s->mu);
+        if (stop) return WR_STOPPED;
+        if (w != WR_RETRY) return w;
     }
-    size_t keep = 0;
-    for (size_t i = 0; i < s->nrows; i++)
-        if (!s->rows[i].done) s->rows[keep++] = s->rows[i];
-    s->nrows = keep;
-    if (keep == 0) s->lines.len = s->saved.len = 0;
-    if (w == WR_OK || w == WR_DATA) return SL_OK;
-    if (w == WR_RETRY) return SL_RETRY;
-    s->api->log(s->ctx, SL_LOG_ERROR, "cannot write: %s", s->reason);
-    return SL_FATAL;
+}
+
+/* The writer: takes the batch the task thread hands over (wstate W_BUSY), writes it, hands it
+ * back (W_DONE). One batch at a time, in the order they were handed over. */
+static void *writer_main(void *arg)
+{
+    pg_sink *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->stop && s->wstate != W_BUSY) pthread_cond_wait(&s->work, &s->mu);
+        if (s->stop) break;
+        batch *b = s->out;
+        pthread_mutex_unlock(&s->mu);
+        wr_result w = write_batch(s, b);
+        pthread_mutex_lock(&s->mu);
+        if (w == WR_STOPPED) break; /* close: the batch stays unacknowledged */
+        b->result = w;
+        if (w == WR_FATAL) memcpy(b->reason, s->wr.reason, sizeof b->reason);
+        s->wstate = W_DONE;
+        pthread_cond_broadcast(&s->done);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- the task thread's side ---------------------------------------------------------- */
+
+static void batch_clear(batch *b)
+{
+    b->nrows = 0;
+    b->lines.len = b->saved.len = 0;
+    b->pos_row = NO_ROW;
+}
+
+/* Logs what the writer noted (task thread). Called with s->mu held; releases it meanwhile. */
+static void report_notes(pg_sink *s)
+{
+    note notes[sizeof s->notes / sizeof s->notes[0]];
+    size_t n = s->nnotes;
+    uint64_t reconnects = s->reconnects;
+    memcpy(notes, s->notes, n * sizeof notes[0]);
+    s->nnotes = 0;
+    s->reconnects = 0;
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++) s->api->log(s->ctx, notes[i].level, "%s", notes[i].msg);
+    if (reconnects) s->api->count(s->ctx, "reconnects", reconnects);
+    pthread_mutex_lock(&s->mu);
+}
+
+/* Takes back what the writer finished: counts it, rejects a refused row and hands the batch
+ * back to go on, or recycles it. With `wait`, first waits while the writer is busy and
+ * PostgreSQL is up (while it is away the writer retries by itself and we return at once).
+ * SL_FATAL after a setup error. */
+static sl_err collect(pg_sink *s, bool wait)
+{
+    sl_err e = SL_OK;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (wait && s->wstate == W_BUSY && !s->wdown) pthread_cond_wait(&s->done, &s->mu);
+        report_notes(s);
+        if (s->wstate != W_DONE) break;
+        batch *b = s->out;
+        pthread_mutex_unlock(&s->mu);
+        if (b->flushes) {
+            s->api->count(s->ctx, "flushes", b->flushes);
+            s->api->observe(s->ctx, "flush_seconds", b->seconds);
+        }
+        if (b->written) s->api->count(s->ctx, "rows_written", b->written);
+        b->flushes = b->written = 0;
+        b->seconds = 0;
+        int next = W_IDLE;
+        if (b->result == WR_REFUSED) {
+            reject_row(s, b, &b->rows[b->refused], b->reason);
+            if (s->store_offsets) b->pos_row = b->refused;
+            next = W_BUSY;
+        } else if (b->result == WR_FATAL) {
+            s->api->log(s->ctx, SL_LOG_ERROR, "cannot write: %s", b->reason);
+            s->failed = true;
+            e = SL_FATAL;
+            next = W_DONE; /* the writer keeps nothing; the rows stay unacknowledged */
+        } else {
+            batch_clear(b);
+        }
+        pthread_mutex_lock(&s->mu);
+        s->wstate = next;
+        if (next == W_BUSY) pthread_cond_signal(&s->work);
+        if (next != W_BUSY) break;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+/* Hands the filled batch to the writer if it is free; false if it is still busy. */
+static bool submit(pg_sink *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool idle = s->wstate == W_IDLE;
+    if (idle) {
+        batch *b = s->fill;
+        s->fill = s->out;
+        s->out = b;
+        s->wstate = W_BUSY;
+        pthread_cond_signal(&s->work);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return idle;
 }
 
 /* ---- callbacks ----------------------------------------------------------------------- */
@@ -1261,7 +1489,12 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     s->api = api;
     s->ctx = ctx;
     s->cfg = cfg;
-    s->up = -1;
+    s->pipeline = api->pipeline_name(ctx); /* borrowed for the instance's life; the writer uses it */
+    s->task.up = s->wr.up = -1;
+    s->wr.writer = true;
+    s->fill = &s->bufs[0];
+    s->out = &s->bufs[1];
+    s->bufs[0].pos_row = s->bufs[1].pos_row = NO_ROW;
 
     cJSON *j = cJSON_Parse(cfg->tables ? cfg->tables : "");
     const char *err = NULL, *where = "";
@@ -1294,6 +1527,34 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         return SL_ECONFIG;
     }
     cJSON_Delete(j);
+    s->task.sql = calloc(2 * s->nspecs, sizeof *s->task.sql);
+    s->wr.sql = calloc(2 * s->nspecs, sizeof *s->wr.sql);
+    /* The writer sleeps out its backoff on `work` with a monotonic deadline. */
+    pthread_condattr_t ca;
+    bool ok = s->task.sql && s->wr.sql && pthread_condattr_init(&ca) == 0;
+    if (ok) {
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        ok = pthread_cond_init(&s->work, &ca) == 0;
+        pthread_condattr_destroy(&ca);
+    }
+    if (ok) {
+        pthread_mutex_init(&s->mu, NULL);
+        pthread_cond_init(&s->done, NULL);
+        ok = pthread_create(&s->thread, NULL, writer_main, s) == 0;
+        if (!ok) {
+            pthread_mutex_destroy(&s->mu);
+            pthread_cond_destroy(&s->done);
+            pthread_cond_destroy(&s->work);
+        }
+    }
+    if (!ok) {
+        api->log(ctx, SL_LOG_ERROR, "cannot start the writer thread");
+        free(s->task.sql);
+        free(s->wr.sql);
+        free_specs(s->specs, s->nspecs);
+        free(s);
+        return SL_FATAL;
+    }
     *self = s;
     return SL_OK;
 }
@@ -1302,21 +1563,24 @@ static sl_err pg_process(void *self, sl_ctx *ctx, const sl_batch *batch)
 {
     pg_sink *s = self;
     s->ctx = ctx;
-    if (s->broken) return SL_FATAL;
-    /* A full buffer must go first; if it cannot, refuse this batch (nothing held yet) so the
-     * host backs off and offers it again. */
-    if ((int64_t)s->nrows >= s->cfg->batch_size) {
-        sl_err e = flush_now(s);
+    if (s->broken || s->failed) return SL_FATAL;
+    sl_err e = collect(s, false);
+    if (e != SL_OK) return e;
+    /* Both buffers full: wait for the writer, then hand it this one. If PostgreSQL is away,
+     * refuse the batch (nothing held yet) so the host backs off and offers it again. */
+    if ((int64_t)s->fill->nrows >= s->cfg->batch_size) {
+        e = collect(s, true);
         if (e != SL_OK) return e;
+        if (!submit(s)) return SL_RETRY;
     }
     /* Rendering a row needs the columns and their types from the catalog. */
     bool loaded = true;
     for (size_t i = 0; i < s->nspecs; i++) loaded = loaded && s->specs[i].loaded;
     if (!loaded) {
-        wr_result w = ensure_conn(s);
+        wr_result w = ensure_conn(s, &s->task, 0);
         if (w == WR_RETRY) return SL_RETRY;
         if (w == WR_FATAL) {
-            s->api->log(ctx, SL_LOG_ERROR, "%s", s->reason);
+            s->api->log(ctx, SL_LOG_ERROR, "%s", s->task.reason);
             return SL_FATAL;
         }
     }
@@ -1326,10 +1590,8 @@ static sl_err pg_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             return SL_ENOMEM;
         }
     }
-    if ((int64_t)s->nrows >= s->cfg->batch_size) {
-        sl_err e = flush_now(s);
-        if (e == SL_FATAL) return e; /* SL_RETRY: the rows are held; flush tries again */
-    }
+    /* A full buffer goes to the writer now if it is free, else at the next call. */
+    if ((int64_t)s->fill->nrows >= s->cfg->batch_size) (void)submit(s);
     return SL_OK;
 }
 
@@ -1337,15 +1599,28 @@ static sl_err pg_flush(void *self, sl_ctx *ctx, int final)
 {
     pg_sink *s = self;
     s->ctx = ctx;
-    if (s->broken) return SL_FATAL;
-    if (s->nrows == 0) return SL_OK;
-    if (!final && (int64_t)s->nrows < s->cfg->batch_size &&
-        s->api->monotonic_ms(ctx) - s->first_ms < s->cfg->flush_interval_ms)
-        return SL_OK;
-    sl_err e = flush_now(s);
-    /* While PostgreSQL is away the rows stay held and the next flush retries (after the
-     * backoff); only the final flush reports it, so the host knows the drain is incomplete. */
-    return e == SL_RETRY && !final ? SL_OK : e;
+    if (s->broken || s->failed) return SL_FATAL;
+    if (!final) {
+        sl_err e = collect(s, false);
+        if (e == SL_OK && s->fill->nrows &&
+            ((int64_t)s->fill->nrows >= s->cfg->batch_size ||
+             now_ms() - s->fill->first_ms >= s->cfg->flush_interval_ms))
+            (void)submit(s); /* if the writer is busy, the next flush hands it over */
+        return e;
+    }
+    /* Final: everything durable before returning SL_OK. While PostgreSQL is away the writer
+     * keeps retrying and we return SL_RETRY at once; the host calls again. */
+    for (;;) {
+        sl_err e = collect(s, true);
+        if (e != SL_OK) return e;
+        if (s->fill->nrows == 0) {
+            pthread_mutex_lock(&s->mu);
+            bool idle = s->wstate == W_IDLE;
+            pthread_mutex_unlock(&s->mu);
+            return idle ? SL_OK : SL_RETRY;
+        }
+        if (!submit(s)) return SL_RETRY;
+    }
 }
 
 /* ---- state restore on partition assignment ------------------------------------------ */
@@ -1375,7 +1650,7 @@ static wr_result restore_query(pg_sink *s, const table_spec *t, const sl_positio
     *out = NULL;
     const column *pcol = column_from(t, SRC_PARTITION), *ocol = column_from(t, SRC_OFFSET);
     if (!pcol) {
-        snprintf(s->reason, sizeof s->reason, "tables.%s: restore needs a column mapped from "
+        snprintf(s->task.reason, sizeof s->task.reason, "tables.%s: restore needs a column mapped from "
                  "$partition or named \"partition\"", t->topic);
         return WR_FATAL;
     }
@@ -1413,7 +1688,7 @@ static wr_result restore_query(pg_sink *s, const table_spec *t, const sl_positio
     buf_puts(&sql, "SELECT r.p, r.off, r.ms, r.v FROM (SELECT a.p, ");
     if (ocol) {
         buf_puts(&sql, "t.");
-        ok = ok && put_ident(s->conn, &sql, ocol->name);
+        ok = ok && put_ident(s->task.conn, &sql, ocol->name);
     } else {
         buf_puts(&sql, s->store_offsets ? "coalesce(so.\"offset\", -1)" : "-1::bigint");
     }
@@ -1422,39 +1697,39 @@ static wr_result restore_query(pg_sink *s, const table_spec *t, const sl_positio
         buf_puts(&sql, "0::bigint");
     } else if (tc_is_time) {
         buf_puts(&sql, "(extract(epoch FROM t.");
-        ok = ok && put_ident(s->conn, &sql, tc);
+        ok = ok && put_ident(s->task.conn, &sql, tc);
         buf_puts(&sql, ") * 1000)::bigint");
     } else {
         buf_puts(&sql, "t.");
-        ok = ok && put_ident(s->conn, &sql, tc);
+        ok = ok && put_ident(s->task.conn, &sql, tc);
         buf_puts(&sql, "::bigint");
     }
     buf_puts(&sql, " AS ms, row_to_json(t)::text AS v, ");
     if (ocol || tc) {
         buf_puts(&sql, "t.");
-        ok = ok && put_ident(s->conn, &sql, ocol ? ocol->name : tc);
+        ok = ok && put_ident(s->task.conn, &sql, ocol ? ocol->name : tc);
     } else {
         buf_puts(&sql, "0");
     }
     buf_puts(&sql, " AS o FROM ");
-    ok = ok && put_table_name(s->conn, &sql, t);
+    ok = ok && put_table_name(s->task.conn, &sql, t);
     buf_puts(&sql, " t JOIN unnest($1::int[], $2::bigint[]) AS a(p, c) ON t.");
-    ok = ok && put_ident(s->conn, &sql, pcol->name);
+    ok = ok && put_ident(s->task.conn, &sql, pcol->name);
     buf_puts(&sql, " = a.p");
     if (!ocol && s->store_offsets) {
         buf_puts(&sql, " LEFT JOIN ");
-        ok = ok && put_ident(s->conn, &sql, s->cfg->offsets_table);
+        ok = ok && put_ident(s->task.conn, &sql, s->cfg->offsets_table);
         buf_puts(&sql, " so ON so.pipeline = $3 AND so.topic = $4 AND so.\"partition\" = a.p");
     }
     buf_puts(&sql, " WHERE true");
     if (ocol) {
         buf_puts(&sql, " AND t.");
-        ok = ok && put_ident(s->conn, &sql, ocol->name);
+        ok = ok && put_ident(s->task.conn, &sql, ocol->name);
         buf_puts(&sql, " <= a.c");
     }
     if (tc && t->restore_within_ms) {
         buf_puts(&sql, " AND t.");
-        ok = ok && put_ident(s->conn, &sql, tc);
+        ok = ok && put_ident(s->task.conn, &sql, tc);
         buf_puts(&sql, tc_is_time ? " >= now() - $5::bigint * interval '1 millisecond'"
                                   : " >= (extract(epoch FROM now()) * 1000)::bigint - $5::bigint");
     }
@@ -1463,19 +1738,19 @@ static wr_result restore_query(pg_sink *s, const table_spec *t, const sl_positio
     char within[24], limit[24];
     snprintf(within, sizeof within, "%lld", (long long)t->restore_within_ms);
     snprintf(limit, sizeof limit, "%lld", (long long)t->restore_max_rows);
-    const char *params[6] = {ps.p, cs.p, s->api->pipeline_name(s->ctx), t->topic, within, limit};
+    const char *params[6] = {ps.p, cs.p, s->pipeline, t->topic, within, limit};
     const Oid types[6] = {25, 25, 25, 25, 25, 25}; /* text: unused ones need a type too */
     wr_result w = WR_OK;
     if (!ok || ps.oom || cs.oom || sql.oom) {
-        snprintf(s->reason, sizeof s->reason, "out of memory building the restore query");
+        snprintf(s->task.reason, sizeof s->task.reason, "out of memory building the restore query");
         w = WR_FATAL;
     } else {
-        PGresult *res = PQexecParams(s->conn, sql.p, 6, types, params, NULL, NULL, 0);
+        PGresult *res = PQexecParams(s->task.conn, sql.p, 6, types, params, NULL, NULL, 0);
         if (PQresultStatus(res) == PGRES_TUPLES_OK) {
             *out = res;
         } else {
-            describe_error(s, res);
-            w = classify(s->conn, res);
+            describe_error(&s->task, res);
+            w = classify(s->task.conn, res);
             if (w == WR_DATA) w = WR_FATAL;
             PQclear(res);
         }
@@ -1526,6 +1801,11 @@ static sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n
 {
     pg_sink *s = self;
     s->ctx = ctx;
+    if (s->failed) return SL_FATAL;
+    /* The host has drained the chain; also let the writer finish, so what is read back
+     * includes every committed batch. */
+    sl_err e = collect(s, true);
+    if (e != SL_OK) return e;
     size_t want = 0;
     for (size_t i = 0; i < s->nspecs; i++) want += s->specs[i].restore;
     if (want == 0 || n == 0) return SL_OK;
@@ -1537,7 +1817,7 @@ static sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n
     int64_t deadline = s->api->monotonic_ms(ctx) + RESTORE_TIMEOUT_MS;
     wr_result w;
     for (;;) {
-        w = ensure_conn(s);
+        w = ensure_conn(s, &s->task, 0);
         for (size_t i = 0; i < s->nspecs && w == WR_OK; i++)
             if (s->specs[i].restore) w = restore_query(s, &s->specs[i], parts, n, &res[i]);
         if (w == WR_OK || w == WR_FATAL || s->api->monotonic_ms(ctx) >= deadline) break;
@@ -1545,7 +1825,7 @@ static sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n
             PQclear(res[i]);
             res[i] = NULL;
         }
-        if (s->up != 0) set_down(s, s->reason);
+        if (s->task.up != 0) set_down(s, &s->task, 0, s->task.reason);
         sleep_ms(BACKOFF_MIN_MS);
     }
     for (size_t i = 0; i < s->nspecs; i++) {
@@ -1555,25 +1835,52 @@ static sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n
     free(res);
     if (w == WR_OK) return SL_OK;
     s->api->log(ctx, SL_LOG_ERROR, "cannot restore state for %zu assigned partitions: %s; "
-                "stopping the pipeline", n, s->reason);
+                "stopping the pipeline", n, s->task.reason);
     s->broken = true;
     return SL_FATAL;
+}
+
+static void pgc_free(pgc *l, size_t nspecs)
+{
+    if (l->conn) PQfinish(l->conn);
+    for (size_t i = 0; l->sql && i < 2 * nspecs; i++) buf_free(&l->sql[i]);
+    free(l->sql);
+    free(l->offsets_put);
+}
+
+static void batch_free(batch *b)
+{
+    free(b->rows);
+    buf_free(&b->lines);
+    buf_free(&b->saved);
 }
 
 static void pg_close(void *self, sl_ctx *ctx)
 {
     pg_sink *s = self;
-    /* Rows still buffered were never written: their holds are deliberately not released, so
+    s->ctx = ctx;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL); /* a transaction under way finishes first */
+    pthread_mutex_lock(&s->mu);
+    report_notes(s);
+    pthread_mutex_unlock(&s->mu);
+    /* Rows not written (buffered, or the writer's unfinished batch) keep their holds, so
      * their positions are never committed and a restart delivers them again. */
-    if (s->nrows)
+    size_t left = s->fill->nrows + (s->wstate != W_IDLE ? pending_rows(s->out) : 0);
+    if (left)
         s->api->log(ctx, SL_LOG_WARN, "closing with %zu rows not written to PostgreSQL; they "
-                    "stay unacknowledged and will be redelivered", s->nrows);
-    if (s->conn) PQfinish(s->conn);
+                    "stay unacknowledged and will be redelivered", left);
+    pgc_free(&s->task, s->nspecs);
+    pgc_free(&s->wr, s->nspecs);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->done);
     free_specs(s->specs, s->nspecs);
-    free(s->offsets_put);
-    free(s->rows);
-    buf_free(&s->lines);
-    buf_free(&s->saved);
+    batch_free(&s->bufs[0]);
+    batch_free(&s->bufs[1]);
     buf_free(&s->scratch);
     free(s);
 }
