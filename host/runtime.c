@@ -29,7 +29,7 @@
 
 #define HREC_MAGIC 0x52454331u
 #define SLAB_CHUNK 1024
-#define TICK_MS 20 /* flush cadence: bounds how long a sink's buffer waits */
+#define TICK_MS 10 /* flush cadence: bounds how long a sink's buffer waits */
 #define DRAIN_TIMEOUT_MS 30000
 
 /* A host record: the public record first, so a stage's sl_record* converts back. */

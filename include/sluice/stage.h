@@ -395,7 +395,7 @@ typedef struct sl_stage_desc {
     sl_err (*process)(void *self, sl_ctx *ctx, const sl_batch *batch);
 
     /**
-     * Called about every 20 ms, when the source is idle, and with `final` = 1 while draining
+     * Called about every 10 ms, when the source is idle, and with `final` = 1 while draining
      * at shutdown. Make buffered work durable (sinks), emit due aggregates (transforms; what is
      * emitted here travels down the rest of the chain). May be NULL.
      */
