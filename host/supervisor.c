@@ -633,33 +633,39 @@ static int precheck(const char *name, sup_pipeline **p, char *err, size_t errlen
     return 0;
 }
 
+/* Checks a new definition of `name` and writes it next to its final place: on success *final
+ * and *tmp are set (caller frees) and 0 is returned, else an HTTP status with err set. */
+static int check_definition(const char *name, const char *yaml, sup_pipeline **p, char **final, char **tmp,
+                            char *err, size_t errlen)
+{
+    int rc = precheck(name, p, err, errlen);
+    if (rc) return rc;
+    *final = *p ? xstrdup((*p)->file) : xasprintf("%s/%s.yaml", S.pipeline_dir, name);
+    int status;
+    *tmp = stage_definition(name, yaml, *final, &status, err, errlen);
+    if (*tmp) return 0;
+    free(*final);
+    return status;
+}
+
 int sup_check(const char *name, const char *yaml, char *err, size_t errlen)
 {
     sup_pipeline *p = NULL;
-    int rc = precheck(name, &p, err, errlen);
+    char *final, *tmp;
+    int rc = check_definition(name, yaml, &p, &final, &tmp, err, errlen);
     if (rc) return rc;
-    char *final = p ? xstrdup(p->file) : xasprintf("%s/%s.yaml", S.pipeline_dir, name);
-    int status;
-    char *tmp = stage_definition(name, yaml, final, &status, err, errlen);
-    free(final);
-    if (!tmp) return status;
     unlink(tmp);
     free(tmp);
+    free(final);
     return 0;
 }
 
 int sup_put(const char *name, const char *yaml, char *err, size_t errlen)
 {
     sup_pipeline *p = NULL;
-    int rc = precheck(name, &p, err, errlen);
+    char *final, *tmp;
+    int rc = check_definition(name, yaml, &p, &final, &tmp, err, errlen);
     if (rc) return rc;
-    char *final = p ? xstrdup(p->file) : xasprintf("%s/%s.yaml", S.pipeline_dir, name);
-    int status;
-    char *tmp = stage_definition(name, yaml, final, &status, err, errlen);
-    if (!tmp) {
-        free(final);
-        return status;
-    }
     if (rename(tmp, final) != 0) {
         snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
         unlink(tmp);

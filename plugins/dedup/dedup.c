@@ -23,6 +23,8 @@
  */
 #include <sluice/stage.h>
 
+#include "../common/sl_hash.h"
+
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -63,36 +65,6 @@ typedef struct dedup {
     uint64_t *hashes; /* per batch: the key hash of each record (0: no key) */
     size_t cap_hashes;
 } dedup;
-
-/* ---- hashing --------------------------------------------------------------------------- */
-
-static inline uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-static uint64_t hash_bytes(uint64_t seed, const void *data, size_t n)
-{
-    const unsigned char *p = data;
-    uint64_t h = seed ^ (n * 0x9E3779B97F4A7C15ULL);
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        h = (h ^ mix64(w)) * 0x9E3779B97F4A7C15ULL;
-        h = (h << 27) | (h >> 37);
-        p += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, p, n);
-    h ^= mix64(w ^ ((uint64_t)n << 56));
-    return mix64(h);
-}
 
 /* ---- the table --------------------------------------------------------------------------- */
 
@@ -218,6 +190,13 @@ static pstate *partition_state(dedup *d, int32_t partition)
     return d->last = p;
 }
 
+/* Event time in whole seconds, clamped to what the ring's 32-bit times hold. */
+static uint32_t to_seconds(int64_t ms)
+{
+    int64_t s = ms / 1000;
+    return s < 0 ? 0 : s > UINT32_MAX ? UINT32_MAX : (uint32_t)s;
+}
+
 /* The key's hash, or 0 when a key field is missing (such records are not deduplicated). */
 static uint64_t key_hash(dedup *d, const sl_json *root)
 {
@@ -228,7 +207,7 @@ static uint64_t key_hash(dedup *d, const sl_json *root)
         switch (api->json_type(n)) {
         case SL_JSON_STRING: {
             const char *s = api->json_string(n);
-            h = hash_bytes(h + 's', s, strlen(s));
+            h = sl_hash_bytes(h + 's', s, strlen(s));
             break;
         }
         case SL_JSON_NUMBER:
@@ -236,7 +215,7 @@ static uint64_t key_hash(dedup *d, const sl_json *root)
             double x = api->json_number(n);
             if (x == 0)
                 x = 0; /* -0 == 0 */
-            h = hash_bytes(h + (api->json_type(n) == SL_JSON_BOOL ? 'b' : 'n'), &x, sizeof x);
+            h = sl_hash_bytes(h + (api->json_type(n) == SL_JSON_BOOL ? 'b' : 'n'), &x, sizeof x);
             break;
         }
         default:
@@ -335,8 +314,7 @@ static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             return SL_ENOMEM;
         if (rec->timestamp_ms > p->clock_ms)
             p->clock_ms = rec->timestamp_ms;
-        int64_t cs = p->clock_ms / 1000;
-        uint32_t now_s = cs < 0 ? 0 : cs > UINT32_MAX ? UINT32_MAX : (uint32_t)cs;
+        uint32_t now_s = to_seconds(p->clock_ms);
         while (p->len && now_s - p->ring[p->head].t > d->ttl_s)
             pop_oldest(p);
         if (tab_has(p, h)) {
@@ -404,8 +382,7 @@ static sl_err d_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
             return SL_ENOMEM;
         if (rec->timestamp_ms > p->clock_ms)
             p->clock_ms = rec->timestamp_ms;
-        int64_t cs = rec->timestamp_ms / 1000;
-        uint32_t t = cs < 0 ? 0 : cs > UINT32_MAX ? UINT32_MAX : (uint32_t)cs;
+        uint32_t t = to_seconds(rec->timestamp_ms);
         /* The ring must stay in time order (expiry pops its head): a record older than the
          * newest entry takes that entry's time, i.e. it is remembered a little longer. */
         if (p->len && t < p->ring[(p->head + p->len - 1) % p->rcap].t)

@@ -335,7 +335,7 @@ typedef struct pg_sink {
 
     pgc task;               /* the task thread's connection */
     bool tables_created;
-    bool store_offsets;     /* store_offsets, and not the dead letter */
+    bool store_offsets;     /* the store_offsets setting */
     bool broken;            /* state restore failed: stop rather than run without state */
     bool failed;            /* the writer hit a setup error: stop */
 
@@ -1515,7 +1515,7 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         }
     }
     /* A dead-letter sink sees the positions of other stages' records: it stores none. */
-    s->store_offsets = cfg->store_offsets && strcmp(api->stage_name(ctx), "dead_letter") != 0;
+    s->store_offsets = cfg->store_offsets;
     if (!err && s->store_offsets && (!cfg->offsets_table || !cfg->offsets_table[0]))
         where = "", err = "offsets_table must name a table";
     if (err) {

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "sl_time.h"
+#include "../common/sl_time.h"
 
 #define MAX_FIELDS 64
 #define RE_CACHE 4     /* recently matched values per pattern: regexec is the slowest check */

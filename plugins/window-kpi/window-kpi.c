@@ -40,7 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../validator/sl_time.h"
+#include "../common/sl_hash.h"
+#include "../common/sl_time.h"
 
 #define MAX_WINDOWS 16
 #define HLL_P 10
@@ -102,33 +103,6 @@ typedef struct wkpi {
 } wkpi;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-static inline uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-static uint64_t hash_str(const char *s)
-{
-    size_t n = strlen(s);
-    uint64_t h = n * 0x9E3779B97F4A7C15ULL;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ mix64(w)) * 0x9E3779B97F4A7C15ULL;
-        h = (h << 27) | (h >> 37);
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s, n);
-    return mix64(h ^ mix64(w ^ ((uint64_t)n << 56)));
-}
 
 static void hll_add(uint8_t *reg, uint64_t h)
 {
@@ -519,7 +493,7 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
 
         const char *user = api->json_string(api->json_get(root, "user_id"));
         int kind = event_kind(api->json_string(api->json_get(root, "event_type")));
-        uint64_t uh = user ? hash_str(user) : 0;
+        uint64_t uh = user ? sl_hash_bytes(0, user, strlen(user)) : 0;
         int64_t cents = 0;
         if (kind == 3 || kind == 5) {
             double a = api->json_number(api->json_get(root, "amount"));

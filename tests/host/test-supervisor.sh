@@ -26,17 +26,15 @@ Y
 sup=$!
 wait_for grep -q "pipeline crashy crashed (signal 6); restart 2" log.txt || { cat log.txt; fail "crashy was not restarted twice"; }
 ok "crashing pipeline restarted with backoff"
-pid_a=$(grep -o 'pipeline steady started (pid [0-9]*' log.txt | grep -o '[0-9]*$')
 # Defuse the marked record in place (same length, so offsets do not move).
 sed -i 's/"m":"BOOM"/"m":"boom"/' b.ndjson
 wait "$sup"; rc=$?
 assert_eq "$rc" 0 "supervisor exits 0 once both pipelines finished"
 assert_eq "$(grep -c 'pipeline steady started' log.txt)" 1 "the steady pipeline was never restarted"
-[ -n "$pid_a" ] || fail "no pid for steady"
 assert_file_eq a-out.ndjson a.ndjson "the steady pipeline's output is complete and in order"
 # At-least-once: every input line is in the output; a crash may repeat uncommitted records.
 sort -u b-out.ndjson > b-got.txt
-sed 's/"m":"boom"/"m":"boom"/' b.ndjson | sort -u > b-want.txt
+sort -u b.ndjson > b-want.txt
 assert_file_eq b-got.txt b-want.txt "the crashing pipeline lost nothing"
 restarts=$(grep -c 'pipeline crashy crashed' log.txt)
 echo "crashy restarted $restarts times; output $(wc -l < b-out.ndjson) lines for 50000 inputs"
