@@ -1,0 +1,392 @@
+"""The chaos run (scripts/chaos.sh is the entry point: it starts PostgreSQL and calls this).
+
+Plays a seeded fault schedule against the reference application running on a 3-broker
+cluster, then checks the database against the generator's own record of every event and
+prints the certificate. See docs/guarantees.md."""
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import check  # noqa: E402
+import kq  # noqa: E402
+from procs import (Generator, Host, MockCluster, RealCluster, log, popen, stop_all,  # noqa: E402
+                   wait_for)
+
+TOPIC = "events_raw"
+GROUP = "ecommerce-analytics"
+
+
+def parse_args():
+    ap = argparse.ArgumentParser(prog="chaos.sh")
+    ap.add_argument("--minutes", type=float, default=10, help="length of the fault phase")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="every fault kind once or twice, ~2 min")
+    ap.add_argument("--kafka", choices=["mock", "real"], default="real")
+    ap.add_argument("--json", default=None, help="also write the certificate here")
+    ap.add_argument("--pipelines", default=None, help="dir with ecommerce-ingest.yaml, ecommerce-analytics.yaml")
+    ap.add_argument("--rate", type=int, default=None, help="generator events/s")
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--tasks", type=int, default=2)
+    ap.add_argument("--keep", default=None, help="copy logs and records into this dir")
+    a = ap.parse_args()
+    if a.seed is None:
+        a.seed = random.SystemRandom().randrange(1, 2 ** 31)
+    if a.rate is None:
+        a.rate = 500 if a.quick else 1500
+    return a
+
+
+def prepare_pipelines(src, work, tasks):
+    """A copy of the pipeline directory with the analytics pipeline set to `tasks` tasks (the
+    files are otherwise used as they are)."""
+    dst = os.path.join(work, "pipelines")
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "ecommerce-analytics.yaml")
+    text = open(path).read()
+    if re.search(r"^tasks:", text, re.M):
+        text = re.sub(r"^tasks:.*$", "tasks: %d" % tasks, text, count=1, flags=re.M)
+    else:
+        text = re.sub(r"^(pipeline:.*)$", r"\1\ntasks: %d" % tasks, text, count=1, flags=re.M)
+    open(path, "w").write(text)
+    return dst
+
+
+def psql(sql, **kw):
+    return check.psql(sql, **kw)
+
+
+TRIGGER = r"""
+CREATE OR REPLACE FUNCTION chaos_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- A few specific rows, refused like a real constraint would: the chaos certificate expects
+    -- each in events_rejected (with the reason) and in no KPI.
+    IF NEW.event_id LIKE 'fff%' THEN
+        RAISE EXCEPTION 'chaos trigger refuses event %', NEW.event_id USING ERRCODE = '23514';
+    END IF;
+    RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS chaos_refuse ON events_clean;
+CREATE TRIGGER chaos_refuse BEFORE INSERT OR UPDATE ON events_clean
+    FOR EACH ROW EXECUTE FUNCTION chaos_refuse();
+"""
+
+
+class Injector:
+    """The test's own input beside the generator's (which never makes them): invalid UTF-8,
+    out-of-range numbers and rows the trigger refuses, produced straight to the topic with kcat."""
+
+    def __init__(self, bootstrap, work, rnd):
+        self.bootstrap, self.rnd = bootstrap, rnd
+        self.path = os.path.join(work, "injected.ndjson")
+        self.count = 0
+
+    def _uuid(self, prefix=""):
+        u = str(uuid.UUID(int=self.rnd.getrandbits(128), version=4))
+        return prefix + u[len(prefix):]
+
+    def batch(self):
+        now = datetime.now(timezone.utc)
+        ts = now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
+        user = "u-%06d" % self.rnd.randrange(10000)
+        out = []
+        # invalid UTF-8 inside a string value (the JSON is otherwise well formed)
+        out.append(("invalid_utf8", ('{"event_id":"%s","event_type":"page_view","user_id":"%s",'
+                                     '"session_id":"s-\xff\xfe","product_id":"p-00001","ts":"%s"}'
+                                     % (self._uuid(), user, ts)).encode("latin-1")))
+        # numbers no column of the reference schema can hold
+        out.append(("out_of_range", ('{"event_id":"%s","event_type":"purchase","user_id":"%s",'
+                                     '"session_id":"s-0","product_id":"p-00002","quantity":3000000000,'
+                                     '"amount":9.99,"currency":"USD","payment_method":"card","ts":"%s"}'
+                                     % (self._uuid(), user, ts)).encode()))
+        out.append(("out_of_range", ('{"event_id":"%s","event_type":"purchase","user_id":"%s",'
+                                     '"session_id":"s-0","product_id":"p-00003","quantity":1,'
+                                     '"amount":1e11,"currency":"USD","payment_method":"card","ts":"%s"}'
+                                     % (self._uuid(), user, ts)).encode()))
+        # a valid event the PostgreSQL trigger refuses
+        out.append(("refused", ('{"event_id":"%s","event_type":"purchase","user_id":"%s",'
+                                '"session_id":"s-0","product_id":"p-00004","quantity":1,'
+                                '"amount":19.99,"currency":"USD","payment_method":"card","ts":"%s"}'
+                                % (self._uuid("fff"), user, ts)).encode()))
+        lines = b"".join(user.encode() + b"\t" + v + b"\n" for _, v in out)
+        with open(self.path, "ab") as f:
+            for cls, v in out:
+                f.write(json.dumps({"class": cls, "key": user, "hex": v.hex()}).encode() + b"\n")
+        r = subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", TOPIC, "-K", "\t",
+                            "-X", "message.timeout.ms=60000"], input=lines,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=90)
+        self.count += len(out)
+        if r.returncode != 0:
+            log("  injector: kcat exit %d: %s" % (r.returncode, r.stderr.decode()[-300:]))
+
+
+class Monitor(threading.Thread):
+    """Samples end and committed offsets every second: lag, and recovery after each fault."""
+
+    def __init__(self, bootstrap, partitions, t0):
+        super().__init__(daemon=True)
+        self.client = kq.Client(bootstrap, GROUP, {"socket.timeout.ms": "5000"})
+        self.partitions, self.t0 = partitions, t0
+        self.max_lag, self.samples, self.pending = 0, 0, []
+        self.last = None
+        self.running = True
+        self.generating = True
+        self.lock = threading.Lock()
+
+    def snapshot(self):
+        end = self.client.end_offsets(TOPIC, self.partitions, 5000)
+        com = self.client.committed(TOPIC, self.partitions, 5000)
+        return end, {p: max(o, 0) for p, o in com.items()}
+
+    def fault(self, entry):
+        """Register a fault; it counts as recovered when every partition's committed offset has
+        reached the end offset it had at the fault, and (while the generator runs) new events
+        arrived in Kafka since — ingest works again."""
+        try:
+            end, _ = self.snapshot()
+        except kq.KafkaError:
+            end = self.last[0] if self.last else {p: 0 for p in range(self.partitions)}
+        entry["_end"] = end
+        entry["_t"] = time.monotonic()
+        with self.lock:
+            self.pending.append(entry)
+
+    def run(self):
+        while self.running:
+            try:
+                end, com = self.snapshot()
+            except kq.KafkaError:
+                time.sleep(1)
+                continue
+            now = time.monotonic()
+            self.last = (end, com)
+            self.samples += 1
+            lag = sum(max(end[p] - com.get(p, 0), 0) for p in end)
+            self.max_lag = max(self.max_lag, lag)
+            with self.lock:
+                for e in list(self.pending):
+                    fe = e["_end"]
+                    caught_up = all(com.get(p, 0) >= fe[p] for p in fe)
+                    flowing = sum(end.values()) > sum(fe.values()) or not self.generating
+                    if caught_up and flowing and now > e["_t"]:
+                        e["recovered_after_s"] = round(now - e["_t"], 1)
+                        self.pending.remove(e)
+            time.sleep(1)
+
+
+def schedule(rnd, quick, minutes):
+    """The seeded fault list. Quick: every kind, host kills twice. Full: kinds drawn at random
+    (host kills twice as often) until the fault phase's time is used up."""
+    kinds = ["host_kill", "host_kill", "host_stop", "broker_kill", "pg_restart", "ingest_kill",
+             "rebalance"]
+    if quick:
+        rnd.shuffle(kinds)
+        return kinds
+    out = list(kinds)
+    rnd.shuffle(out)
+    est = 35 * len(out)
+    pool = kinds + ["host_kill"]
+    while est < minutes * 60:
+        k = rnd.choice(pool)
+        out.append(k)
+        est += 35
+    return out
+
+
+def main():
+    a = parse_args()
+    src = os.environ["SLUICE_SOURCE_DIR"]
+    build = os.environ["SLUICE_BUILD_DIR"]
+    work = os.environ["CHAOS_WORK"]
+    sluice = os.environ.get("SLUICE_BIN") or os.path.join(build, "host", "sluice")
+    gen_exe = os.path.join(build, "tools", "sluice-gen", "sluice-gen")
+    rnd = random.Random(a.seed)
+    t0 = time.monotonic()
+    elapsed = lambda: round(time.monotonic() - t0, 1)  # noqa: E731
+    log("chaos: seed %d (replay: scripts/chaos.sh --seed %d%s --kafka %s)"
+        % (a.seed, a.seed, " --quick" if a.quick else " --minutes %g" % a.minutes, a.kafka))
+
+    cert = {"seed": a.seed, "mode": "quick" if a.quick else "full", "kafka": a.kafka,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source": subprocess.run(["git", "-C", src, "describe", "--always", "--dirty", "--all"],
+                                     capture_output=True, text=True).stdout.strip()}
+    faults = []
+
+    # ---- the cluster and the database -------------------------------------------------------
+    if a.kafka == "real":
+        cluster = RealCluster(os.path.join(src, "scripts", "kafka.sh"), work, 3, [TOPIC],
+                              a.partitions, 3, 2)
+    else:
+        cluster = MockCluster(os.path.join(build, "tests", "kafka", "mock-kafka"), work, 3, [TOPIC],
+                              a.partitions)
+    try:
+        return run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed)
+    finally:
+        stop_all()
+        cluster.stop()
+
+
+def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
+    boot = cluster.bootstrap
+    log("kafka (%s): %s, topic %s with %d partitions, replication %d, min.insync.replicas %d"
+        % (cluster.kind, boot, TOPIC, a.partitions, cluster.replication, cluster.min_isr))
+    cert["cluster"] = {"brokers": 3, "partitions": a.partitions, "replication": cluster.replication,
+                       "min_insync_replicas": cluster.min_isr}
+    psql(TRIGGER)
+    pdir = prepare_pipelines(a.pipelines or os.path.join(src, "pipelines"), work, a.tasks)
+
+    gen = Generator(gen_exe, work, a.seed, a.rate,
+                    {"invalid_pct": 3, "duplicate_pct": 5, "late_pct": 5, "late_by": "60s"})
+    env = dict(os.environ, KAFKA_BROKERS=boot, GEN_URL=gen.url, PGTZ="UTC")
+    ingest = Host("ingest", sluice, os.path.join(pdir, "ecommerce-ingest.yaml"), work, env)
+    hosts = [Host("host%d" % i, sluice, os.path.join(pdir, "ecommerce-analytics.yaml"), work, env)
+             for i in range(3)]
+    cert["hosts"], cert["tasks_per_host"] = 2, a.tasks
+    inj = Injector(boot, work, rnd)
+
+    ingest.start()
+    hosts[0].start()
+    hosts[1].start()
+    mon = Monitor(boot, a.partitions, time.monotonic())
+    mon.start()
+    wait_for("the first partition assignment",
+             lambda: any("assigned %s[" % TOPIC in h.tail(400) for h in hosts[:2]), 90)
+    gen.running(True)
+    log("%5.1fs generator running at %d events/s; hosts host0, host1 (%d tasks each), ingest"
+        % (elapsed(), a.rate, a.tasks))
+
+    plan = schedule(rnd, a.quick, a.minutes)
+    log("fault schedule: " + ", ".join(plan))
+    extra = None  # the host added by a rebalance
+    for kind in plan:
+        time.sleep(rnd.uniform(4, 10))
+        inj.batch()
+        for h in hosts[:2] + ([extra] if extra else []) + [ingest]:
+            if not h.alive() and not h.stopped:
+                raise RuntimeError("%s died by itself: %s" % (h.name, h.tail()))
+        f = {"kind": kind, "at_s": elapsed()}
+        if kind == "host_kill":
+            h = rnd.choice([hosts[0], hosts[1]])
+            f["target"] = h.name
+            mon.fault(f)
+            h.kill9()
+            time.sleep(rnd.uniform(0.5, 3))
+            h.start()
+        elif kind == "host_stop":
+            h = rnd.choice([hosts[0], hosts[1]])
+            f["target"] = h.name
+            hold = rnd.uniform(15, 20)  # > session.timeout.ms (6 s) + a rebalance
+            f["held_s"] = round(hold, 1)
+            mon.fault(f)
+            h.sigstop()
+            time.sleep(hold)
+            h.sigcont()
+        elif kind == "broker_kill":
+            meta, _ = mon.client.metadata(TOPIC)
+            counts = {}
+            for p, (leader, _, _) in meta.get(TOPIC, {}).items():
+                counts[leader] = counts.get(leader, 0) + 1
+            bid = max(sorted(counts), key=lambda b: counts[b])
+            f["target"] = "broker %d (leader of %d/%d partitions)" % (bid, counts[bid], a.partitions)
+            mon.fault(f)
+            cluster.kill_broker(bid)
+            time.sleep(rnd.uniform(10, 20))
+            cluster.restart_broker(bid)
+        elif kind == "pg_restart":
+            f["target"] = "postgresql"
+            mon.fault(f)
+            # (sourcing pgtmp.sh resets PGTMP_DIR: set it again after)
+            subprocess.run(["bash", "-c", 'd=$PGTMP_DIR; . "$1/tests/lib/pgtmp.sh"; PGTMP_DIR=$d; pgtmp_restart',
+                            "-", src],
+                           check=True, timeout=120)
+        elif kind == "ingest_kill":
+            f["target"] = "ingest"
+            mon.fault(f)
+            ingest.kill9()
+            time.sleep(rnd.uniform(0.5, 3))
+            ingest.start()
+        elif kind == "rebalance":
+            # a host (with its tasks) joins the group, works for a while, and leaves
+            f["target"] = "host2 joins, then leaves"
+            mon.fault(f)
+            extra = hosts[2]
+            extra.start()
+            time.sleep(rnd.uniform(12, 20))
+            rc = extra.term()
+            f["leave_exit"] = rc
+            extra = None
+        log("%5.1fs fault %-12s %s" % (f["at_s"], kind, f.get("target", "")))
+        faults.append(f)
+
+    # ---- drain: stop the generator, let everything flow through --------------------------------
+    inj.batch()
+    time.sleep(2)
+    gen.running(False)
+    mon.generating = False
+    stats = gen.stats()
+    log("%5.1fs generator stopped after %d events" % (elapsed(), stats["generated"]))
+    state = {}
+
+    def drained():
+        s = gen.stats()
+        if s.get("buffered", 0) != 0 or mon.last is None:
+            return False
+        end, com = mon.last
+        done = all(com.get(p, 0) >= end[p] for p in end)
+        prev = state.get("end")
+        state["end"] = end
+        return done and prev == end
+
+    try:
+        wait_for("every event consumed (committed == end offsets)", drained, 300, every=1.5)
+        log("%5.1fs everything consumed: committed offsets == end offsets" % elapsed())
+        drained_ok = True
+    except RuntimeError as e:
+        log("%5.1fs %s" % (elapsed(), e))
+        drained_ok = False
+    mon.running = False
+    mon.join(5)
+    exits = {}
+    for h in hosts[:2]:
+        exits[h.name] = h.term()
+    exits["ingest"] = ingest.term()
+    gen.stop()
+    end, com = mon.snapshot()
+    mon.client.close()
+
+    # ---- checks and certificate ------------------------------------------------------------------
+    cert["duration_s"] = elapsed()
+    cert["faults"] = {}
+    for f in faults:
+        cert["faults"][f["kind"]] = cert["faults"].get(f["kind"], 0) + 1
+    cert["fault_log"] = [{k: v for k, v in f.items() if not k.startswith("_")} for f in faults]
+    cert["rebalances"] = check.rebalances([h.logpath for h in hosts])
+    cert["max_lag"] = mon.max_lag
+    cert["host_restarts"] = {h.name: h.starts - 1 for h in hosts + [ingest] if h.starts}
+    cert["exit_on_sigterm"] = exits
+    results, counts = check.run_all(work, gen.record, inj.path, boot, TOPIC, a.partitions, end, com,
+                                    drained_ok)
+    cert["events"] = counts
+    cert["checks"] = results
+    cert["result"] = "PASS" if all(r["result"] == "PASS" for r in results) else "FAIL"
+    check.print_certificate(cert)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(cert, f, indent=2)
+    return 0 if cert["result"] == "PASS" else 1
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    sys.exit(main())
