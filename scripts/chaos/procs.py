@@ -72,6 +72,7 @@ class Host:
     def start(self):
         env = dict(self.env)
         env["SLUICE_REST_LISTEN"] = "127.0.0.1:0"
+        env["SLUICE_STATE_DIR"] = os.path.join(self.dir, "state")  # each host its own (REST token ...)
         self.p = popen([self.sluice, "run", self.pipeline], self.logpath, env=env, cwd=self.dir)
         self.starts += 1
         self.stopped = False
