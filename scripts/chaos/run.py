@@ -4,6 +4,7 @@ Plays a seeded fault schedule against the reference application running on a 3-b
 cluster, then checks the database against the generator's own record of every event and
 prints the certificate. See docs/guarantees.md."""
 import argparse
+import faulthandler
 import json
 import os
 import random
@@ -135,18 +136,31 @@ class Monitor(threading.Thread):
 
     def __init__(self, bootstrap, partitions, t0):
         super().__init__(daemon=True)
+        self.bootstrap = bootstrap
         self.client = kq.Client(bootstrap, GROUP, {"socket.timeout.ms": "5000"})
+        self.qlock = threading.Lock()
         self.partitions, self.t0 = partitions, t0
         self.max_lag, self.samples, self.pending = 0, 0, []
+        self.errors, self.last_error = 0, None
         self.last = None
         self.running = True
         self.generating = True
         self.lock = threading.Lock()
 
     def snapshot(self):
-        end = self.client.end_offsets(TOPIC, self.partitions, 5000)
-        com = self.client.committed(TOPIC, self.partitions, 5000)
-        return end, {p: max(o, 0) for p, o in com.items()}
+        """(end offsets, committed offsets); after a failure the handle is made anew (one that
+        lost its group coordinator to a broker kill does not always find it again)."""
+        with self.qlock:
+            for attempt in (1, 2):
+                try:
+                    end = self.client.end_offsets(TOPIC, self.partitions, 5000)
+                    com = self.client.committed(TOPIC, self.partitions, 5000)
+                    return end, {p: max(o, 0) for p, o in com.items()}
+                except kq.KafkaError:
+                    self.client.close()
+                    self.client = kq.Client(self.bootstrap, GROUP, {"socket.timeout.ms": "5000"})
+                    if attempt == 2:
+                        raise
 
     def fault(self, entry):
         """Register a fault; it counts as recovered when every partition's committed offset has
@@ -165,7 +179,9 @@ class Monitor(threading.Thread):
         while self.running:
             try:
                 end, com = self.snapshot()
-            except kq.KafkaError:
+            except Exception as e:  # noqa: BLE001 — a sample lost, not the run
+                self.errors += 1
+                self.last_error = str(e)
                 time.sleep(1)
                 continue
             now = time.monotonic()
@@ -292,7 +308,8 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
             time.sleep(hold)
             h.sigcont()
         elif kind == "broker_kill":
-            meta, _ = mon.client.metadata(TOPIC)
+            with mon.qlock:
+                meta, _ = mon.client.metadata(TOPIC)
             counts = {}
             for p, (leader, _, _) in meta.get(TOPIC, {}).items():
                 counts[leader] = counts.get(leader, 0) + 1
@@ -339,9 +356,12 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
 
     def drained():
         s = gen.stats()
-        if s.get("buffered", 0) != 0 or mon.last is None:
+        if s.get("buffered", 0) != 0:
             return False
-        end, com = mon.last
+        try:
+            end, com = mon.snapshot()
+        except kq.KafkaError:
+            return False
         done = all(com.get(p, 0) >= end[p] for p in end)
         prev = state.get("end")
         state["end"] = end
@@ -387,6 +407,7 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
 
 
 if __name__ == "__main__":
+    faulthandler.register(signal.SIGUSR1)  # kill -USR1 PID: every thread's stack, for a hang
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
     sys.exit(main())
