@@ -125,7 +125,8 @@ def kpi_check(name, secs, topic_col):
             FROM kpi_{n} k FULL JOIN r ON {j}
             WHERE k.window_start IS NULL OR r.window_start IS NULL OR ROW({K}) IS DISTINCT FROM ROW({R})
                OR abs(k.distinct_users - r.users) > 0.1 * r.users + 1
-            ORDER BY 1, 2 LIMIT {show}""".format(rq=rq, n=name, j=join, K=K, R=R, show=SHOW))
+            ORDER BY (k.window_start IS NULL OR r.window_start IS NULL
+                      OR ROW({K}) IS DISTINCT FROM ROW({R})) DESC, 1, 2 LIMIT {show}""".format(rq=rq, n=name, j=join, K=K, R=R, show=SHOW))
         for line in ex.splitlines():
             f = line.split("|")
             examples.append("window %s partition %s: events %s want %s, gmv %s want %s, orders %s "
