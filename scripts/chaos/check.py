@@ -49,29 +49,30 @@ def kafka_dump(bootstrap, topic):
     return out
 
 
-def load_expected(gen_record, injected):
-    """{raw bytes: (class, event_id or None, seq or None)} and the generator's counts."""
+def load_expected(gen_records, injected):
+    """{raw bytes: (class, event_id or None, seq or None)}, copies handed out per raw, counts."""
     exp, counts, not_out = {}, collections.Counter(), 0
     occ = collections.Counter()  # raw -> copies handed out (a duplicate repeats its original's bytes)
-    with open(gen_record, "rb") as f:
-        for line in f:
-            rec = json.loads(line)
-            counts["generated"] += 1
-            counts[rec["class"]] += 1
-            if rec.get("late"):
-                counts["late"] += 1
-            if rec.get("dest") in ("dropped", "response"):
-                not_out += 1
-                continue
-            raw = line.rstrip(b"\n")
-            raw = raw[raw.index(b'"event":') + len(b'"event":'):-1]
-            eid = rec["event"].get("event_id") if isinstance(rec["event"], dict) else None
-            cls = rec["class"]
-            if cls in ("valid", "duplicate") and str(eid).startswith("fff"):
-                cls = "refused"
-                counts["refused_by_trigger"] += 1
-            exp.setdefault(raw, (cls, eid if cls != "invalid" else None, rec["seq"]))
-            occ[raw] += 1
+    for gen_record in gen_records:
+        with open(gen_record, "rb") as f:
+            for line in f:
+                rec = json.loads(line)
+                counts["generated"] += 1
+                counts[rec["class"]] += 1
+                if rec.get("late"):
+                    counts["late"] += 1
+                if rec.get("dest") in ("dropped", "response"):
+                    not_out += 1
+                    continue
+                raw = line.rstrip(b"\n")
+                raw = raw[raw.index(b'"event":') + len(b'"event":'):-1]
+                eid = rec["event"].get("event_id") if isinstance(rec["event"], dict) else None
+                cls = rec["class"]
+                if cls in ("valid", "duplicate") and str(eid).startswith("fff"):
+                    cls = "refused"
+                    counts["refused_by_trigger"] += 1
+                exp.setdefault(raw, (cls, eid if cls != "invalid" else None, rec["seq"]))
+                occ[raw] += 1
     counts["not_handed_out"] = not_out
     if os.path.exists(injected):
         with open(injected) as f:
@@ -134,23 +135,27 @@ def kpi_check(name, secs, topic_col):
     return ("FAIL" if bad else "PASS"), detail, examples
 
 
-def run_all(work, gen_record, injected, bootstrap, topic, partitions, end, committed, drained):
+def run_all(gen_records, injected, bootstrap, topics, end, committed, drained):
+    """The checks; end and committed are {(topic, partition): offset}."""
     results = []
 
     def add(name, ok, detail, examples=()):
         results.append({"check": name, "result": "PASS" if ok else "FAIL", "detail": detail,
                         "evidence": list(examples)[:SHOW]})
 
-    exp, occ, counts = load_expected(gen_record, injected)
-    records = kafka_dump(bootstrap, topic)
+    def at(t, p, o):
+        return "%s[%s]@%s" % (t, p, o)
+
+    exp, occ, counts = load_expected(gen_records, injected)
+    records = [(t, p, o, v) for t in topics for p, o, v in kafka_dump(bootstrap, t)]
     counts["in_kafka"] = len(records)
-    seen = collections.defaultdict(list)  # raw -> [(p, o)]
+    seen = collections.defaultdict(list)  # raw -> [(topic, p, o)]
     unknown = []
-    for p, o, v in records:
+    for t, p, o, v in records:
         if v in exp:
-            seen[v].append((p, o))
+            seen[v].append((t, p, o))
         else:
-            unknown.append((p, o, v[:120]))
+            unknown.append((t, p, o, v[:120]))
 
     clean = set(psql("COPY (SELECT event_id FROM events_clean) TO STDOUT").split("\n")) - {""}
     n_clean = int(psql("SELECT count(*) FROM events_clean"))
@@ -164,36 +169,39 @@ def run_all(work, gen_record, injected, bootstrap, topic, partitions, end, commi
     rej_by_stage = collections.Counter(s for v in rej.values() for s, _ in v)
     counts["rejected_by_stage"] = dict(rej_by_stage)
 
-    def pos(p, o):
-        return (topic, str(p), str(o))
+    def pos(t, p, o):
+        return (t, str(p), str(o))
 
-    # 1. ingest: the generator's events reached Kafka (at least once; ingest may repeat)
-    # (by bytes: a duplicate is its original's bytes again, so an event handed out twice must be
-    # in Kafka at least twice)
+    # 1. ingest: the generators' events reached Kafka (at least once; ingest may repeat). By
+    # bytes: a duplicate is its original's bytes again, so an event handed out twice must be in
+    # Kafka at least twice.
     missing = [(c, e, s) for raw, (c, e, s) in exp.items() if len(seen.get(raw, ())) < occ[raw]]
     copies = sum(max(len(v) - occ[raw], 0) for raw, v in seen.items() if raw in occ)
     counts["ingest_repeats"] = copies
     add("ingest: every generated event is in Kafka, nothing else is",
         not missing and not unknown,
         "%d generated events handed out, %d missing from Kafka, %d records in Kafka not generated, "
-        "%d repeated by ingest replays" % (sum(occ.values()),
-                                           len(missing), len(unknown), copies),
-        ["seq %s (%s, event_id %s; first copy) not in Kafka as often as handed out" % (s, c, e) for c, e, s in sorted(missing, key=lambda x: x[2])[:SHOW]]
-        + ["unknown record %s[%d]@%d: %r" % (topic, p, o, v) for p, o, v in unknown[:SHOW]])
+        "%d repeated by ingest replays" % (sum(occ.values()), len(missing), len(unknown), copies),
+        ["seq %s (%s, event_id %s) not in Kafka as often as handed out" % (s, c, e)
+         for c, e, s in sorted(missing, key=lambda x: x[2])[:SHOW]]
+        + ["unknown record %s: %r" % (at(t, p, o), v) for t, p, o, v in unknown[:SHOW]])
 
     # 2. events_clean = distinct valid events, once each
     want = {e for raw, (c, e, s) in exp.items() if c in ("valid", "duplicate")}
     lost = want - clean
     extra = clean - want
-    lost_in_kafka = {e for raw, (c, e, s) in exp.items() if c in ("valid", "duplicate") and raw in seen} & lost
+    places_of = collections.defaultdict(list)
+    for raw, (c, e, s) in exp.items():
+        if e:
+            places_of[e] += seen.get(raw, [])
+    lost_in_kafka = {e for e in lost if places_of.get(e)}
     add("events_clean holds each distinct valid event exactly once",
         not lost and not extra and n_clean == len(clean),
         "%d distinct valid events expected, events_clean has %d rows (%d distinct): %d missing "
         "(%d of them reached Kafka), %d unexpected" % (len(want), n_clean, len(clean), len(lost),
                                                        len(lost_in_kafka), len(extra)),
-        ["missing %s%s" % (e, " (was in Kafka at %s)" % ", ".join("%d@%d" % x for raw, (c, ee, s) in exp.items()
-                                                                   if ee == e for x in seen.get(raw, []))
-                           if e in lost_in_kafka else " (never reached Kafka)") for e in sorted(lost)[:SHOW]]
+        ["missing %s (%s)" % (e, "in Kafka at " + ", ".join(at(*x) for x in places_of[e])
+                              if e in lost_in_kafka else "never reached Kafka") for e in sorted(lost)[:SHOW]]
         + ["unexpected %s" % e for e in sorted(extra)[:SHOW]])
 
     # 3. every invalid or refused event is in the dead letter, with its stage and reason
@@ -208,15 +216,15 @@ def run_all(work, gen_record, injected, bootstrap, topic, partitions, end, commi
         per_class[c] += 1
         if c in ("invalid", "inj_invalid_utf8"):
             # each copy is rejected by position (nothing upstream of the validator drops any)
-            for p, o in places:
-                rows = rej.get(pos(p, o), [])
+            for t, p, o in places:
+                rows = rej.get(pos(t, p, o), [])
                 if not any(st and why for st, why in rows):
-                    no_dl.append("%s %s[%d]@%d (%s): %s" % (c, topic, p, o, "seq %s" % s if s else "injected",
-                                                             "no dead letter" if not rows else "no reason: %r" % rows))
+                    no_dl.append("%s %s (%s): %s" % (c, at(t, p, o), "seq %s" % s if s else "injected",
+                                                     "no dead letter" if not rows else "no reason: %r" % rows))
         else:
             # refused / out of range: valid-looking events; dedup may drop later copies
-            if not any(any(st and why for st, why in rej.get(pos(p, o), [])) for p, o in places):
-                no_dl.append("%s event %s at %s: no dead letter" % (c, e, ", ".join("%d@%d" % x for x in places)))
+            if not any(any(st and why for st, why in rej.get(pos(*x), [])) for x in places):
+                no_dl.append("%s event %s at %s: no dead letter" % (c, e, ", ".join(at(*x) for x in places)))
     counts["must_reject_by_class"] = dict(per_class)
     add("every invalid or refused event is in the dead letter with a reason", not no_dl,
         "%d invalid/refused events reached Kafka (%s); %d without a dead letter; dead letters by "
@@ -225,15 +233,15 @@ def run_all(work, gen_record, injected, bootstrap, topic, partitions, end, commi
     # 4. the dead letter holds nothing else
     where = {}
     for raw, places in seen.items():
-        for p, o in places:
-            where[pos(p, o)] = exp[raw]
+        for x in places:
+            where[pos(*x)] = exp[raw]
     wrong_dl = []
     for k, rows in rej.items():
         c = where.get(k)
         if c is None:
-            wrong_dl.append("dead letter at %s with no such record in Kafka: %r" % ("/".join(k), rows[:1]))
+            wrong_dl.append("dead letter at %s with no such record in Kafka: %r" % (at(*k), rows[:1]))
         elif c[0] in ("valid", "duplicate"):
-            wrong_dl.append("valid event %s (%s[%s]@%s) dead-lettered: %r" % (c[1], k[0], k[1], k[2], rows[:1]))
+            wrong_dl.append("valid event %s (%s) dead-lettered: %r" % (c[1], at(*k), rows[:1]))
     add("the dead letter holds only invalid or refused events", not wrong_dl,
         "%d dead-letter rows, %d of them not expected" % (n_rej, len(wrong_dl)), wrong_dl)
 
@@ -245,23 +253,23 @@ def run_all(work, gen_record, injected, bootstrap, topic, partitions, end, commi
             res == "PASS", detail, ex)
 
     # 6. offsets
-    behind = {p: (committed.get(p, -1), end[p]) for p in end if committed.get(p, -1) != end[p]}
+    behind = {k: (committed.get(k, -1), end[k]) for k in end if committed.get(k, -1) != end[k]}
     neither = []
-    rej_ids = {e for raw, (c, e, s) in exp.items() if e and any(pos(p, o) in rej for p, o in seen.get(raw, []))}
-    for p, o, v in records:
-        if o >= committed.get(p, -1):
+    rej_ids = {e for e, places in places_of.items() if any(pos(*x) in rej for x in places)}
+    for t, p, o, v in records:
+        if o >= committed.get((t, p), -1):
             continue
         c = exp.get(v)
         if c is None:
             continue  # check 1
-        if pos(p, o) in rej or (c[1] and (c[1] in clean or c[1] in rej_ids)):
+        if pos(t, p, o) in rej or (c[1] and (c[1] in clean or c[1] in rej_ids)):
             continue
-        neither.append("%s[%d]@%d %s event %s (committed %d)" % (topic, p, o, c[0], c[1] or ("seq %s" % c[2]),
-                                                                 committed.get(p, -1)))
+        neither.append("%s %s event %s (committed %d)" % (at(t, p, o), c[0], c[1] or ("seq %s" % c[2]),
+                                                          committed.get((t, p), -1)))
     add("no committed offset is past an event that is in neither table", not neither and drained and not behind,
         "committed == end on %d/%d partitions%s; %d records below a committed offset in neither table"
         % (len(end) - len(behind), len(end), "" if drained else " (drain timed out)", len(neither)),
-        neither + ["partition %d: committed %d, end %d" % (p, c, e) for p, (c, e) in sorted(behind.items())])
+        neither + ["%s[%d]: committed %d, end %d" % (k[0], k[1], c, e) for k, (c, e) in sorted(behind.items())])
     return results, dict(counts)
 
 
@@ -293,11 +301,12 @@ def print_certificate(c):
     L("=" * 78)
     L("sluice chaos certificate — %s" % c["result"])
     L("=" * 78)
-    L("seed %d (%s run, kafka %s: %d brokers, %d partitions, replication %d, min.insync.replicas %d)"
-      % (c["seed"], c["mode"], c["kafka"], c["cluster"]["brokers"], c["cluster"]["partitions"],
-         c["cluster"]["replication"], c["cluster"]["min_insync_replicas"]))
-    L("source %s; %d analytics hosts x %d tasks + an ingest host; %.0f s"
-      % (c["source"], c["hosts"], c["tasks_per_host"], c["duration_s"]))
+    L("seed %d (%s run, kafka %s: %d brokers; topics %s, %d partitions each, replication %d, "
+      "min.insync.replicas %d)"
+      % (c["seed"], c["mode"], c["kafka"], c["cluster"]["brokers"], ", ".join(c["cluster"]["topics"]),
+         c["cluster"]["partitions"], c["cluster"]["replication"], c["cluster"]["min_insync_replicas"]))
+    L("source %s; %d analytics hosts x %d tasks + %d ingest host(s); %.0f s"
+      % (c["source"], c["hosts"], c["tasks_per_host"], len(c["cluster"]["topics"]), c["duration_s"]))
     e = c["events"]
     L("events: %d generated (%d valid, %d duplicates, %d invalid, %d late, %d refused by the trigger), "
       "%d injected (invalid UTF-8 %d, out of range %d, refused %d)"
@@ -313,8 +322,8 @@ def print_certificate(c):
         rec = f.get("recovered_after_s")
         L("  %6.1fs %-12s %-40s recovered after %s" % (f["at_s"], f["kind"], f.get("target", ""),
                                                         "%.1f s" % rec if rec is not None else "— (not within the run)"))
-    L("rebalances (assignment rounds): %d; max lag %d records; restarts %s"
-      % (c["rebalances"], c["max_lag"], c["host_restarts"]))
+    L("rebalances (assignment rounds): %d; max lag %d records (end - committed, all partitions); "
+      "restarts %s" % (c["rebalances"], c["max_lag"], c["host_restarts"]))
     L("exit status on SIGTERM at the end: %s" % c["exit_on_sigterm"])
     L("checks:")
     for r in c["checks"]:

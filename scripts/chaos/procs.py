@@ -119,9 +119,10 @@ class Host:
 
 
 class Generator:
-    def __init__(self, exe, workdir, seed, rate, config):
-        self.logpath = os.path.join(workdir, "gen.log")
-        self.record = os.path.join(workdir, "gen.ndjson")
+    def __init__(self, exe, workdir, seed, rate, config, name="gen"):
+        self.rate = rate
+        self.logpath = os.path.join(workdir, name + ".log")
+        self.record = os.path.join(workdir, name + ".ndjson")
         self.p = popen([exe, "--listen", "127.0.0.1:0", "--seed", str(seed), "--rate", str(rate),
                         "--stopped", "--record", self.record, "--config", json.dumps(config)],
                        self.logpath, stdout=subprocess.PIPE)

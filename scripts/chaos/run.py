@@ -24,7 +24,8 @@ import kq  # noqa: E402
 from procs import (Generator, Host, MockCluster, RealCluster, log, popen, stop_all,  # noqa: E402
                    wait_for)
 
-TOPIC = "events_raw"
+TOPIC = "events_raw"      # the reference topic (ingest pipeline -> analytics)
+TOPIC2 = "events_more"    # the second topic: a second generator and ingest pipeline
 GROUP = "ecommerce-analytics"
 
 
@@ -39,6 +40,8 @@ def parse_args():
     ap.add_argument("--rate", type=int, default=None, help="generator events/s")
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--tasks", type=int, default=2)
+    ap.add_argument("--topics", type=int, choices=[1, 2], default=2,
+                    help="2: the analytics pipeline also reads a second topic, fed by its own generator")
     ap.add_argument("--keep", default=None, help="copy logs and records into this dir")
     a = ap.parse_args()
     if a.seed is None:
@@ -48,9 +51,11 @@ def parse_args():
     return a
 
 
-def prepare_pipelines(src, work, tasks):
+def prepare_pipelines(src, work, tasks, topics):
     """A copy of the pipeline directory with the analytics pipeline set to `tasks` tasks (the
-    files are otherwise used as they are)."""
+    files are otherwise used as they are). With two topics, the analytics pipeline also reads
+    TOPIC2 (its records stored like TOPIC's), and a copy of the ingest pipeline feeds TOPIC2
+    from a second generator (GEN_URL_MORE)."""
     dst = os.path.join(work, "pipelines")
     shutil.copytree(src, dst)
     path = os.path.join(dst, "ecommerce-analytics.yaml")
@@ -60,6 +65,29 @@ def prepare_pipelines(src, work, tasks):
     else:
         text = re.sub(r"^(pipeline:.*)$", r"\1\ntasks: %d" % tasks, text, count=1, flags=re.M)
     open(path, "w").write(text)
+    if topics == 2:
+        import yaml
+        doc = yaml.safe_load(text)
+        src_stage = doc["stages"][0]
+        src_stage["with"]["topics"] = list(src_stage["with"]["topics"]) + [TOPIC2]
+        for st in doc["stages"]:
+            tables = st.get("with", {}).get("tables")
+            if st["use"] == "pg-sink" and tables and TOPIC in tables:
+                tables[TOPIC2] = tables[TOPIC]
+        with open(path, "w") as f:
+            f.write("# written by scripts/chaos.sh from ecommerce-analytics.yaml: a second topic\n")
+            yaml.safe_dump(doc, f, sort_keys=False)
+        ing = yaml.safe_load(open(os.path.join(dst, "ecommerce-ingest.yaml")))
+        ing["pipeline"] = ing["pipeline"] + "-more"
+        for st in ing["stages"]:
+            w = st.get("with", {})
+            if "url" in w:
+                w["url"] = w["url"].replace("${GEN_URL", "${GEN_URL_MORE")
+            if w.get("topic") == TOPIC:
+                w["topic"] = TOPIC2
+        with open(os.path.join(dst, "ecommerce-ingest-more.yaml"), "w") as f:
+            f.write("# written by scripts/chaos.sh from ecommerce-ingest.yaml: the second topic\n")
+            yaml.safe_dump(ing, f, sort_keys=False)
     return dst
 
 
@@ -96,7 +124,7 @@ class Injector:
         u = str(uuid.UUID(int=self.rnd.getrandbits(128), version=4))
         return prefix + u[len(prefix):]
 
-    def batch(self):
+    def batch(self, topic):
         now = datetime.now(timezone.utc)
         ts = now.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now.microsecond // 1000)
         user = "u-%06d" % self.rnd.randrange(10000)
@@ -122,8 +150,8 @@ class Injector:
         lines = b"".join(user.encode() + b"\t" + v + b"\n" for _, v in out)
         with open(self.path, "ab") as f:
             for cls, v in out:
-                f.write(json.dumps({"class": cls, "key": user, "hex": v.hex()}).encode() + b"\n")
-        r = subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", TOPIC, "-K", "\t",
+                f.write(json.dumps({"class": cls, "topic": topic, "key": user, "hex": v.hex()}).encode() + b"\n")
+        r = subprocess.run(["kcat", "-P", "-b", self.bootstrap, "-t", topic, "-K", "\t",
                             "-X", "message.timeout.ms=60000"], input=lines,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=90)
         self.count += len(out)
@@ -134,12 +162,12 @@ class Injector:
 class Monitor(threading.Thread):
     """Samples end and committed offsets every second: lag, and recovery after each fault."""
 
-    def __init__(self, bootstrap, partitions, t0):
+    def __init__(self, bootstrap, topics, partitions, t0):
         super().__init__(daemon=True)
         self.bootstrap = bootstrap
         self.client = kq.Client(bootstrap, GROUP, {"socket.timeout.ms": "5000"})
         self.qlock = threading.Lock()
-        self.partitions, self.t0 = partitions, t0
+        self.topics, self.partitions, self.t0 = topics, partitions, t0
         self.max_lag, self.samples, self.pending = 0, 0, []
         self.errors, self.last_error = 0, None
         self.last = None
@@ -153,9 +181,13 @@ class Monitor(threading.Thread):
         with self.qlock:
             for attempt in (1, 2):
                 try:
-                    end = self.client.end_offsets(TOPIC, self.partitions, 5000)
-                    com = self.client.committed(TOPIC, self.partitions, 5000)
-                    return end, {p: max(o, 0) for p, o in com.items()}
+                    end, com = {}, {}
+                    for t in self.topics:
+                        for p, o in self.client.end_offsets(t, self.partitions, 5000).items():
+                            end[(t, p)] = o
+                        for p, o in self.client.committed(t, self.partitions, 5000).items():
+                            com[(t, p)] = max(o, 0)
+                    return end, com
                 except kq.KafkaError:
                     self.client.close()
                     self.client = kq.Client(self.bootstrap, GROUP, {"socket.timeout.ms": "5000"})
@@ -169,7 +201,7 @@ class Monitor(threading.Thread):
         try:
             end, _ = self.snapshot()
         except kq.KafkaError:
-            end = self.last[0] if self.last else {p: 0 for p in range(self.partitions)}
+            end = self.last[0] if self.last else {(t, p): 0 for t in self.topics for p in range(self.partitions)}
         entry["_end"] = end
         entry["_t"] = time.monotonic()
         with self.lock:
@@ -237,57 +269,66 @@ def main():
             "source": subprocess.run(["git", "-C", src, "describe", "--always", "--dirty", "--all"],
                                      capture_output=True, text=True).stdout.strip()}
     faults = []
+    topics = [TOPIC, TOPIC2][:a.topics]
 
     # ---- the cluster and the database -------------------------------------------------------
     if a.kafka == "real":
-        cluster = RealCluster(os.path.join(src, "scripts", "kafka.sh"), work, 3, [TOPIC],
+        cluster = RealCluster(os.path.join(src, "scripts", "kafka.sh"), work, 3, topics,
                               a.partitions, 3, 2)
     else:
-        cluster = MockCluster(os.path.join(build, "tests", "kafka", "mock-kafka"), work, 3, [TOPIC],
+        cluster = MockCluster(os.path.join(build, "tests", "kafka", "mock-kafka"), work, 3, topics,
                               a.partitions)
     try:
-        return run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed)
+        return run(a, cert, faults, cluster, topics, src, work, sluice, gen_exe, rnd, elapsed)
     finally:
         stop_all()
         cluster.stop()
 
 
-def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
+def run(a, cert, faults, cluster, topics, src, work, sluice, gen_exe, rnd, elapsed):
     boot = cluster.bootstrap
-    log("kafka (%s): %s, topic %s with %d partitions, replication %d, min.insync.replicas %d"
-        % (cluster.kind, boot, TOPIC, a.partitions, cluster.replication, cluster.min_isr))
-    cert["cluster"] = {"brokers": 3, "partitions": a.partitions, "replication": cluster.replication,
-                       "min_insync_replicas": cluster.min_isr}
+    log("kafka (%s): %s, topics %s with %d partitions each, replication %d, min.insync.replicas %d"
+        % (cluster.kind, boot, ", ".join(topics), a.partitions, cluster.replication, cluster.min_isr))
+    cert["cluster"] = {"brokers": 3, "topics": topics, "partitions": a.partitions,
+                       "replication": cluster.replication, "min_insync_replicas": cluster.min_isr}
     psql(TRIGGER)
-    pdir = prepare_pipelines(a.pipelines or os.path.join(src, "pipelines"), work, a.tasks)
+    pdir = prepare_pipelines(a.pipelines or os.path.join(src, "pipelines"), work, a.tasks, len(topics))
 
-    gen = Generator(gen_exe, work, a.seed, a.rate,
-                    {"invalid_pct": 3, "duplicate_pct": 5, "late_pct": 5, "late_by": "60s"})
-    env = dict(os.environ, KAFKA_BROKERS=boot, GEN_URL=gen.url, PGTZ="UTC")
-    ingest = Host("ingest", sluice, os.path.join(pdir, "ecommerce-ingest.yaml"), work, env)
+    mix = {"invalid_pct": 3, "duplicate_pct": 5, "late_pct": 5, "late_by": "60s"}
+    gens = [Generator(gen_exe, work, a.seed, a.rate, mix)]
+    env = dict(os.environ, KAFKA_BROKERS=boot, GEN_URL=gens[0].url, PGTZ="UTC")
+    ingests = [Host("ingest", sluice, os.path.join(pdir, "ecommerce-ingest.yaml"), work, env)]
+    if len(topics) == 2:
+        # its own seed (other event ids), a quarter of the rate
+        gens.append(Generator(gen_exe, work, a.seed + 1, max(a.rate // 4, 1), mix, name="gen-more"))
+        env["GEN_URL_MORE"] = gens[1].url
+        ingests.append(Host("ingest-more", sluice, os.path.join(pdir, "ecommerce-ingest-more.yaml"),
+                            work, env))
     hosts = [Host("host%d" % i, sluice, os.path.join(pdir, "ecommerce-analytics.yaml"), work, env)
              for i in range(3)]
     cert["hosts"], cert["tasks_per_host"] = 2, a.tasks
     inj = Injector(boot, work, rnd)
 
-    ingest.start()
-    hosts[0].start()
-    hosts[1].start()
-    mon = Monitor(boot, a.partitions, time.monotonic())
+    for h in ingests + hosts[:2]:
+        h.start()
+    mon = Monitor(boot, topics, a.partitions, time.monotonic())
     mon.start()
     wait_for("the first partition assignment",
              lambda: any("assigned %s[" % TOPIC in h.tail(400) for h in hosts[:2]), 90)
-    gen.running(True)
-    log("%5.1fs generator running at %d events/s; hosts host0, host1 (%d tasks each), ingest"
-        % (elapsed(), a.rate, a.tasks))
+    for g in gens:
+        g.running(True)
+    log("%5.1fs generator%s running at %s events/s; hosts host0, host1 (%d tasks each), %s"
+        % (elapsed(), "s" if len(gens) > 1 else "", "+".join(str(g.rate) for g in gens), a.tasks,
+           ", ".join(h.name for h in ingests)))
 
     plan = schedule(rnd, a.quick, a.minutes)
     log("fault schedule: " + ", ".join(plan))
     extra = None  # the host added by a rebalance
     for kind in plan:
         time.sleep(rnd.uniform(4, 10))
-        inj.batch()
-        for h in hosts[:2] + ([extra] if extra else []) + [ingest]:
+        for t in topics:
+            inj.batch(t)
+        for h in hosts[:2] + ([extra] if extra else []) + ingests:
             if not h.alive() and not h.stopped:
                 raise RuntimeError("%s died by itself: %s" % (h.name, h.tail()))
         f = {"kind": kind, "at_s": elapsed()}
@@ -309,12 +350,14 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
             h.sigcont()
         elif kind == "broker_kill":
             with mon.qlock:
-                meta, _ = mon.client.metadata(TOPIC)
+                meta, _ = mon.client.metadata()
             counts = {}
-            for p, (leader, _, _) in meta.get(TOPIC, {}).items():
-                counts[leader] = counts.get(leader, 0) + 1
+            for t in topics:
+                for p, (leader, _, _) in meta.get(t, {}).items():
+                    counts[leader] = counts.get(leader, 0) + 1
             bid = max(sorted(counts), key=lambda b: counts[b])
-            f["target"] = "broker %d (leader of %d/%d partitions)" % (bid, counts[bid], a.partitions)
+            f["target"] = "broker %d (leader of %d/%d partitions)" % (bid, counts[bid],
+                                                                      a.partitions * len(topics))
             mon.fault(f)
             cluster.kill_broker(bid)
             time.sleep(rnd.uniform(10, 20))
@@ -327,7 +370,8 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
                             "-", src],
                            check=True, timeout=120)
         elif kind == "ingest_kill":
-            f["target"] = "ingest"
+            ingest = rnd.choice(ingests)
+            f["target"] = ingest.name
             mon.fault(f)
             ingest.kill9()
             time.sleep(rnd.uniform(0.5, 3))
@@ -345,24 +389,24 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
         log("%5.1fs fault %-12s %s" % (f["at_s"], kind, f.get("target", "")))
         faults.append(f)
 
-    # ---- drain: stop the generator, let everything flow through --------------------------------
-    inj.batch()
+    # ---- drain: stop the generators, let everything flow through -------------------------------
+    for t in topics:
+        inj.batch(t)
     time.sleep(2)
-    gen.running(False)
+    for g in gens:
+        g.running(False)
     mon.generating = False
-    stats = gen.stats()
-    log("%5.1fs generator stopped after %d events" % (elapsed(), stats["generated"]))
+    log("%5.1fs generators stopped after %s events" % (elapsed(), "+".join(str(g.stats()["generated"]) for g in gens)))
     state = {}
 
     def drained():
-        s = gen.stats()
-        if s.get("buffered", 0) != 0:
+        if any(g.stats().get("buffered", 0) != 0 for g in gens):
             return False
         try:
             end, com = mon.snapshot()
         except kq.KafkaError:
             return False
-        done = all(com.get(p, 0) >= end[p] for p in end)
+        done = all(com.get(k, 0) >= end[k] for k in end)
         prev = state.get("end")
         state["end"] = end
         return done and prev == end
@@ -375,12 +419,12 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
         log("%5.1fs %s" % (elapsed(), e))
         drained_ok = False
     mon.running = False
-    mon.join(5)
+    mon.join(10)
     exits = {}
-    for h in hosts[:2]:
+    for h in hosts[:2] + ingests:
         exits[h.name] = h.term()
-    exits["ingest"] = ingest.term()
-    gen.stop()
+    for g in gens:
+        g.stop()
     end, com = mon.snapshot()
     mon.client.close()
 
@@ -392,9 +436,10 @@ def run(a, cert, faults, cluster, src, work, sluice, gen_exe, rnd, elapsed):
     cert["fault_log"] = [{k: v for k, v in f.items() if not k.startswith("_")} for f in faults]
     cert["rebalances"] = check.rebalances([h.logpath for h in hosts])
     cert["max_lag"] = mon.max_lag
-    cert["host_restarts"] = {h.name: h.starts - 1 for h in hosts + [ingest] if h.starts}
+    cert["monitor_errors"] = mon.errors
+    cert["host_restarts"] = {h.name: h.starts - 1 for h in hosts + ingests if h.starts}
     cert["exit_on_sigterm"] = exits
-    results, counts = check.run_all(work, gen.record, inj.path, boot, TOPIC, a.partitions, end, com,
+    results, counts = check.run_all([g.record for g in gens], inj.path, boot, topics, end, com,
                                     drained_ok)
     cert["events"] = counts
     cert["checks"] = results
