@@ -320,8 +320,10 @@ def print_certificate(c):
     L("faults: " + ", ".join("%s x%d" % kv for kv in sorted(c["faults"].items())))
     for f in c["fault_log"]:
         rec = f.get("recovered_after_s")
-        L("  %6.1fs %-12s %-40s recovered after %s" % (f["at_s"], f["kind"], f.get("target", ""),
-                                                        "%.1f s" % rec if rec is not None else "— (not within the run)"))
+        L("  %6.1fs %-12s %-40s %s" % (f["at_s"], f["kind"], f.get("target", ""),
+                                        "NOT PLAYED: " + f["error"] if "error" in f else
+                                        "recovered after %.1f s" % rec if rec is not None else
+                                        "not recovered within the run"))
     L("rebalances (assignment rounds): %d; max lag %d records (end - committed, all partitions); "
       "restarts %s" % (c["rebalances"], c["max_lag"], c["host_restarts"]))
     L("exit status on SIGTERM at the end: %s" % c["exit_on_sigterm"])

@@ -30,7 +30,7 @@ c = json.load(open(sys.argv[1]))
 kinds = {"host_kill", "host_stop", "broker_kill", "pg_restart", "ingest_kill", "rebalance"}
 assert kinds <= set(c["faults"]), "fault kinds missing: %s" % (kinds - set(c["faults"]))
 assert c["faults"]["host_kill"] >= 2, "fewer than 2 host kills"
-assert len(c["checks"]) == 9, "expected 9 checks, got %d" % len(c["checks"])
+assert len(c["checks"]) == 11, "expected 11 checks, got %d" % len(c["checks"])
 PY
 ok "every fault kind was injected and every check ran"
 assert_eq "$rc" 0 "chaos certificate: every check passed"
