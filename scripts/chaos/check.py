@@ -305,8 +305,9 @@ def print_certificate(c):
       "min.insync.replicas %d)"
       % (c["seed"], c["mode"], c["kafka"], c["cluster"]["brokers"], ", ".join(c["cluster"]["topics"]),
          c["cluster"]["partitions"], c["cluster"]["replication"], c["cluster"]["min_insync_replicas"]))
-    L("source %s; %d analytics hosts x %d tasks + %d ingest host(s); %.0f s"
-      % (c["source"], c["hosts"], c["tasks_per_host"], len(c["cluster"]["topics"]), c["duration_s"]))
+    L("source %s, build %s, pipelines %s" % (c["source"], c.get("build"), c.get("pipelines")))
+    L("%d analytics hosts x %d tasks + %d ingest host(s); %.0f s"
+      % (c["hosts"], c["tasks_per_host"], len(c["cluster"]["topics"]), c["duration_s"]))
     e = c["events"]
     L("events: %d generated (%d valid, %d duplicates, %d invalid, %d late, %d refused by the trigger), "
       "%d injected (invalid UTF-8 %d, out of range %d, refused %d)"

@@ -267,7 +267,8 @@ def main():
     cert = {"seed": a.seed, "mode": "quick" if a.quick else "full", "kafka": a.kafka,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "source": subprocess.run(["git", "-C", src, "describe", "--always", "--dirty", "--all"],
-                                     capture_output=True, text=True).stdout.strip()}
+                                     capture_output=True, text=True).stdout.strip(),
+            "build": build, "pipelines": a.pipelines or os.path.join(src, "pipelines")}
     faults = []
     topics = [TOPIC, TOPIC2][:a.topics]
 
