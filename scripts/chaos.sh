@@ -4,7 +4,8 @@
 # against the generator's own record of every event.
 #
 #   bash scripts/chaos.sh [--minutes M] [--seed S] [--quick] [--kafka mock|real] [--json FILE]
-#                         [--pipelines DIR] [--rate N] [--partitions N] [--tasks N] [--keep DIR]
+#                         [--pipelines DIR] [--rate N] [--partitions N] [--tasks N] [--topics 1|2]
+#                         [--keep DIR]
 #
 #   --quick          every fault kind once (host kill -9 twice), a few minutes in all (CI)
 #   --minutes M      length of the fault phase of a full run (default 10)
@@ -14,6 +15,8 @@
 #   --json FILE      the certificate as JSON too
 #   --pipelines DIR  your own ecommerce-ingest.yaml / ecommerce-analytics.yaml (and what they
 #                    reference) instead of pipelines/; they must write the reference tables
+#   --topics 2       (default) the analytics pipeline also reads a second topic fed by a second
+#                    generator and ingest pipeline; --topics 1: the files' single topic
 #   --keep DIR       copy every log, the generator's record and the certificate into DIR
 #
 # Needs a build (bash scripts/build.sh; SLUICE_BUILD_DIR picks another), PostgreSQL 15, kcat and,
@@ -35,8 +38,8 @@ while [ $# -gt 0 ]; do
         --quick) quick=1 ;;
         --keep) keep=$2; shift ;;
         --kafka) kafka=$2; shift ;;
-        --seed|--json|--pipelines|--rate|--partitions|--tasks) shift ;;
-        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+        --seed|--json|--pipelines|--rate|--partitions|--tasks|--topics) shift ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "chaos.sh: unknown option $1 (--help)" >&2; exit 2 ;;
     esac
     shift
