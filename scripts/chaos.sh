@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
         --keep) keep=$2; shift ;;
         --kafka) kafka=$2; shift ;;
         --seed|--json|--pipelines|--rate|--partitions|--tasks|--topics) shift ;;
-        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "chaos.sh: unknown option $1 (--help)" >&2; exit 2 ;;
     esac
     shift
