@@ -95,12 +95,16 @@ class Host:
         signal_group(self.p, signal.SIGCONT)
         self.stopped = False
 
+    def send_term(self):
+        if self.p:
+            signal_group(self.p, signal.SIGCONT)
+            self.p.send_signal(signal.SIGTERM)
+
     def term(self, timeout=90):
-        """SIGTERM, wait; returns the exit status (None: it had to be killed)."""
+        """SIGTERM (unless send_term() did), wait; the exit status (None: it had to be killed)."""
         if not self.p:
             return 0
-        signal_group(self.p, signal.SIGCONT)
-        self.p.send_signal(signal.SIGTERM)
+        self.send_term()
         try:
             rc = self.p.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -434,6 +434,8 @@ def run(a, cert, faults, cluster, topics, src, work, sluice, gen_exe, rnd, elaps
     mon.running = False
     mon.join(10)
     exits = {}
+    for h in hosts[:2] + ingests:  # all at once: each drains within its own bound
+        h.send_term()
     for h in hosts[:2] + ingests:
         exits[h.name] = h.term()
     for g in gens:
