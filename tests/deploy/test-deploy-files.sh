@@ -51,6 +51,16 @@ for l in lines:
                 need(os.path.exists(local), "Dockerfile copies %s from the build stage; %s does not exist after a build" % (s, local))
             copied_to[dst] = s
 need("bash scripts/deps.sh" in df and "bash scripts/build.sh" in df, "Dockerfile must build with scripts/deps.sh and scripts/build.sh")
+# the context filter must not drop what the build needs or what the runtime stage copies
+import fnmatch
+ign_path = os.path.join(src, "deploy/docker/Dockerfile.dockerignore")
+ignored = [l.strip() for l in open(ign_path) if l.strip() and not l.startswith("#")] if os.path.exists(ign_path) else []
+context_needs = ["scripts/deps.sh", "scripts/build.sh", "scripts/packages.txt", "meson.build", "host",
+                 "plugins", "web/package.json", "web/src"] + [v for v in copied_to.values() if not v.startswith("/")]
+for path in context_needs:
+    for pat in ignored:
+        if fnmatch.fnmatch(path, pat) or fnmatch.fnmatch(path, pat + "/*") or path.startswith(pat.rstrip("/") + "/"):
+            errors.append("Dockerfile.dockerignore pattern %r drops %s, which the build needs" % (pat, path))
 cmd = re.search(r'^CMD\s+(\[.*\])', df, re.M)
 need(cmd is not None, "Dockerfile has no CMD")
 if cmd:
