@@ -50,6 +50,7 @@ size_t sup_count(void) { return S.n; }
 sup_pipeline *sup_at(size_t i) { return i < S.n ? S.p[i] : NULL; }
 const sup_options *sup_opts(void) { return S.o; }
 const char *sup_worker_id(void) { return S.worker_id; }
+int sup_stopping(void) { return S.stopping; }
 
 sup_pipeline *sup_find(const char *name)
 {

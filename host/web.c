@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 
 typedef struct web_param {
@@ -310,6 +311,8 @@ int web_handle(const http_req *req, http_resp *r)
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "generator_url", W.generator_url ? W.generator_url : "http://127.0.0.1:7070");
         cJSON_AddStringToObject(j, "version", SLUICE_VERSION);
+        /* The page then knows whether Pause/Restart need the token it was opened with. */
+        cJSON_AddBoolToObject(j, "auth", auth_enabled());
         char *s = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         r->status = 200;
