@@ -442,6 +442,8 @@ static int cmd_run(opts *o, const char *exe)
     /* Pipeline processes and their stages find it here (e.g. for default offset files). */
     setenv("SLUICE_STATE_DIR", state_dir, 1);
     if (listen && setup_auth(o, &hc, listen, state_dir)) goto done;
+    /* Pipelines (and whatever their stages run) have no business with the token. */
+    unsetenv("SLUICE_REST_TOKEN");
     /* REST-created pipelines live in the pipeline directory: configured, else the state
      * directory's connectors/ (only with REST: --no-rest runs just the files given). */
     if (listen && !o->pipeline_dir && !hc.pipeline_dir) {
