@@ -32,8 +32,19 @@ expect 405 POST /health "{}" "POST /health is 405"
 stop_sluice
 
 mv log.txt log1.txt
-start_sluice log.txt
+# A pipeline whose source is still opening (a FIFO without a writer blocks its open) has not
+# reported yet: the worker is "starting" (503) until it does.
+mkfifo slow.fifo
+printf 'pipeline: slow\nstages:\n  - {name: in, use: file-source, with: {path: %s/slow.fifo}}\n  - {name: out, use: file-sink, with: {path: %s/slow-out.ndjson}}\n' "$T" "$T" > slow.yaml
+start_sluice log.txt slow.yaml
 expect 200 GET /connectors/first/config "the REST-created pipeline survives a restart"
+TOKEN= expect 503 GET /health "GET /health is 503 while a pipeline is starting"
+assert_eq "$(jget 'd["status"]')" starting "status starting"
+exec 3>slow.fifo # a writer: the source's open returns, the pipeline reports
+health_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health")" = 200 ]; }
+wait_for health_ok || fail "/health did not turn 200 once the pipeline reported"
+ok "then 200 once it has reported"
+exec 3>&-
 stop_sluice
 
 # ---- where the state directory is -------------------------------------------------------------
