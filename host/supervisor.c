@@ -454,7 +454,7 @@ static char **list_files(size_t *count)
                 }
             }
             if (d) closedir(d);
-            qsort(out + first, n - first, sizeof *out, cmp_str);
+            if (n > first) qsort(out + first, n - first, sizeof *out, cmp_str); /* out may be NULL */
         } else {
             out = xrealloc(out, (n + 1) * sizeof *out);
             out[n++] = xstrdup(src);
