@@ -13,6 +13,8 @@ static struct {
     char listen_host[256];
     int wildcard;         /* bound to 0.0.0.0: any of this machine's addresses */
     char hostname[256];   /* gethostname(), accepted as Host on a wildcard bind */
+    char **allowed;       /* rest.allowed_hosts */
+    size_t nallowed;
 } A;
 
 static int is_ipv4(const char *s)
@@ -59,10 +61,11 @@ int auth_listen_is_loopback(const char *listen)
     return is_loopback_name(h);
 }
 
-void auth_configure(const char *token, int token_for_reads, const char *listen)
+void auth_configure(const char *token, int token_for_reads, const char *listen, char *const *allowed, size_t nallowed)
 {
-    free(A.token);
-    memset(&A, 0, sizeof A);
+    auth_shutdown();
+    A.allowed = xcalloc(nallowed ? nallowed : 1, sizeof *A.allowed);
+    for (size_t i = 0; i < nallowed; i++) A.allowed[A.nallowed++] = xstrdup(allowed[i]);
     A.token = token ? xstrdup(token) : NULL;
     A.token_for_reads = token_for_reads;
     const char *colon = listen ? strrchr(listen, ':') : NULL;
@@ -79,14 +82,23 @@ void auth_configure(const char *token, int token_for_reads, const char *listen)
 void auth_shutdown(void)
 {
     free(A.token);
+    for (size_t i = 0; i < A.nallowed; i++) free(A.allowed[i]);
+    free(A.allowed);
     memset(&A, 0, sizeof A);
 }
 
 int auth_enabled(void) { return A.token != NULL; }
 
+static int listed(const char *name)
+{
+    for (size_t i = 0; i < A.nallowed; i++)
+        if (!strcasecmp(name, A.allowed[i])) return 1;
+    return 0;
+}
+
 static int host_allowed(const char *name)
 {
-    if (is_loopback_name(name) || !strcasecmp(name, A.listen_host)) return 1;
+    if (is_loopback_name(name) || !strcasecmp(name, A.listen_host) || listed(name)) return 1;
     return A.wildcard && (is_ipv4(name) || (A.hostname[0] && !strcasecmp(name, A.hostname)));
 }
 
@@ -157,7 +169,9 @@ int auth_check(const http_req *q, http_resp *r)
         const char *origin = http_header(q, "Origin");
         if (origin) {
             const char *o = !strncasecmp(origin, "http://", 7) ? origin + 7 : !strncasecmp(origin, "https://", 8) ? origin + 8 : NULL;
-            if (!o || strcasecmp(o, host)) {
+            char oname[256];
+            /* Same origin, or a listed name (a reverse proxy that rewrites Host). */
+            if (!o || (strcasecmp(o, host) && !(host_part(o, oname, sizeof oname) && listed(oname)))) {
                 http_error(r, 403, "cross-origin request refused (Origin %s is not %s)", origin, host);
                 return 0;
             }

@@ -2,9 +2,10 @@
  *
  * Checked for every request before it is routed (see docs/rest-api.md, "Authentication"):
  *  - Host must name loopback, the listen address (or, on a wildcard bind, an IP literal or this
- *    machine's name) — a DNS-rebinding page sends its own name and is refused (403);
+ *    machine's name) or one of rest.allowed_hosts — a DNS-rebinding page sends its own name and
+ *    is refused (403);
  *  - a call that changes something (any method but GET/HEAD) must come from the same origin
- *    when it says where it comes from (Origin), must send its body as application/json (415
+ *    (or an allowed host) when it says where it comes from (Origin), must send its body as application/json (415
  *    otherwise), and must carry `Authorization: Bearer <token>` (401);
  *  - reads of a pipeline's configuration, offsets or tasks need the token too; the rest (/,
  *    /health, /metrics, statuses, plugins, the dashboard and its data) is open on loopback. On
@@ -16,8 +17,9 @@
 #include "http.h"
 
 /** Sets the policy. `token` NULL means --no-auth (Kafka Connect's old behaviour). `listen` is
- *  the REST address ("HOST:PORT"). Copies what it keeps. */
-void auth_configure(const char *token, int token_for_reads, const char *listen);
+ *  the REST address ("HOST:PORT"). `allowed` (rest.allowed_hosts) are further names accepted in
+ *  Host and Origin, e.g. the name a reverse proxy is reached by. Copies what it keeps. */
+void auth_configure(const char *token, int token_for_reads, const char *listen, char *const *allowed, size_t nallowed);
 void auth_shutdown(void);
 
 /** True when `listen` ("HOST:PORT") is a loopback address. */

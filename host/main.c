@@ -120,6 +120,8 @@ typedef struct host_cfg {
     int rest_off;
     char *token;
     int token_for_reads;
+    char **allowed_hosts;
+    size_t nallowed_hosts;
     int64_t max_body;
     char *pipeline_dir;
     int64_t scale_window_ms, scale_interval_ms;
@@ -135,7 +137,7 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
         hc->rest_off = 1;
         return 0;
     }
-    if (n->kind != YN_MAP) RFAIL(n, "expected a map (listen, token, token_for_reads, max_body, pipeline_dir, autoscale) or 'off'");
+    if (n->kind != YN_MAP) RFAIL(n, "expected a map (listen, token, token_for_reads, allowed_hosts, max_body, pipeline_dir, autoscale) or 'off'");
     for (size_t i = 0; i < n->n; i++) {
         const char *k = n->keys[i]->str;
         const ynode *v = n->items[i];
@@ -159,6 +161,16 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
             }
             continue;
         }
+        if (!strcmp(k, "allowed_hosts")) {
+            for (size_t j = 0; j < (v->kind == YN_SEQ ? v->n : 1); j++) {
+                const ynode *it = v->kind == YN_SEQ ? v->items[j] : v;
+                if (it->kind != YN_SCALAR || !*it->str || strpbrk(it->str, ":/ \t[]"))
+                    RFAIL(it, "allowed_hosts: expected host names (no port, scheme or path)");
+                hc->allowed_hosts = xrealloc(hc->allowed_hosts, (hc->nallowed_hosts + 1) * sizeof *hc->allowed_hosts);
+                hc->allowed_hosts[hc->nallowed_hosts++] = xstrdup(it->str);
+            }
+            continue;
+        }
         if (v->kind != YN_SCALAR) RFAIL(v, "'%s' must be a scalar", k);
         if (!strcmp(k, "listen")) {
             free(hc->listen);
@@ -177,7 +189,7 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
             free(hc->pipeline_dir);
             hc->pipeline_dir = v->str[0] == '/' ? xstrdup(v->str) : xasprintf("%s/%s", dir, v->str);
         } else {
-            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, max_body, pipeline_dir, autoscale)", k);
+            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, allowed_hosts, max_body, pipeline_dir, autoscale)", k);
         }
     }
     return 0;
@@ -405,7 +417,7 @@ static int setup_auth(const opts *o, const host_cfg *hc, const char *listen, con
         }
         log_warn("--no-auth: the REST API accepts changes from any local process without a token (Kafka Connect's "
                  "old behaviour); cross-site browser requests are still refused");
-        auth_configure(NULL, 0, listen);
+        auth_configure(NULL, 0, listen, hc->allowed_hosts, hc->nallowed_hosts);
         return 0;
     }
     char err[1024];
@@ -415,7 +427,7 @@ static int setup_auth(const opts *o, const host_cfg *hc, const char *listen, con
         fprintf(stderr, "sluice: REST token: %s\n", err);
         return -1;
     }
-    auth_configure(token, hc->token_for_reads, listen);
+    auth_configure(token, hc->token_for_reads, listen, hc->allowed_hosts, hc->nallowed_hosts);
     memset(token, 0, strlen(token));
     free(token);
     log_info("REST API changes need 'Authorization: Bearer TOKEN'; TOKEN from %s (print it with `sluice token`)", from);
@@ -516,6 +528,8 @@ done:
     free(hc.listen);
     free(hc.token);
     free(hc.pipeline_dir);
+    for (size_t i = 0; i < hc.nallowed_hosts; i++) free(hc.allowed_hosts[i]);
+    free(hc.allowed_hosts);
     free(state_dir);
     free(rest_dir);
     web_shutdown();
@@ -546,6 +560,8 @@ static int cmd_token(opts *o)
     free(hc.listen);
     free(hc.token);
     free(hc.pipeline_dir);
+    for (size_t i = 0; i < hc.nallowed_hosts; i++) free(hc.allowed_hosts[i]);
+    free(hc.allowed_hosts);
     web_shutdown();
     return rc;
 }

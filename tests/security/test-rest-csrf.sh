@@ -63,6 +63,21 @@ done
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --http1.0 -H 'Host:' "$BASE/")" 403 "no Host header is 403"
 stop_sluice
 
+# ---- rest.allowed_hosts: the name a reverse proxy is reached by ---------------------------------
+printf 'rest: {allowed_hosts: [sluice.example]}\n' > host.yaml
+mv log.txt log1.txt
+start_sluice log.txt -c host.yaml p.yaml
+PORT=${BASE##*:}
+assert_eq "$(call GET / -H "Host: sluice.example:$PORT")" 200 "a listed Host is accepted"
+assert_eq "$(call GET / -H "Host: other.example:$PORT")" 403 "an unlisted one is not"
+assert_eq "$(call PUT /connectors/p/pause -H 'Origin: https://sluice.example')" 202 "a listed Origin behind a proxy is accepted"
+assert_eq "$(call PUT /connectors/p/resume -H 'Origin: https://sluice.example.evil')" 403 "a look-alike Origin is not"
+stop_sluice
+printf 'rest: {allowed_hosts: ["https://x/"]}\n' > bad-host.yaml
+timeout 20 "$SLUICE" run -c bad-host.yaml p.yaml > bad-host.txt 2>&1; rc=$?
+assert_eq "$rc" 2 "an allowed_hosts entry with a scheme is a config error"
+assert_contains "$(cat bad-host.txt)" "bad-host.yaml:1:" "... with file:line"
+
 # ---- a non-loopback address without a token refuses to start ----------------------------------
 for addr in 0.0.0.0:0 10.255.255.1:0; do
   timeout 20 "$SLUICE" run --no-auth --rest "$addr" p.yaml > refuse.txt 2>&1; rc=$?
