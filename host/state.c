@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "util.h"
 
 /* mkdir -p with mode 0700 for every directory it creates (existing ones are left alone). */
@@ -80,6 +81,10 @@ char *state_dir_open(const char *flag, char *err, size_t errlen)
         return NULL;
     }
     free(dir);
+    struct stat st;
+    if (stat(real, &st) == 0 && (st.st_mode & 077))
+        log_warn("state directory %s can be entered by others (mode %04o): pipelines created over REST may hold "
+                 "credentials; chmod 700 it", real, (unsigned)(st.st_mode & 07777));
     return xstrdup(real);
 }
 
