@@ -61,6 +61,8 @@ for h in "localhost:$PORT" "127.0.0.1:$PORT" "LOCALHOST:$PORT" "127.0.0.2:$PORT"
   assert_eq "$(call GET / -H "Host: $h")" 200 "Host $h is accepted (loopback; any port, e.g. an ssh tunnel)"
 done
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --http1.0 -H 'Host:' "$BASE/")" 403 "no Host header is 403"
+assert_eq "$(curl -s -o /dev/null -w '%{http_code}' --http1.0 -H 'Host:' "$BASE/health")" 200 "GET /health answers probes without Host"
+assert_eq "$(call GET /health -H "Host: lb-probe.internal")" 200 "... or with another name"
 stop_sluice
 
 # ---- rest.allowed_hosts: the name a reverse proxy is reached by ---------------------------------
