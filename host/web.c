@@ -118,15 +118,7 @@ void web_shutdown(void)
     memset(&W, 0, sizeof W);
 }
 
-static void werror(http_resp *r, int status, const char *msg)
-{
-    r->status = status;
-    r->content_type = "application/json";
-    r->body.len = 0;
-    buf_printf(&r->body, "{\"error_code\":%d,\"message\":", status);
-    buf_json_str(&r->body, msg, strlen(msg));
-    buf_puts(&r->body, "}");
-}
+static void werror(http_resp *r, int status, const char *msg) { http_error(r, status, "%s", msg); }
 
 /* ---- static files ------------------------------------------------------------------------- */
 
