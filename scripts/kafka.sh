@@ -6,11 +6,16 @@
 #   kafka.sh topic NAME --partitions N [--replication R] [--config k=v ...] --dir DIR
 #   kafka.sh stop --dir DIR                        stop every node (SIGTERM, SIGKILL after 30 s)
 #   kafka.sh env --dir DIR                         print KAFKA_BROKERS=... again
-#   kafka.sh kill-broker ID --dir DIR              kill -9 node ID (1..N)
-#   kafka.sh stop-broker ID --dir DIR              SIGTERM node ID and wait for it to exit
-#   kafka.sh start-broker ID --dir DIR             restart node ID and wait until it serves
+#   kafka.sh kill-broker ID... --dir DIR           kill -9 nodes (IDs 1..N)
+#   kafka.sh stop-broker ID... --dir DIR           SIGTERM nodes and wait for them to exit
+#   kafka.sh start-broker ID... --dir DIR          restart nodes and wait until they serve
+#                                                  (restart a majority of the controllers
+#                                                  together: a lone one waits for a quorum)
 #   kafka.sh pid ID --dir DIR                      print node ID's JVM pid
 #   kafka.sh leaders TOPIC --dir DIR               print "PARTITION LEADER_ID" lines
+#   kafka.sh delete-records TOPIC PARTITION OFFSET --dir DIR
+#                                                  delete the partition's records before OFFSET
+#                                                  (what retention does; tests offset resets)
 #   kafka.sh fetch                                 only fetch the jars (cache)
 #
 # The broker jars (org.apache.kafka:kafka_2.13 and kafka-tools, pinned below, with their runtime
@@ -35,6 +40,10 @@ fetch() {
   command -v mvn >/dev/null || die "maven is missing (scripts/deps.sh installs it)"
   command -v java >/dev/null || die "java is missing (scripts/deps.sh installs default-jre-headless)"
   mkdir -p "$CACHE"
+  # Parallel tests may fetch at the same time: one does, the others wait and find it done.
+  exec 9>"$CACHE/.fetch.lock"
+  flock 9
+  [ -f "$LIBS/.complete" ] && { exec 9>&-; return 0; }
   local pomdir; pomdir=$(mktemp -d "$CACHE/pom.XXXXXX")
   cat >"$pomdir/pom.xml" <<EOF
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -55,6 +64,7 @@ EOF
   rm -rf "$pomdir" "$LIBS"
   mv "$LIBS.tmp" "$LIBS"
   touch "$LIBS/.complete"
+  exec 9>&-
 }
 
 classpath() { local IFS=:; local jars=("$LIBS"/*.jar); echo "${jars[*]}"; }
@@ -226,15 +236,19 @@ cmd_topic() {
   [ -n "$name" ] && [ -n "$parts" ] || die "usage: topic NAME --partitions N [--replication R] [--config k=v] --dir DIR"
   load
   rf=${rf:-$((BROKERS < 3 ? BROKERS : 3))}
-  java "${JVM_OPTS[@]}" -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dkafka.logs.dir="$DIR" \
-    -cp "$(classpath)" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
-    --create --topic "$name" --partitions "$parts" --replication-factor "$rf" "${configs[@]}" >&2
+  tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" --create --topic "$name" \
+    --partitions "$parts" --replication-factor "$rf" "${configs[@]}" >&2
   # Wait until every partition has a leader in the metadata clients see.
   local deadline=$((SECONDS + 60))
   until [ "$(kcat -b "$KAFKA_BROKERS" -L -t "$name" -m 5 2>/dev/null | grep -c 'partition .*leader [0-9]')" -ge "$parts" ]; do
     [ $SECONDS -lt $deadline ] || die "topic $name: partitions without a leader after 60 s"
     sleep 0.2
   done
+}
+
+tool() {  # CLASS ARGS...: one of Kafka's command-line tools, against the cluster
+  java "${JVM_OPTS[@]}" -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dkafka.logs.dir="$DIR" \
+    -cp "$(classpath)" "$@"
 }
 
 cmd="${1:-}"; [ $# -gt 0 ] && shift
@@ -244,10 +258,21 @@ case "$cmd" in
   stop) parse_dir "$@"; need_dir; cmd_stop_dir ;;
   env) parse_dir "$@"; load; echo "KAFKA_BROKERS=$KAFKA_BROKERS" ;;
   topic) parse_dir "$@"; cmd_topic "${REST[@]}" ;;
-  kill-broker) parse_dir "$@"; load; stop_node "${REST[0]:?node id}" KILL ;;
-  stop-broker) parse_dir "$@"; load; stop_node "${REST[0]:?node id}" TERM ;;
-  start-broker) parse_dir "$@"; load; id="${REST[0]:?node id}"
-    node_alive "$id" && die "node $id is running"; launch "$id"; wait_ready "$id" ;;
+  kill-broker|stop-broker) parse_dir "$@"; load; [ ${#REST[@]} -gt 0 ] || die "$cmd: node id?"
+    sig=TERM; [ "$cmd" = kill-broker ] && sig=KILL
+    for id in "${REST[@]}"; do [ -d "$DIR/node-$id" ] || die "no node $id"; stop_node "$id" $sig; done ;;
+  start-broker) parse_dir "$@"; load; [ ${#REST[@]} -gt 0 ] || die "start-broker: node id?"
+    for id in "${REST[@]}"; do
+      [ -d "$DIR/node-$id" ] || die "no node $id"
+      node_alive "$id" && die "node $id is running"
+    done
+    for id in "${REST[@]}"; do launch "$id"; done
+    wait_ready "${REST[@]}" ;;
+  delete-records) parse_dir "$@"; load; [ ${#REST[@]} -eq 3 ] || die "usage: delete-records TOPIC PARTITION OFFSET --dir DIR"
+    printf '{"version":1,"partitions":[{"topic":"%s","partition":%d,"offset":%d}]}\n' \
+      "${REST[0]}" "${REST[1]}" "${REST[2]}" >"$DIR/delete-records.json"
+    tool org.apache.kafka.tools.DeleteRecordsCommand --bootstrap-server "$KAFKA_BROKERS" \
+      --offset-json-file "$DIR/delete-records.json" >&2 ;;
   pid) parse_dir "$@"; load; node_pid "${REST[0]:?node id}" ;;
   leaders) parse_dir "$@"; load
     kcat -b "$KAFKA_BROKERS" -L -t "${REST[0]:?topic}" -m 5 | sed -n 's/^ *partition \([0-9]*\), leader \([-0-9]*\),.*/\1 \2/p' ;;
