@@ -232,23 +232,22 @@ class Monitor(threading.Thread):
             time.sleep(1)
 
 
-def schedule(rnd, quick, minutes):
-    """The seeded fault list. Quick: every kind, host kills twice. Full: kinds drawn at random
-    (host kills twice as often) until the fault phase's time is used up."""
+def schedule(seed, quick):
+    """The seeded fault kinds, in order. Quick: every kind once, host kills twice. Full: that
+    round, then kinds drawn at random (host kills most often) for as long as the caller keeps
+    asking — it stops when the fault phase's minutes are used up. A Random of its own, so the
+    sequence depends on the seed only."""
+    rnd = random.Random(seed * 7919 + 1)
     kinds = ["host_kill", "host_kill", "host_stop", "broker_kill", "pg_restart", "ingest_kill",
              "rebalance"]
+    first = list(kinds)
+    rnd.shuffle(first)
+    yield from first
     if quick:
-        rnd.shuffle(kinds)
-        return kinds
-    out = list(kinds)
-    rnd.shuffle(out)
-    est = 35 * len(out)
+        return
     pool = kinds + ["host_kill"]
-    while est < minutes * 60:
-        k = rnd.choice(pool)
-        out.append(k)
-        est += 35
-    return out
+    while True:
+        yield rnd.choice(pool)
 
 
 def main():
@@ -322,11 +321,15 @@ def run(a, cert, faults, cluster, topics, src, work, sluice, gen_exe, rnd, elaps
         % (elapsed(), "s" if len(gens) > 1 else "", "+".join(str(g.rate) for g in gens), a.tasks,
            ", ".join(h.name for h in ingests)))
 
-    plan = schedule(rnd, a.quick, a.minutes)
-    log("fault schedule: " + ", ".join(plan))
+    plan = schedule(a.seed, a.quick)
+    phase_end = time.monotonic() + a.minutes * 60
+    log("fault schedule: every kind once (host_kill twice) in a seeded order%s"
+        % ("" if a.quick else ", then drawn at random until %g minutes have passed" % a.minutes))
     extra = None  # the host added by a rebalance
     died = []     # hosts that exited without being told to
-    for kind in plan:
+    for n, kind in enumerate(plan):
+        if not a.quick and n >= 7 and time.monotonic() >= phase_end:
+            break
         time.sleep(rnd.uniform(4, 10))
         for t in topics:
             inj.batch(t)
