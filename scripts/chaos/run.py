@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check  # noqa: E402
 import kq  # noqa: E402
-from procs import (Generator, Host, MockCluster, RealCluster, log, popen, stop_all,  # noqa: E402
+from procs import (Generator, Host, MockCluster, RealCluster, log, stop_all,  # noqa: E402
                    wait_for)
 
 TOPIC = "events_raw"      # the reference topic (ingest pipeline -> analytics)
