@@ -9,6 +9,31 @@
 
 int stopping(const task *t) { return atomic_load(&stop_requested) || t->failed; }
 
+/* A failed process call is undone before it is retried: what it emitted and the dead letters
+ * of the input records it rejected are discarded, so the retry decides about each record once.
+ * (Holds cannot be taken back: the stage owns them; run_stage refuses a RETRY after a hold.) */
+static void undo_call(task *t, stage_inst *s, recvec *out, size_t mark, size_t dmark)
+{
+    for (size_t i = mark; out && i < out->n; i++) ack_release(out->v[i]->ack);
+    if (out) {
+        atomic_fetch_sub_explicit(&s->out, out->n - mark, memory_order_relaxed);
+        out->n = mark;
+    }
+    recvec *d = &t->dlq_pending;
+    size_t keep = dmark < d->n ? dmark : d->n, undone = 0;
+    for (size_t i = keep; i < d->n; i++) {
+        hrec *h = (hrec *)d->v[i];
+        if (h->rollback && h->rejected_by == s) {
+            ack_release(h->r.ack);
+            undone++;
+        } else {
+            d->v[keep++] = d->v[i]; /* a delayed reject of an earlier batch's record stays */
+        }
+    }
+    d->n = keep;
+    atomic_fetch_sub_explicit(&s->rejected, undone, memory_order_relaxed);
+}
+
 /* Hands `in` to stage `s`, collecting what it emits in `out` (NULL for sinks). On success the
  * batch's own references on the inputs are dropped; a record the stage neither forwarded, held
  * nor rejected is then finished. On failure they are kept: the positions stay uncommitted and
@@ -26,12 +51,20 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
     size_t mark = out ? out->n : 0;
     int64_t backoff = 100;
     recvec *saved = t->target;
+    int saved_in = t->in_process;
+    size_t saved_holds = t->call_holds;
     for (int attempt = 0;; attempt++) {
         t->seq++;
         t->target = out;
+        t->in_process = 1;
+        t->call_holds = 0;
+        size_t dmark = t->dlq_pending.n;
         int64_t t0 = sl_monotonic_ms();
         sl_err rc = s->d->process(s->self, &s->ctx, &b);
+        size_t holds = t->call_holds;
         t->target = saved;
+        t->in_process = saved_in;
+        t->call_holds = saved_holds;
         if (rc == SL_OK) {
             double secs = (double)(sl_monotonic_ms() - t0) / 1000.0;
             pthread_mutex_lock(&s->mlock);
@@ -47,10 +80,15 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
             }
             break;
         }
-        for (size_t i = mark; out && i < out->n; i++) ack_release(out->v[i]->ack);
-        if (out) {
-            atomic_fetch_sub_explicit(&s->out, out->n - mark, memory_order_relaxed);
-            out->n = mark;
+        undo_call(t, s, out, mark, dmark);
+        if (rc == SL_RETRY && holds) {
+            /* The stage kept references it may act on later (a buffered row, say): a retry of
+             * the same batch could then finish those records twice. */
+            tlog(t, s, SL_LOG_ERROR,
+                 "stage held %zu input records and then returned RETRY; a retry could finish them twice "
+                 "(stages must not hold before returning RETRY); the pipeline stops", holds);
+            t->failed = 1;
+            return -1;
         }
         if (rc == SL_RETRY && !stopping(t)) {
             atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
@@ -84,7 +122,18 @@ static void run_dead_letters(task *t)
     while (t->dlq_pending.n && !t->failed) {
         recvec v = t->dlq_pending;
         t->dlq_pending = (recvec){0};
-        run_stage(t, t->dlq, &v, NULL);
+        if (t->dlq) {
+            run_stage(t, t->dlq, &v, NULL);
+        } else {
+            for (size_t i = 0; i < v.n; i++) {
+                hrec *h = (hrec *)v.v[i];
+                if (t->failed) { /* already stopping: keep it pending, like the rest */
+                    vec_push(&t->dlq_pending, &h->r);
+                    continue;
+                }
+                give_up(t, h->rejected_by, &h->r, h->r.ack, h->reason);
+            }
+        }
         free(v.v);
     }
 }

@@ -130,6 +130,11 @@ static void stage_teardown(stage_inst *s)
 
 static void task_free(task *t)
 {
+    /* Nothing commits any more: references kept on unfinished records can go. */
+    for (size_t i = 0; i < t->nstuck; i++) ack_release(t->stuck[i]);
+    free(t->stuck);
+    for (size_t i = 0; i < t->dlq_pending.n; i++) ack_release(t->dlq_pending.v[i]->ack);
+    t->dlq_pending.n = 0;
     for (size_t i = 0; i < t->ncommitted; i++) free((char *)t->committed[i].topic);
     free(t->committed);
     pthread_mutex_destroy(&t->slock);
