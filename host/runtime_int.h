@@ -104,13 +104,13 @@ struct task {
     size_t nstuck;
     int in_process;       /* inside a transform's or sink's process call */
     size_t call_holds;    /* input records held during the current process call */
-    int failed;           /* a stage returned FATAL */
-    int paused;           /* the source is paused on the supervisor's request */
+    atomic_int failed;    /* a stage returned FATAL (read by the status writer) */
+    atomic_int paused;    /* the source is paused on the supervisor's request */
     pthread_mutex_t slock; /* guards e2e and committed (read by write_status) */
     histogram e2e;        /* record timestamp -> the sink returned, seconds */
     sl_position *committed; /* last committed position per partition (topic strdup'd) */
     size_t ncommitted;
-    int done;             /* the source is exhausted */
+    atomic_int done;      /* the source is exhausted */
     int64_t last_commit;
     uint32_t seq;         /* one per process call, for the dropped count */
     ack_partition *last_part; /* the source's last partition: most records hit it again */
