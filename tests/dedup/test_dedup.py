@@ -39,6 +39,9 @@ stages:
   - {{name: out, use: file-sink, with: {{path: out.ndjson, headers: true, mode: truncate, fsync: false}}}}
 """)
     env = dict(os.environ, SLUICE_PLUGIN_PATH=STAGES + ":" + os.environ.get("SLUICE_PLUGIN_PATH", ""))
+    for _out in ("out.ndjson", "dlq.ndjson"):  # mode truncate empties only at a first start
+        if os.path.exists(os.path.join(d, _out)):
+            os.remove(os.path.join(d, _out))
     r = subprocess.run([BIN, "run", "p.yaml"], cwd=d, capture_output=True, text=True, timeout=120, env=env)
     check(r.returncode == 0, f"sluice exited {r.returncode}: {r.stderr[-2000:]}")
     out = [json.loads(l) for l in open(os.path.join(d, "out.ndjson")) if l.strip()]
