@@ -66,6 +66,18 @@ def expect(d, name, seq, dedup_with, partitions=2):
         check(((p, o) in fwd) == want, f"{name}: {key} partition {p} ts {ts}: forwarded {not want}, want {want}")
     return err
 
+def topics(d):
+    """Partition 0 of topic "events" and partition 0 of topic "other" are different partitions:
+    a key seen in one is not a duplicate in the other (issue 11: state keyed by topic too)."""
+    lines = [(0, 1, BASE, json.dumps({"event_id": "k1"})),
+             ("other/0", 1, BASE + 1000, json.dumps({"event_id": "k1"})),   # other topic: forwarded
+             (0, 2, BASE + 2000, json.dumps({"event_id": "k1"})),           # same topic: duplicate
+             ("other/0", 2, BASE + 3000, json.dumps({"event_id": "k1"}))]   # same topic: duplicate
+    run(d, lines, "{key: event_id, ttl: 10m}", partitions=1)
+    out = [json.loads(l) for l in open(os.path.join(d, "out.ndjson")) if l.strip()]
+    got = sorted((e["topic"], e["partition"], e["offset"]) for e in out)
+    check(got == [("events", 0, 1), ("other", 0, 1)], f"topics: forwarded {got}")
+
 def basics(d):
     seq = [("e1", 0, 0, True), ("e2", 0, 1000, True),
            ("e1", 0, 5 * MIN, False),    # within ttl
@@ -153,6 +165,7 @@ def restore(d):
 def main():
     with tempfile.TemporaryDirectory() as d:
         basics(d)
+        topics(d)
         multi_key(d)
         eviction(d)
         randomized(d)
