@@ -135,6 +135,8 @@ static void task_free(task *t)
     free(t->stuck);
     for (size_t i = 0; i < t->dlq_pending.n; i++) ack_release(t->dlq_pending.v[i]->ack);
     t->dlq_pending.n = 0;
+    for (size_t i = 0; i < t->deferred.n; i++) ack_release(t->deferred.v[i]->ack);
+    free(t->deferred.v);
     for (size_t i = 0; i < t->ncommitted; i++) free((char *)t->committed[i].topic);
     free(t->committed);
     pthread_mutex_destroy(&t->slock);

@@ -103,6 +103,9 @@ struct task {
                              unfinished so no commit passes them; released at teardown */
     size_t nstuck;
     int in_process;       /* inside a transform's or sink's process call */
+    int retry_polling;    /* polling the paused source while a stage retries */
+    int retry_paused;     /* the source was paused for a stage's retries */
+    recvec deferred;      /* records a paused source still handed over during retries */
     size_t call_holds;    /* input records held during the current process call */
     atomic_int failed;    /* a stage returned FATAL (read by the status writer) */
     atomic_int paused;    /* the source is paused on the supervisor's request */

@@ -98,4 +98,24 @@ rc=0; timeout 60 "$SLUICE" __pipeline retry-hold.yaml 2>log.txt || rc=$?
 assert_contains "$(cat log.txt)" "held 1 input records and then returned RETRY" "hold + RETRY is refused with a clear error"
 [ ! -s rh.offset ] || [ "$(cat rh.offset)" = 0 ] || fail "hold + RETRY committed $(cat rh.offset)"
 ok "hold + RETRY commits nothing"
+# 6. While a stage retries, a source that can pause is paused and still polled (a Kafka member
+#    that stops polling is evicted); afterwards it resumes, and nothing is lost or duplicated.
+cat > keep-polling.yaml <<'Y'
+pipeline: keep-polling
+batch_size: 50
+stages:
+  - {name: in, use: ticker, with: {count: 500}}
+  - {name: flaky, use: chaos, with: {fail_times: 3}}
+  - {name: out, use: file-sink, with: {path: kp-out.ndjson}}
+Y
+timeout 60 "$SLUICE" __pipeline keep-polling.yaml 2>log.txt || { cat log.txt; fail "keep-polling pipeline failed"; }
+polls=$(sed -n 's/.*polled \([0-9]*\) times while paused.*/\1/p' log.txt)
+[ "${polls:-0}" -ge 3 ] || { cat log.txt; fail "the source was polled ${polls:-0} times while the stage retried (700 ms)"; }
+ok "the paused source kept being polled while the stage retried ($polls polls)"
+assert_eq "$(cat kp-out.ndjson)" "$(seq 1 500 | awk '{print "{\"n\":" $1 "}"}')" "after the retries: every record once, in order"
+
+# 7. A source that hands over records while paused: they wait and go through once.
+sed 's/count: 500}/count: 500, ignore_pause: true}/; s/kp-out/kp2-out/' keep-polling.yaml > keep-polling2.yaml
+timeout 60 "$SLUICE" __pipeline keep-polling2.yaml 2>log.txt || { cat log.txt; fail "keep-polling2 pipeline failed"; }
+assert_eq "$(sort -t: -k2 -n kp2-out.ndjson)" "$(seq 1 500 | awk '{print "{\"n\":" $1 "}"}')" "records handed over during retries: every one once"
 echo "all error-tolerance checks passed ($CHECKS)"
