@@ -26,8 +26,9 @@
  * KPI rows and that offset in one transaction can hand both back on partition assignment
  * (api->restore -> on_restore): the windows are rebuilt from the rows, and replayed inputs
  * with offset <= the restored offset are skipped (they are already counted), though still
- * passed through. distinct_users cannot be rebuilt from a count: the restored count is kept as
- * a floor under the new sketch's estimate, so it is approximate across restarts.
+ * passed through. Each KPI record carries its window's sketch (users_hll: the registers in
+ * base64), so a restored window continues the same sketch and distinct_users after a restart
+ * is what one uninterrupted run reports. A row without a sketch keeps its count as a floor.
  *
  * Money is kept in integer cents (amount rounded half away from zero), so sums are exact.
  * distinct_users is a HyperLogLog with 2^10 one-byte registers per window (1 KiB): standard
@@ -41,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/sl_base64.h"
 #include "../common/sl_hash.h"
 #include "../common/sl_time.h"
 
@@ -278,7 +280,7 @@ static bool add_fix(part *p, win *w)
 static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
 {
     size_t si = w->si;
-    char start[32], end[32], key[160], val[1024];
+    char start[32], end[32], key[160], val[1024 + 4 * (HLL_M + 2) / 3 + 64];
     sl_ts_format(w->start, w->start % 1000 != 0, start);
     sl_ts_format(w->start + k->size[si], (w->start + k->size[si]) % 1000 != 0, end);
     int kn = snprintf(key, sizeof key, "%s|%s|%d", k->label[si], start, (int)p->partition);
@@ -306,12 +308,19 @@ static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
                       "\"events\":%llu,\"page_views\":%llu,\"add_to_cart\":%llu,\"orders\":%llu,"
                       "\"payment_failed\":%llu,\"refunds\":%llu,\"gmv\":%s,\"refund_amount\":%s,"
                       "\"avg_order_value\":%s,\"success_rate\":%s,\"conversion_rate\":%s,"
-                      "\"distinct_users\":%llu,\"final\":%s,\"revision\":%u}",
+                      "\"distinct_users\":%llu,\"final\":%s,\"revision\":%u,\"users_hll\":\"",
                       k->label[si], start, end, topic_json, (int)p->partition, (unsigned long long)w->events,
                       (unsigned long long)w->page_views, (unsigned long long)w->add_to_cart,
                       (unsigned long long)w->orders, (unsigned long long)w->payment_failed,
                       (unsigned long long)w->refunds, gmv, refund, aov, sr, cr,
                       (unsigned long long)users, final ? "true" : "false", revision);
+    /* The sketch itself, so a restart merges into it instead of starting a new one. */
+    if (vn > 0 && (size_t)vn + 4 * ((HLL_M + 2) / 3) + 3 <= sizeof val) {
+        vn += (int)sl_base64_encode(w->hll, HLL_M, val + vn);
+        val[vn++] = '"';
+        val[vn++] = '}';
+        val[vn] = 0;
+    }
     sl_record rec = {
         .key = key,
         .key_len = (size_t)kn,
@@ -698,8 +707,16 @@ static sl_err k_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
         w->refunds = member_count(api, root, "refunds");
         w->gmv_cents = member_cents(api, root, "gmv");
         w->refund_cents = member_cents(api, root, "refund_amount");
-        w->users_floor = member_count(api, root, "distinct_users");
-        memset(w->hll, 0, sizeof w->hll);
+        /* The row's sketch (users_hll, base64 of the registers) is the crashed process's own:
+         * merging new users into it is exact HLL arithmetic. A row without one (stored before
+         * sketches were) leaves its count as a floor under a new sketch's estimate. */
+        const char *hll = api->json_string(api->json_get(root, "users_hll"));
+        if (hll && sl_base64_decode(hll, w->hll, HLL_M) == 0) {
+            w->users_floor = 0;
+        } else {
+            memset(w->hll, 0, sizeof w->hll);
+            w->users_floor = member_count(api, root, "distinct_users");
+        }
         w->dirty = false;
         w->finals = final ? (uint32_t)member_count(api, root, "revision") + 1 : 0;
         w->closed = final;
