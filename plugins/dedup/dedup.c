@@ -38,6 +38,7 @@ typedef struct dconf {
     int64_t ttl_ms;
     int64_t max_keys;
     int scope; /* only "partition" */
+    char *seen_field; /* NULL: first-seen times are not written into records */
 } dconf;
 
 typedef struct __attribute__((packed)) ring_ent {
@@ -333,6 +334,11 @@ static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         }
         if ((err = insert(d, p, h, now_s, &evicted)) != SL_OK)
             break;
+        /* The first-seen time travels with the record, so a sink that stores it can hand it
+         * back on restore (a late event is remembered from when it arrived, not its ts). */
+        if (d->conf->seen_field && (err = api->json_set_number(ctx, rec, d->conf->seen_field, (double)p->clock_ms)) != SL_OK &&
+            err != SL_EINVAL)
+            break;
         err = api->emit(ctx, rec);
     }
     if (dups)
@@ -390,9 +396,18 @@ static sl_err d_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
         pstate *p = partition_state(d, rec->topic, rec->partition);
         if (!p)
             return SL_ENOMEM;
-        if (rec->timestamp_ms > p->clock_ms)
-            p->clock_ms = rec->timestamp_ms;
-        uint32_t t = to_seconds(rec->timestamp_ms);
+        /* First seen: the time stored with it (seen_field), else its own timestamp — which the
+         * ring order below raises to the clock of the records restored before it (offset
+         * order), i.e. the clock it met when it arrived, if the records before it are there. */
+        int64_t seen = rec->timestamp_ms;
+        if (d->conf->seen_field) {
+            const sl_json *sf = d->api->json_get(root, d->conf->seen_field);
+            if (d->api->json_type(sf) == SL_JSON_NUMBER && d->api->json_number(sf) >= (double)seen)
+                seen = (int64_t)d->api->json_number(sf);
+        }
+        if (seen > p->clock_ms)
+            p->clock_ms = seen;
+        uint32_t t = to_seconds(seen);
         /* The ring must stay in time order (expiry pops its head): a record older than the
          * newest entry takes that entry's time, i.e. it is remembered a little longer. */
         if (p->len && t < p->ring[(p->head + p->len - 1) % p->rcap].t)
@@ -438,6 +453,9 @@ static const sl_config_entry d_config[] = {
      .description = "keys remembered per partition; when full the oldest are evicted (counted, logged)"},
     {.key = "scope", .type = SL_T_ENUM, .default_value = "partition", .choices = "partition",
      .offset = offsetof(dconf, scope), .description = "state is kept per source partition"},
+    {.key = "seen_field", .type = SL_T_STRING, .offset = offsetof(dconf, seen_field),
+     .description = "JSON member that receives a forwarded record's first-seen time (ms, event time); "
+                    "restored records carrying it are remembered from then (store it for an exact restore)"},
     {.key = NULL},
 };
 

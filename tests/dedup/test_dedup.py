@@ -78,6 +78,30 @@ def topics(d):
     got = sorted((e["topic"], e["partition"], e["offset"]) for e in out)
     check(got == [("events", 0, 1), ("other", 0, 1)], f"topics: forwarded {got}")
 
+def seen_restore(d):
+    """A late event is remembered from when it arrived (the clock), not from its own ts. With
+    seen_field the forwarded record carries that time, and a restore whose state starts after
+    the record that moved the clock (a cut by offset or event time) still remembers the late
+    key until clock + ttl."""
+    conf = "{key: event_id, ttl: 10m, seen_field: dedup_seen}"
+    lines = [(0, 1, BASE + 11 * MIN, json.dumps({"event_id": "a"})),
+             (0, 2, BASE + 1 * MIN, json.dumps({"event_id": "late"})),
+             (0, 3, BASE + 15 * MIN, json.dumps({"event_id": "b"})),
+             (0, 4, BASE + 1 * MIN, json.dumps({"event_id": "late"}))]  # 14 min after 'late' arrived
+    fwd, _ = run(d, lines, conf, partitions=1)
+    check(fwd == {(0, 1), (0, 2), (0, 3)}, f"seen: uninterrupted run forwarded {sorted(fwd)}")
+    out = [json.loads(l) for l in open(os.path.join(d, "out.ndjson")) if l.strip()]
+    late = [e for e in out if e["offset"] == 2]
+    seen = json.loads(late[0]["value"]).get("dedup_seen") if late else None
+    check(seen == BASE + 11 * MIN, f"seen: the late record carries its first-seen time ({seen})")
+    if late:
+        state = [("events", 0, 2, BASE + 1 * MIN, late[0]["value"])]
+        fwd, _ = run(d, lines, conf, partitions=1, state=state, offsets={0: 2})
+        check(fwd == {(0, 3)}, f"seen: restart with the stored first-seen time forwarded {sorted(fwd)}")
+        plain = [("events", 0, 2, BASE + 1 * MIN, json.dumps({"event_id": "late"}))]
+        fwd, _ = run(d, lines, conf, partitions=1, state=plain, offsets={0: 2})
+        check((0, 4) in fwd, "seen: without the stored time the late key expires early (the check above can fail)")
+
 def basics(d):
     seq = [("e1", 0, 0, True), ("e2", 0, 1000, True),
            ("e1", 0, 5 * MIN, False),    # within ttl
@@ -166,6 +190,7 @@ def main():
     with tempfile.TemporaryDirectory() as d:
         basics(d)
         topics(d)
+        seen_restore(d)
         multi_key(d)
         eviction(d)
         randomized(d)
