@@ -40,7 +40,9 @@ static void undo_call(task *t, stage_inst *s, recvec *out, size_t mark, size_t d
 static void wait_polling(task *t, int64_t ms)
 {
     stage_inst *src = &t->stages[0];
-    if (!src->d->pause || !src->d->resume || t->retry_polling) {
+    /* Not from inside the source's own poll (a revoke's drain): polling it again there would
+     * re-enter the consumer from its rebalance callback. */
+    if (!src->d->pause || !src->d->resume || t->retry_polling || t->in_poll) {
         sl_sleep_ms(ms);
         return;
     }

@@ -67,7 +67,9 @@ static void *task_main(void *arg)
         }
         recvec out = {0};
         t->target = &out;
+        t->in_poll = 1;
         sl_err rc = src->d->poll(src->self, &src->ctx, (size_t)t->cfg->batch_size, TICK_MS);
+        t->in_poll = 0;
         t->target = NULL;
         if (out.n || t->dlq_pending.n) run_chain(t, 1, &out);
         else wave_end(t);

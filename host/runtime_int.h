@@ -103,6 +103,7 @@ struct task {
                              unfinished so no commit passes them; released at teardown */
     size_t nstuck;
     int in_process;       /* inside a transform's or sink's process call */
+    int in_poll;          /* inside the source's poll (its rebalance callbacks run there) */
     int retry_polling;    /* polling the paused source while a stage retries */
     int retry_paused;     /* the source was paused for a stage's retries */
     recvec deferred;      /* records a paused source still handed over during retries */
