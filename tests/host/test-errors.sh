@@ -118,4 +118,19 @@ assert_eq "$(cat kp-out.ndjson)" "$(seq 1 500 | awk '{print "{\"n\":" $1 "}"}')"
 sed 's/count: 500}/count: 500, ignore_pause: true}/; s/kp-out/kp2-out/' keep-polling.yaml > keep-polling2.yaml
 timeout 60 "$SLUICE" __pipeline keep-polling2.yaml 2>log.txt || { cat log.txt; fail "keep-polling2 pipeline failed"; }
 assert_eq "$(sort -t: -k2 -n kp2-out.ndjson)" "$(seq 1 500 | awk '{print "{\"n\":" $1 "}"}')" "records handed over during retries: every one once"
+# 8. A rebalance while a stage retries (the revoke comes from the keep-alive poll): nothing can
+#    be drained, so the revoked partition's tokens are detached — they neither block nor commit —
+#    and the reassigned partition commits its new records.
+sed 's/count: 500}/count: 500, rebalance: true, commit_file: kp3-commits.txt}/; s/kp-out/kp3-out/' keep-polling.yaml > keep-polling3.yaml
+timeout 60 "$SLUICE" __pipeline keep-polling3.yaml 2>log.txt || { cat log.txt; fail "rebalance-while-retrying pipeline failed"; }
+assert_contains "$(cat log.txt)" "revoked ticks[0] with 50 records unfinished: they will not be committed here" "the revoke detaches the batch in retry"
+assert_eq "$(grep -c . kp3-out.ndjson)" "500" "every record reaches the sink"
+python3 - kp3-commits.txt <<'P' || fail "commits after the rebalance are wrong"
+import sys
+c = [int(l) for l in open(sys.argv[1])]
+assert c and c[-1] == 500, c[-5:]
+assert all(x > 50 for x in c), c[:5]   # the detached batch (offsets 1..50) never commits
+assert c == sorted(c), c
+P
+ok "after the rebalance only the new owner's positions commit (none of the detached batch), up to 500"
 echo "all error-tolerance checks passed ($CHECKS)"
