@@ -34,7 +34,7 @@ const char *kind_name(sl_kind k)
 const char *type_name(sl_type t)
 {
     static const char *names[] = {"?", "bool", "int", "double", "string", "duration",
-                                  "size", "enum", "list", "map", "any"};
+                                  "size", "enum", "list", "map", "any", "path"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 
@@ -121,8 +121,9 @@ static const char *check_desc(const sl_stage_desc *d, char *why, size_t len)
         return why;
     }
     for (const sl_config_entry *e = d->config; e && e->key; e++) {
-        if (e->type < SL_T_BOOL || e->type > SL_T_JSON || e->offset >= d->config_size ||
-            (e->type == SL_T_ENUM && !e->choices)) {
+        if (e->type < SL_T_BOOL || e->type > SL_T_PATH || e->offset >= d->config_size ||
+            ((e->type == SL_T_ENUM || (e->flags & SL_CFG_KEYS_LISTED)) && !e->choices) ||
+            ((e->flags & SL_CFG_KEYS_LISTED) && e->type != SL_T_MAP)) {
             snprintf(why, len, "stage '%s' has a bad config table entry '%s'", d->name, e->key);
             return why;
         }
