@@ -155,12 +155,10 @@ static char *real_prefix(const char *path)
 
 char *cfg_resolve_path(const cfg_policy *pol, const char *base, const char *value, char *why, size_t whylen)
 {
-    if (!*value) {
-        snprintf(why, whylen, "an empty path");
-        return NULL;
-    }
+    /* "" (e.g. "no offset file") names no file; "-" is stdin/stdout, the operator's only. */
+    if (!*value) return xstrdup("");
     if (!pol || !pol->untrusted)
-        return value[0] == '/' || !base ? xstrdup(value) : xasprintf("%s/%s", base, value);
+        return value[0] == '/' || !base || !strcmp(value, "-") ? xstrdup(value) : xasprintf("%s/%s", base, value);
     if (!pol->data_dir) {
         snprintf(why, whylen, "pipelines created over REST may name files only when the operator configures a data "
                  "directory (rest.data_dir), and none is");

@@ -289,6 +289,16 @@ static int parse_int_node(const ynode *n, const char *what, long lo, long hi, lo
     return 0;
 }
 
+/* Over REST a stage may only name an installed plugin: a path would let a client load any
+ * shared object into the host (remote code execution). */
+static int untrusted_use(const ynode *use, char *err, size_t errlen)
+{
+    if (use && use->kind == YN_SCALAR && (strchr(use->str, '/') || strstr(use->str, ".so")))
+        ERR_AT(use, "'use: %.200s' names a file; pipelines created over REST may only use installed plugins by "
+               "name (see GET /connector-plugins)", use->str);
+    return 0;
+}
+
 static int load_stage(pipeline_cfg *p, const ynode *sn, stage_cfg *sc, int is_dlq, char *err, size_t errlen)
 {
     static const char *const stage_keys[] = {"name", "use", "with"};
@@ -307,9 +317,7 @@ static int load_stage(pipeline_cfg *p, const ynode *sn, stage_cfg *sc, int is_dl
     if (name && name->kind != YN_SCALAR) ERR_AT(name, "'name' must be a string");
     /* Names end up in log lines, metrics labels and file names: they are data, not text. */
     if (name && !cfg_valid_name(name->str)) ERR_AT(name, "stage name is invalid: %s", CFG_NAME_RULE);
-    if (p->policy.untrusted && (strchr(use->str, '/') || strstr(use->str, ".so")))
-        ERR_AT(use, "'use: %.200s' names a file; pipelines created over REST may only use installed plugins by name",
-               use->str);
+    if (p->policy.untrusted && untrusted_use(use, err, errlen)) return -1;
     sc->name = xstrdup(name ? name->str : is_dlq ? "dead_letter" : use->str);
     sc->line = sn->line;
     sc->col = sn->col;
@@ -389,6 +397,11 @@ pipeline_cfg *pipeline_load_ex(const char *path, const cfg_policy *pol, char *er
     if (stages->kind != YN_SEQ) FAIL(stages, "'stages' must be a list, not %s", ynode_kind_name(stages));
     if (stages->n < 2) FAIL(stages, "a pipeline needs at least a source and a sink (%zu stage%s given)",
                             stages->n, stages->n == 1 ? "" : "s");
+    /* Every `use:` first, before any plugin is looked up or loaded. */
+    for (size_t i = 0; p->policy.untrusted && i <= stages->n; i++) {
+        const ynode *st = i < stages->n ? stages->items[i] : ynode_get(root, "dead_letter");
+        if (untrusted_use(ynode_get(st, "use"), err, errlen)) goto fail;
+    }
     p->stages = xcalloc(stages->n, sizeof *p->stages);
     for (size_t i = 0; i < stages->n; i++) {
         p->nstages++;

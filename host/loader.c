@@ -328,3 +328,6 @@ const sl_plugin *loader_find(const char *use, char *err, size_t errlen)
 
 size_t loader_count(void) { return nplugins; }
 const sl_plugin *loader_at(size_t i) { return i < nplugins ? plugins[i] : NULL; }
+
+size_t loader_dir_count(void) { return ndirs; }
+const char *loader_dir_at(size_t i) { return i < ndirs ? dirs[i] : NULL; }

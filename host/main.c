@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfgpolicy.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -109,6 +110,7 @@ typedef struct host_cfg {
     int token_for_reads;
     int64_t max_body;
     char *pipeline_dir;
+    char *data_dir;
     int64_t scale_window_ms, scale_interval_ms;
     double scale_lag_low;
 } host_cfg;
@@ -160,11 +162,14 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
         } else if (!strcmp(k, "max_body")) {
             if (sl_parse_size(v->str, &hc->max_body) != SL_OK || hc->max_body < 1024)
                 RFAIL(v, "max_body must be a size >= 1KiB (e.g. 1MiB)");
+        } else if (!strcmp(k, "data_dir")) {
+            free(hc->data_dir);
+            hc->data_dir = v->str[0] == '/' ? xstrdup(v->str) : xasprintf("%s/%s", dir, v->str);
         } else if (!strcmp(k, "pipeline_dir")) {
             free(hc->pipeline_dir);
             hc->pipeline_dir = v->str[0] == '/' ? xstrdup(v->str) : xasprintf("%s/%s", dir, v->str);
         } else {
-            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, max_body, pipeline_dir, autoscale)", k);
+            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, max_body, pipeline_dir, data_dir, autoscale)", k);
         }
     }
     return 0;
@@ -378,6 +383,11 @@ static int cmd_pipeline(opts *o)
         return SL_EXIT_CONFIG;
     }
     const char *fd = getenv("SLUICE_STATUS_FD");
+    char err[1024];
+    if (cfg_policy_from_env(err, sizeof err)) { /* the checked text and its policy */
+        fprintf(stderr, "sluice: %s\n", err);
+        return SL_EXIT_CONFIG;
+    }
     return sl_run_pipeline_file(o->files[0], NULL, 0, fd ? atoi(fd) : -1);
 }
 
@@ -443,6 +453,7 @@ static int cmd_run(opts *o, const char *exe)
             .sources = o->files,
             .nsources = o->nfiles,
             .pipeline_dir = pdir,
+            .data_dir = hc.data_dir ? hc.data_dir : getenv("SLUICE_DATA_DIR"),
             .rest_listen = listen,
             .token = hc.token,
             .token_for_reads = hc.token_for_reads,
@@ -462,6 +473,7 @@ done:
     free(hc.listen);
     free(hc.token);
     free(hc.pipeline_dir);
+    free(hc.data_dir);
     web_shutdown();
     return rc;
 }

@@ -150,7 +150,7 @@ static cJSON *body_object(const http_req *q, http_resp *r)
 static cJSON *definition_json(const sup_pipeline *p)
 {
     char err[1024];
-    ytree *t = ytree_load(p->file, p->def, err, sizeof err);
+    ytree *t = ytree_load_opts(p->file, p->def, YT_NO_ENV, err, sizeof err); /* as written: no secrets */
     if (!t) return cJSON_CreateObject();
     sl_buf b = {0};
     ynode_to_json(t->root, &b);
@@ -587,13 +587,14 @@ static void validate_key(const sl_stage_desc *d, const sl_config_entry *row, con
         buf_puts(&text, "{}\n");
     }
     char err[2048];
-    ytree *t = ytree_load("request", buf_cstr(&text), err, sizeof err);
+    ytree *t = ytree_load_opts("request", buf_cstr(&text), YT_NO_ENV, err, sizeof err);
     if (t) {
         sl_arena a = {0};
         void *out;
         char who[160];
         snprintf(who, sizeof who, "%s", d->name);
-        if (stage_config_build(&one, t->root, t->root, who, &a, &out, err, sizeof err) == 0) err[0] = 0;
+        if (stage_config_build_ex(&one, t->root, t->root, who, sup_rest_policy(), NULL, &a, &out, err, sizeof err) == 0)
+            err[0] = 0;
         arena_free(&a);
         ytree_free(t);
     }
