@@ -148,7 +148,11 @@ sl_http *http_start(const char *listen, size_t max_body, http_handler fn, void *
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                            /* Slow and half-open clients: idle ones are dropped after 10 s and
+                             * one address may hold at most 32 connections, so a slowloris from
+                             * one client cannot take all 256. */
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)32,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
     if (!h->d) {
         int e = errno;

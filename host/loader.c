@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -157,6 +160,49 @@ static const char *elf_problem(int fd)
     return NULL;
 }
 
+/* Loads `abs` in a throwaway child first: a constructor that crashes or hangs takes down
+ * the probe, not the supervisor. NULL when it loaded, else the reason. Skipped in pipeline
+ * children (SLUICE_NO_PLUGIN_PROBE), whose supervisor already probed the same files. */
+static const char *probe(const char *abs, char *why, size_t len)
+{
+    const char *off = getenv("SLUICE_NO_PLUGIN_PROBE");
+    if (off && *off == '1') return NULL;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) return NULL; /* cannot probe: load as before */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        void *h = dlopen(abs, RTLD_NOW | RTLD_LOCAL);
+        sl_stage_entry_fn entry;
+        *(void **)&entry = h ? dlsym(h, SL_STAGE_ENTRY_SYMBOL) : NULL;
+        if (entry) (void)entry();
+        ssize_t w = write(pfd[1], "k", 1);
+        _exit(w == 1 ? 0 : 1);
+    }
+    close(pfd[1]);
+    struct pollfd pl = {.fd = pfd[0], .events = POLLIN};
+    int ready = poll(&pl, 1, 10000);
+    char c = 0;
+    ssize_t r = ready > 0 ? read(pfd[0], &c, 1) : 0;
+    close(pfd[0]);
+    if (ready <= 0) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (r == 1 && c == 'k') return NULL;
+    if (ready <= 0) snprintf(why, len, "loading it did not finish within 10 s (a constructor hangs?)");
+    else if (WIFSIGNALED(status))
+        snprintf(why, len, "loading it crashes the process (signal %d, %s): its constructor or entry point is broken",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else snprintf(why, len, "loading it ends the process (exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return why;
+}
+
 sl_plugin *loader_load_file(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -172,6 +218,11 @@ sl_plugin *loader_load_file(const char *path, char *err, size_t errlen)
     }
     char abs[PATH_MAX];
     if (!realpath(path, abs)) snprintf(abs, sizeof abs, "%s", path);
+    char pwhy[512];
+    if (probe(abs, pwhy, sizeof pwhy)) {
+        snprintf(err, errlen, "%s: refused: %s", path, pwhy);
+        return NULL;
+    }
     void *h = dlopen(abs, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         snprintf(err, errlen, "%s: cannot load shared object: %s", path, dlerror());
