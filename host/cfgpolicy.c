@@ -164,6 +164,10 @@ char *cfg_resolve_path(const cfg_policy *pol, const char *base, const char *valu
                  "directory (rest.data_dir), and none is");
         return NULL;
     }
+    if (!strcmp(value, "-")) {
+        snprintf(why, whylen, "stdin/stdout ('-') belong to the operator's own pipelines");
+        return NULL;
+    }
     if (has_dotdot(value)) {
         snprintf(why, whylen, "'..' is not allowed in paths of pipelines created over REST");
         return NULL;

@@ -298,8 +298,9 @@ static void describe_json(const sl_plugin *pl, sl_buf *b)
             buf_json_str(b, e->default_value, strlen(e->default_value));
         }
         if (e->flags & SL_CFG_BOUNDED) buf_printf(b, ",\"min\":%.17g,\"max\":%.17g", e->min, e->max);
-        if (e->type == SL_T_ENUM) {
-            buf_puts(b, ",\"choices\":[");
+        if (e->flags & SL_CFG_OPERATOR_ONLY) buf_puts(b, ",\"operator_only\":true");
+        if (e->type == SL_T_ENUM || (e->flags & SL_CFG_KEYS_LISTED)) {
+            buf_puts(b, e->type == SL_T_ENUM ? ",\"choices\":[" : ",\"keys\":[");
             for (const char *c = e->choices; *c;) {
                 size_t l = strcspn(c, "|");
                 if (c != e->choices) buf_puts(b, ",");
@@ -314,6 +315,20 @@ static void describe_json(const sl_plugin *pl, sl_buf *b)
         buf_puts(b, "}");
     }
     buf_puts(b, "]}");
+}
+
+/* A SL_CFG_KEYS_LISTED map: the keys never accepted, then the only ones REST pipelines may set. */
+static void describe_keys(const char *choices)
+{
+    for (int never = 1; never >= 0; never--) {
+        printf("\n      %s:", never ? "never accepted" : "the only keys a pipeline created over REST may set");
+        for (const char *c = choices; *c;) {
+            size_t l = strcspn(c, "|");
+            if ((*c == '!') == never) printf(" %.*s", (int)(l - (size_t)never), c + never);
+            c += l;
+            if (*c) c++;
+        }
+    }
 }
 
 static int cmd_plugins(opts *o)
@@ -347,6 +362,8 @@ static int cmd_plugins(opts *o)
             printf("  %-20s %-9s %-22s %s", e->key, type_name(e->type), dflt, e->description ? e->description : "");
             if (e->type == SL_T_ENUM) printf(" [%s]", e->choices);
             if (e->flags & SL_CFG_BOUNDED) printf(" [%g..%g]", e->min, e->max);
+            if (e->flags & SL_CFG_OPERATOR_ONLY) printf(" [operator's files only, not over REST]");
+            if (e->flags & SL_CFG_KEYS_LISTED) describe_keys(e->choices);
             printf("\n");
         }
         return 0;
