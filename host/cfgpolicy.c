@@ -15,19 +15,30 @@
 
 static cfg_policy def_policy;
 static char **forbid;
+static int *forbid_soft; /* soft: only when the data directory is not inside it */
 static size_t nforbid;
+
+static char *real_prefix(const char *path);
 
 const cfg_policy *cfg_policy_default(void) { return &def_policy; }
 
-void cfg_forbid_dir(const char *dir)
+static void forbid_add(const char *dir, int soft)
 {
-    char abs[PATH_MAX];
-    if (!dir || !realpath(dir, abs)) return;
+    char *abs = dir ? real_prefix(dir) : NULL; /* may not exist yet */
+    if (!abs) return;
     for (size_t i = 0; i < nforbid; i++)
-        if (!strcmp(forbid[i], abs)) return;
+        if (!strcmp(forbid[i], abs)) {
+            free(abs);
+            return;
+        }
     forbid = xrealloc(forbid, (nforbid + 1) * sizeof *forbid);
-    forbid[nforbid++] = xstrdup(abs);
+    forbid_soft = xrealloc(forbid_soft, (nforbid + 1) * sizeof *forbid_soft);
+    forbid_soft[nforbid] = soft;
+    forbid[nforbid++] = abs;
 }
+
+void cfg_forbid_dir(const char *dir) { forbid_add(dir, 0); }
+void cfg_forbid_around_data(const char *dir) { forbid_add(dir, 1); }
 
 int cfg_valid_name(const char *s)
 {
@@ -67,6 +78,7 @@ int cfg_policy_to_env(const cfg_policy *pol, int text_fd)
     sl_buf b = {0};
     for (size_t i = 0; i < nforbid; i++) {
         if (i) buf_puts(&b, ":");
+        if (forbid_soft[i]) buf_puts(&b, "~");
         buf_puts(&b, forbid[i]);
     }
     int rc = setenv("SLUICE_FORBID_DIRS", buf_cstr(&b), 1);
@@ -82,7 +94,7 @@ int cfg_policy_from_env(char *err, size_t errlen)
     if (dd && *dd) def_policy.data_dir = xstrdup(dd);
     if (fb && *fb) {
         char *copy = xstrdup(fb), *save = NULL;
-        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) cfg_forbid_dir(d);
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) forbid_add(d + (*d == '~'), *d == '~');
         free(copy);
     }
     if (!fds) return 0;
@@ -183,7 +195,8 @@ char *cfg_resolve_path(const cfg_policy *pol, const char *base, const char *valu
     if (!real || !inside(real, pol->data_dir) || !strcmp(real, pol->data_dir))
         bad = "it leads outside the data directory (through a symbolic link?)";
     for (size_t i = 0; !bad && i < nforbid; i++)
-        if (inside(real, forbid[i])) bad = "it lies in a plugin, pipeline, state or web directory";
+        if (inside(real, forbid[i]) && !(forbid_soft[i] && inside(pol->data_dir, forbid[i])))
+            bad = "it lies in a plugin, pipeline, state or web directory";
     free(real);
     if (bad) {
         snprintf(why, whylen, "%s", bad);

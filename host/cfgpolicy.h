@@ -26,6 +26,9 @@ const cfg_policy *cfg_policy_default(void);
 /** Never a place for a path-typed setting of an untrusted pipeline (plugin, pipeline, state and
  *  web directories). Kept as realpaths; a missing directory is ignored. */
 void cfg_forbid_dir(const char *dir);
+/** Like cfg_forbid_dir, unless the data directory lies inside `dir` (the state directory, which
+ *  holds the default data directory STATE/data next to the token and the REST pipelines). */
+void cfg_forbid_around_data(const char *dir);
 
 /** Sets the child's environment for `pol` (called between fork and exec): the text goes in a
  *  memfd on fd `text_fd`. Returns 0 or -1 with errno. */

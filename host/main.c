@@ -480,6 +480,17 @@ static int cmd_run(opts *o, const char *exe)
     }
     /* Pipeline processes and their stages find it here (e.g. for default offset files). */
     setenv("SLUICE_STATE_DIR", state_dir, 1);
+    /* Files of pipelines created over REST: rest.data_dir, else $SLUICE_DATA_DIR, else STATE/data;
+     * never the state directory's token, pipelines or offsets. */
+    cfg_forbid_around_data(state_dir);
+    if (!hc.data_dir && getenv("SLUICE_DATA_DIR") && *getenv("SLUICE_DATA_DIR")) hc.data_dir = xstrdup(getenv("SLUICE_DATA_DIR"));
+    if (!hc.data_dir) {
+        hc.data_dir = xasprintf("%s/data", state_dir);
+        if (mkdir(hc.data_dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "sluice: %s: %s\n", hc.data_dir, strerror(errno));
+            goto done;
+        }
+    }
     if (listen && setup_auth(o, &hc, listen, state_dir)) goto done;
     /* Pipelines (and whatever their stages run) have no business with the token. */
     unsetenv("SLUICE_REST_TOKEN");
@@ -538,7 +549,7 @@ static int cmd_run(opts *o, const char *exe)
             .sources = o->files,
             .nsources = o->nfiles,
             .pipeline_dir = pdir,
-            .data_dir = hc.data_dir ? hc.data_dir : getenv("SLUICE_DATA_DIR"),
+            .data_dir = hc.data_dir,
             .rest_listen = listen,
             .max_body = hc.max_body ? (size_t)hc.max_body : 1 << 20,
             .scale_window_ms = hc.scale_window_ms ? hc.scale_window_ms : 30000,
