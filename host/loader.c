@@ -178,6 +178,11 @@ static const char *probe(const char *abs, char *why, size_t len)
     }
     if (pid == 0) {
         close(pfd[0]);
+        /* Die of the signal itself (no sanitizer report): the parent names it. */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGILL, SIG_DFL);
+        signal(SIGFPE, SIG_DFL);
         void *h = dlopen(abs, RTLD_NOW | RTLD_LOCAL);
         sl_stage_entry_fn entry;
         *(void **)&entry = h ? dlsym(h, SL_STAGE_ENTRY_SYMBOL) : NULL;
