@@ -602,10 +602,19 @@ static void validate_key(const sl_stage_desc *d, const sl_config_entry *row, con
     buf_free(&text);
 }
 
+#define VALIDATE_MAX_KEYS 1000
+
 static void validate_plugin(const sl_plugin *pl, const http_req *q, http_resp *r)
 {
     cJSON *body = body_object(q, r);
     if (!body) return;
+    /* Each key is checked on its own (and an unknown one against every known key): bound the
+     * work the supervisor's thread does for one request. */
+    if (cJSON_GetArraySize(body) > VALIDATE_MAX_KEYS) {
+        cJSON_Delete(body);
+        error(r, 400, "more than %d keys to validate", VALIDATE_MAX_KEYS);
+        return;
+    }
     const sl_stage_desc *d = pl->desc;
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "name", d->name);
