@@ -102,6 +102,14 @@ void sup_resume(sup_pipeline *p);
 void sup_stop(sup_pipeline *p);
 void sup_restart(sup_pipeline *p);
 
+/* ---- between supervisor.c and sup_metrics.c ------------------------------------------- */
+
+/** Restarts a pipeline (SIGTERM: it drains and commits) or schedules its start. */
+void sup_request_restart(sup_pipeline *p);
+/** Once per loop turn: scale a pipeline's task count within tasks: {min, max}. */
+void sup_autoscale(sup_pipeline *p, long long now);
+void sup_metrics_free(void);
+
 /** Counts a REST request for /metrics. */
 void sup_count_request(int status);
 /** The whole exposition (every pipeline's series plus supervisor gauges). */
