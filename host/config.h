@@ -29,6 +29,7 @@ typedef struct pipeline_cfg {
     stage_cfg *stages;
     size_t nstages;
     stage_cfg *dead_letter; /* NULL when none */
+    int errors_tolerance_all; /* errors: {tolerance: all}: records nobody can take are dropped */
     ytree *tree;
     cfg_policy policy;      /* who wrote it (text not kept; data_dir borrowed) */
 } pipeline_cfg;
