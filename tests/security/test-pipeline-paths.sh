@@ -45,3 +45,19 @@ stages:
 Y
 "$SLUICE" validate op.yaml >/dev/null 2>&1 || fail "an operator file with absolute and .. paths was refused"
 ok "operator files are trusted with paths"
+
+# A REST-written file that does not pass (here: an absolute path written by hand) is refused
+# with a log line, and does not keep the supervisor from starting.
+cat > pdir/stale.yaml <<Y
+# created over the sluice REST API; edits here are picked up on reload
+pipeline: stale
+stages:
+  - {name: in, use: file-source, with: {path: $T/outside.txt}}
+  - {name: out, use: file-sink, with: {path: out.ndjson}}
+Y
+start_sluice "$T/log2.txt" -c "$T/host.yaml"
+expect 200 GET / "the supervisor starts with a refused REST-written file"
+grep -q "stale.yaml.*is refused" "$T/log2.txt" || fail "the refused file is not logged"
+ok "the refused REST-written file is logged"
+expect 404 GET /connectors/stale "the refused pipeline does not run"
+stop_sluice
