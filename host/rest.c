@@ -296,7 +296,7 @@ static int config_to_yaml(const char *name, cJSON *config, sl_buf *yaml, http_re
         c = next;
     }
     cJSON_Delete(copy);
-    buf_puts(yaml, "# created over the sluice REST API; edits here are picked up on reload\n");
+    buf_puts(yaml, SUP_REST_MARKER "; edits here are picked up on reload\n");
     yaml_node(ordered, 0, 0, yaml);
     cJSON_Delete(ordered);
     return 0;

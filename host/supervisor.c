@@ -349,13 +349,9 @@ static void reaped(sup_pipeline *p, int status)
 
 /* ---- definitions ------------------------------------------------------------------------- */
 
-/* Text written by the REST API starts with this line (rest.c); such a definition is
- * untrusted even after an edit by hand, so it never gains the operator's rights. */
-#define REST_MARKER "# created over the sluice REST API"
-
 static int untrusted_text(int editable, const char *def)
 {
-    return editable && def && !strncmp(def, REST_MARKER, strlen(REST_MARKER));
+    return editable && def && !strncmp(def, SUP_REST_MARKER, strlen(SUP_REST_MARKER));
 }
 
 const cfg_policy *sup_rest_policy(void)

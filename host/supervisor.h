@@ -110,6 +110,10 @@ void sup_request_restart(sup_pipeline *p);
 void sup_autoscale(sup_pipeline *p, long long now);
 void sup_metrics_free(void);
 
+/** First line of every definition the REST API writes: such a file is untrusted, even after an
+ *  edit by hand, so it never gains the operator's rights. */
+#define SUP_REST_MARKER "# created over the sluice REST API"
+
 /** Counts a REST request for /metrics. */
 void sup_count_request(int status);
 /** The whole exposition (every pipeline's series plus supervisor gauges). */
