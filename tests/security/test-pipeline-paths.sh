@@ -61,3 +61,11 @@ grep -q "stale.yaml.*is refused" "$T/log2.txt" || fail "the refused file is not 
 ok "the refused REST-written file is logged"
 expect 404 GET /connectors/stale "the refused pipeline does not run"
 stop_sluice
+
+# Operator-only settings (SL_CFG_OPERATOR_ONLY): pg-sink's create_tables runs DDL in the
+# operator's database; a pipeline created over REST may not set it.
+start_sluice "$T/log3.txt" -c "$T/host.yaml"
+req POST /connectors '{"name": "ddl", "config": {"stages": [{"name": "in", "use": "file-source", "with": {"path": "in.ndjson"}}, {"name": "out", "use": "pg-sink", "with": {"dsn": "host=127.0.0.1 port=1", "tables": {"t": {"columns": {"id": "text"}}}, "create_tables": true}}]}}' >/dev/null
+assert_eq "$(code)" 400 "create_tables over REST is refused"
+assert_contains "$(cat "$T/body")" "'create_tables' may be set only in the operator's own pipeline files" "the refusal names the setting"
+stop_sluice
