@@ -80,19 +80,24 @@ static uint64_t hash_seed(void)
     return s;
 }
 
-static inline uint64_t hash_bytes(uint64_t h, const unsigned char *b, size_t n)
+/* A seeded hash of n bytes, 8 at a time (only keys of objects with more than SMALL_OBJECT keys
+ * are hashed). */
+static uint64_t hash_bytes(uint64_t h, const unsigned char *b, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ b[i]) * 0x100000001b3ULL;
-    return h;
-}
-
-static inline uint64_t hash_final(uint64_t h)
-{
+    h ^= n * 0x9E3779B97F4A7C15ULL;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, b, 8);
+        h = (h ^ w) * 0xff51afd7ed558ccdULL;
+        h ^= h >> 32;
+        b += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, b, n);
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
     return h ^ (h >> 33);
 }
 
@@ -260,8 +265,23 @@ static void key_text(const jc *c, const jkey *k, char *out, size_t cap)
     out[o] = 0;
 }
 
+/* The hash of a key's unescaped bytes (computed when its object grows past SMALL_OBJECT). */
+static uint64_t key_hash(const jc *c, const jkey *k)
+{
+    if (k->rawlen == k->dlen)
+        return hash_bytes(c->seed, c->p + k->off, k->rawlen);
+    unsigned char small[256], *u = k->rawlen <= sizeof small ? small : malloc(k->rawlen);
+    if (!u)
+        return 0; /* all such keys collide and are compared byte by byte: slow, still right */
+    uint64_t h = hash_bytes(c->seed, u, unescape(c->p + k->off, k->rawlen, u));
+    if (u != small)
+        free(u);
+    return h;
+}
+
 static int tab_insert(jc *c, jframe *f, size_t idx)
 {
+    c->keys[idx].h = key_hash(c, &c->keys[idx]);
     size_t m = f->tabcap - 1, at = (size_t)c->keys[idx].h & m;
     while (f->tab[at]) {
         const jkey *o = &c->keys[f->tab[at] - 1];
@@ -303,8 +323,12 @@ static int add_key(jc *c, jframe *f, jkey k, size_t at)
     c->keys[idx] = k;
     int dup = 0;
     if (f->n < SMALL_OBJECT) {
-        for (size_t j = f->base; j < idx && !dup; j++)
-            dup = c->keys[j].h == k.h && keys_equal(c, &c->keys[j], &k);
+        for (size_t j = f->base; j < idx && !dup; j++) {
+            const jkey *o = &c->keys[j];
+            /* cheap tests first (most keys differ there); the first byte only without escapes */
+            if (o->dlen == k.dlen && (o->rawlen != o->dlen || k.rawlen != k.dlen || c->p[o->off] == c->p[k.off]))
+                dup = keys_equal(c, o, &k);
+        }
     } else {
         if ((!f->tab || (f->n + 1) * 2 > f->tabcap) && tab_build(c, f, f->tab ? f->tabcap * 2 : 64))
             return fail(c, at, "out of memory checking keys");
@@ -320,21 +344,32 @@ static int add_key(jc *c, jframe *f, jkey k, size_t at)
     return 0;
 }
 
+/* Are all 8 bytes at p plain string bytes (0x20..0x7F but '"' and '\\')? Exact as a whole,
+ * by the classic has-zero-byte bit trick. */
+static inline int plain8(const unsigned char *p)
+{
+    uint64_t x, q, b;
+    memcpy(&x, p, 8);
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    q = x ^ (ones * '"');
+    b = x ^ (ones * '\\');
+    uint64_t bad = x | ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b);
+    return !(bad & high);
+}
+
 /* Scans the string whose opening quote is at *pos; leaves *pos after the closing quote. For a
- * key, *k gets its span, unescaped length and hash. */
+ * key, *k gets its span and unescaped length. */
 static int scan_string(jc *c, size_t *pos, jkey *k)
 {
     const unsigned char *p = c->p;
     size_t len = c->len, start = *pos, i = start + 1, dlen = 0;
-    uint64_t h = c->seed;
     for (;;) {
         size_t run = i;
+        while (i + 8 <= len && plain8(p + i))
+            i += 8;
         while (i < len && p[i] >= 0x20 && p[i] < 0x80 && p[i] != '"' && p[i] != '\\')
             i++;
-        if (k) {
-            h = hash_bytes(h, p + run, i - run);
-            dlen += i - run;
-        }
+        dlen += i - run;
         if (i >= len)
             return fail(c, start, "unterminated string");
         unsigned char b = p[i];
@@ -377,10 +412,7 @@ static int scan_string(jc *c, size_t *pos, jkey *k)
                 return fail(c, i, "invalid escape \\%c", e);
             }
             i += 2;
-            if (k) {
-                h = hash_bytes(h, u, un);
-                dlen += un;
-            }
+            dlen += un;
             continue;
         }
         if (b < 0x20) {
@@ -392,14 +424,11 @@ static int scan_string(jc *c, size_t *pos, jkey *k)
         size_t n = utf8_seq(p + i, len - i, &why);
         if (!n)
             return fail(c, i, why, b);
-        if (k) {
-            h = hash_bytes(h, p + i, n);
-            dlen += n;
-        }
+        dlen += n;
         i += n;
     }
     if (k)
-        *k = (jkey){.h = hash_final(h), .off = start + 1, .rawlen = i - start - 1, .dlen = dlen};
+        *k = (jkey){.off = start + 1, .rawlen = i - start - 1, .dlen = dlen};
     *pos = i + 1;
     return 0;
 }
@@ -608,7 +637,14 @@ after:
 
 int sl_json_check(const void *p, size_t len, unsigned max_depth, char *why, size_t whylen)
 {
-    jc c = {.p = p, .len = len, .why = why, .whylen = whylen, .seed = hash_seed()};
+    jc c; /* not zeroed as a whole: keybuf is scratch */
+    c.p = p;
+    c.len = len;
+    c.why = why;
+    c.whylen = whylen;
+    c.seed = hash_seed();
+    c.nkeys = 0;
+    c.depth = 0;
     c.keys = c.keybuf;
     c.capkeys = STACK_KEYS;
     if (why && whylen)
