@@ -6,10 +6,15 @@
  * pipelines/ecommerce-event.schema.yaml; a configurable share is invalid, duplicated or late.
  * See README.md next to this file for the API.
  *
- * Threads: the MHD polling thread serves requests, a clock thread generates `rate` events/s into
- * a bounded buffer, and main waits for SIGINT/SIGTERM. One mutex guards everything shared (the
- * generator, the buffer, the counters and the record file), so there is one global event order:
- * same seed + same config + same requests => same bytes.
+ * Threads: a small pool of MHD threads serves requests, a clock thread generates `rate`
+ * events/s into a bounded buffer, and main waits for SIGINT/SIGTERM. One mutex guards everything
+ * shared (the generator, the buffer, the counters and the record file), so there is one global
+ * event order: same seed + same config + same requests => same bytes. A large emit takes the
+ * mutex in chunks, so other requests and the clock go on meanwhile.
+ *
+ * The buffer is also a replay window: `GET /gen/events?after=SEQ` reads by cursor without
+ * removing anything (the first such request switches the buffer from "drop the newest when
+ * full" to "evict the oldest"), and says so (410 + X-Seq-Oldest) when a cursor has fallen out.
  */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -32,11 +37,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../host/jsoncheck.h" /* the host's strict JSON check, compiled in */
+
 #define GEN_VERSION "0.1.0"
 #define EVENT_MAX 512          /* longest event we write is ~330 bytes */
 #define HIST_CAP 256           /* duplicates re-send one of the last HIST_CAP valid events */
 #define BODY_MAX (1 << 20)     /* request bodies are small JSON objects */
 #define MAX_EMIT 1000000       /* per POST /gen/emit */
+#define EMIT_CHUNK 4096        /* events generated per turn of the lock during an emit */
+#define MAX_ORIGINS 8          /* --cors-origin */
+#define HTTP_THREADS 4
 #define MAX_ECHO 100000        /* events echoed back by one POST /gen/emit */
 #define MAX_RATE 10000000.0
 #define MAX_SEED 9007199254740991.0 /* 2^53-1: the largest integer a JSON number holds exactly */
@@ -727,7 +737,7 @@ static void gen_next(struct gen *g, uint64_t seq, struct gen_out *out)
 
 struct stats {
     uint64_t generated, by_type[T_COUNT], valid, invalid, by_kind[K_COUNT], duplicates, late;
-    uint64_t dropped, polled, polls;
+    uint64_t dropped, polled, polls, evicted;
 };
 
 /* Where an event went; written into the record file as "dest". */
@@ -739,10 +749,16 @@ struct app {
     struct stats st;
     uint64_t seq;
     struct gen_out scratch;
-    /* the bounded buffer /gen/events drains: a ring of malloc'd event strings */
+    /* the bounded buffer /gen/events reads: a ring of malloc'd event strings; ring[ring_head]
+     * has cursor sequence number head_seq, the next buffered event gets head_seq + ring_n */
     char **ring;
     size_t *ring_len;
     size_t ring_cap, ring_head, ring_n;
+    uint64_t head_seq;
+    bool cursor_mode;     /* a cursor reader exists: keep what was read, evict the oldest */
+    uint64_t legacy_after; /* cursor mode: what plain /gen/events has handed out */
+    const char *origins[MAX_ORIGINS]; /* CORS: the dashboard origins allowed */
+    int n_origins;
     FILE *record;
     /* clock pacing: events owed = rate * (now - t0) - done */
     double clock_t0;
@@ -752,13 +768,16 @@ struct app {
     double started;
 };
 
-static void record_line(struct app *a, uint64_t seq, const struct gen_out *o, const char *dest)
+static void record_line(struct app *a, uint64_t seq, const struct gen_out *o, const char *dest,
+                        uint64_t cursor)
 {
-    char extra[96] = "";
+    char extra[128] = "";
     if (o->cls == C_INVALID)
         snprintf(extra, sizeof extra, ",\"reason\":\"%s\"", o->reason);
     else if (o->cls == C_DUPLICATE)
         snprintf(extra, sizeof extra, ",\"dup_of\":%" PRIu64, o->dup_of);
+    if (cursor) /* the buffered event's cursor sequence number (GET /gen/events?after=) */
+        snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ",\"cursor\":%" PRIu64, cursor);
     fprintf(a->record, "{\"seq\":%" PRIu64 ",\"class\":\"%s\"%s,\"late\":%s,\"dest\":\"%s\","
             "\"event\":%.*s}\n", seq, cls_names[o->cls], extra, o->late ? "true" : "false", dest,
             (int)o->len, o->json);
@@ -785,8 +804,19 @@ static const struct gen_out *produce(struct app *a, enum dest want)
         s->late++;
 
     const char *dest = want == D_PUSH ? "push" : "response";
+    uint64_t cursor = 0;
     if (want == D_BUFFER) {
-        /* Overflow drops the newest event: what is buffered stays a contiguous run. */
+        if (a->ring_n == a->ring_cap && a->cursor_mode) {
+            /* A replay window slides: the oldest event leaves (a cursor behind it gets 410). */
+            free(a->ring[a->ring_head]);
+            a->ring[a->ring_head] = NULL;
+            a->ring_head = (a->ring_head + 1) % a->ring_cap;
+            a->ring_n--;
+            a->head_seq++;
+            s->evicted++;
+        }
+        /* Without cursor readers, overflow drops the newest event: what is buffered stays a
+         * contiguous run of what was not yet polled. */
         if (a->ring_n == a->ring_cap) {
             s->dropped++;
             dest = "dropped";
@@ -796,10 +826,11 @@ static const struct gen_out *produce(struct app *a, enum dest want)
             memcpy(a->ring[i], o->json, o->len);
             a->ring_len[i] = o->len;
             dest = "buffer";
+            cursor = a->head_seq + a->ring_n - 1;
         }
     }
     if (a->record)
-        record_line(a, seq, o, dest);
+        record_line(a, seq, o, dest, cursor);
     return o;
 }
 
@@ -867,6 +898,9 @@ static cJSON *stats_json(struct app *a)
     cJSON_AddNumberToObject(o, "polled", (double)s->polled);
     cJSON_AddNumberToObject(o, "polls", (double)s->polls);
     cJSON_AddNumberToObject(o, "buffered", (double)a->ring_n);
+    cJSON_AddNumberToObject(o, "evicted", (double)s->evicted);
+    cJSON_AddNumberToObject(o, "oldest_seq", (double)a->head_seq);
+    cJSON_AddNumberToObject(o, "newest_seq", (double)(a->head_seq + a->ring_n - 1));
     cJSON_AddNumberToObject(o, "buffer_capacity", (double)a->ring_cap);
     cJSON_AddBoolToObject(o, "running", a->gen.cfg.running);
     cJSON_AddNumberToObject(o, "rate", a->gen.cfg.rate);
@@ -881,8 +915,23 @@ struct req {
     bool too_big;
 };
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-                             char *body, size_t len, const char *extra_name, const char *extra_val)
+/* CORS: the dashboard origins allowed to call (set once in main, read-only after). */
+static const char *const *cors_origins;
+static int n_cors_origins;
+
+/* The request's Origin if it is an allowed one, else NULL. */
+static const char *allowed_origin(struct MHD_Connection *c)
+{
+    const char *o = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    for (int i = 0; o && i < n_cors_origins; i++)
+        if (!strcmp(o, cors_origins[i]))
+            return o;
+    return NULL;
+}
+
+static enum MHD_Result reply2(struct MHD_Connection *c, unsigned status, const char *type, char *body,
+                              size_t len, const char *extra_name, const char *extra_val,
+                              const char *const *more, int n_more)
 {
     struct MHD_Response *r =
         body ? MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE)
@@ -893,14 +942,27 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     }
     if (type)
         MHD_add_response_header(r, "Content-Type", type);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
-    MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Gen-Remaining");
+    const char *origin = allowed_origin(c);
+    if (origin) { /* only the configured dashboard origins, never "*" */
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+        MHD_add_response_header(r, "Access-Control-Expose-Headers",
+                                "X-Gen-Remaining, X-Seq-First, X-Seq-Last, X-Seq-Oldest");
+    }
+    MHD_add_response_header(r, "Vary", "Origin");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (extra_name)
         MHD_add_response_header(r, extra_name, extra_val);
+    for (int i = 0; i + 1 < n_more; i += 2)
+        MHD_add_response_header(r, more[i], more[i + 1]);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+                             char *body, size_t len, const char *extra_name, const char *extra_val)
+{
+    return reply2(c, status, type, body, len, extra_name, extra_val, NULL, 0);
 }
 
 static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, cJSON *o)
@@ -945,15 +1007,22 @@ static bool parse_count(const char *s, double hi, uint64_t *out)
     return true;
 }
 
-/* Parses a request body as a JSON object; an empty body is an empty object. */
-static cJSON *parse_body(const struct req *q, bool *ok)
+/* Parses a request body as a JSON object; an empty body is an empty object. The strict check
+ * (host/jsoncheck.h) comes first: NUL, bad UTF-8, duplicate keys, trailing bytes, 1e999 ...
+ * are refused with *why set, not guessed at. */
+static cJSON *parse_body(const struct req *q, bool *ok, const char **why)
 {
     *ok = true;
+    *why = NULL;
     size_t i = 0;
     while (i < q->body.len && strchr(" \t\r\n", q->body.p[i]))
         i++;
     if (i == q->body.len)
         return cJSON_CreateObject();
+    if ((*why = sl_json_strict(q->body.p, q->body.len))) {
+        *ok = false;
+        return NULL;
+    }
     cJSON *o = cJSON_ParseWithLength(q->body.p, q->body.len);
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
@@ -979,7 +1048,10 @@ static enum MHD_Result h_event(struct app *a, struct MHD_Connection *c)
 static enum MHD_Result h_emit(struct app *a, struct MHD_Connection *c, const struct req *q)
 {
     bool ok;
-    cJSON *in = parse_body(q, &ok);
+    const char *why;
+    cJSON *in = parse_body(q, &ok, &why);
+    if (!ok && why)
+        return reply_error(c, 400, NULL, "body is not acceptable JSON: %s", why);
     if (!ok)
         return reply_error(c, 400, NULL, "body must be a JSON object like {\"count\":10}");
     uint64_t count = 1;
@@ -1009,21 +1081,30 @@ static enum MHD_Result h_emit(struct app *a, struct MHD_Connection *c, const str
     if (echo && count > MAX_ECHO)
         return reply_error(c, 400, "count", "count must be at most %d with echo", MAX_ECHO);
 
+    /* In chunks: the lock is given up between them, so the clock and other requests go on
+     * while a million events are made (their events may interleave with ours). */
     struct sbuf events = {0};
-    uint64_t dropped_before;
-    pthread_mutex_lock(&a->mu);
-    dropped_before = a->st.dropped;
-    for (uint64_t i = 0; i < count; i++) {
-        const struct gen_out *o = produce(a, D_BUFFER);
-        if (echo) {
-            sb_add(&events, i ? "," : "[", 1);
-            sb_add(&events, o->json, o->len);
+    uint64_t dropped = 0;
+    for (uint64_t done = 0; done < count;) {
+        uint64_t n = count - done < EMIT_CHUNK ? count - done : EMIT_CHUNK;
+        pthread_mutex_lock(&a->mu);
+        uint64_t dropped_before = a->st.dropped;
+        for (uint64_t i = done; i < done + n; i++) {
+            const struct gen_out *o = produce(a, D_BUFFER);
+            if (echo) {
+                sb_add(&events, i ? "," : "[", 1);
+                sb_add(&events, o->json, o->len);
+            }
         }
+        dropped += a->st.dropped - dropped_before;
+        if (a->record)
+            fflush(a->record);
+        pthread_mutex_unlock(&a->mu);
+        done += n;
+        /* A mutex is not fair: without a pause the next chunk would take it straight back. */
+        if (done < count)
+            nanosleep(&(struct timespec){0, 50000}, NULL);
     }
-    uint64_t dropped = a->st.dropped - dropped_before;
-    if (a->record)
-        fflush(a->record);
-    pthread_mutex_unlock(&a->mu);
 
     /* Built by hand: the echoed events must be byte-identical to what was generated. */
     struct sbuf out = {0};
@@ -1046,28 +1127,68 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
 {
     const char *max_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "max");
     const char *fmt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
-    uint64_t max = UINT64_MAX;
+    const char *after_s = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    uint64_t max = UINT64_MAX, after = 0;
     if (max_s && !parse_count(max_s, 1e12, &max))
         return reply_error(c, 400, "max", "max must be a non-negative integer");
+    if (after_s && !parse_count(after_s, MAX_SEED, &after))
+        return reply_error(c, 400, "after", "after must be a non-negative integer (a sequence number)");
     bool ndjson = false;
     if (fmt && !(ndjson = !strcmp(fmt, "ndjson")) && strcmp(fmt, "json"))
         return reply_error(c, 400, "format", "format must be json or ndjson");
 
-    /* Take the events out under the lock; build the (possibly large) body outside it. */
+    /* Take the events under the lock; build the (possibly large) body outside it. A cursor
+     * read (after=) copies and leaves them in the window; a plain read takes them out (or, once
+     * a cursor reader exists, reads on from where the previous plain read stopped). */
     pthread_mutex_lock(&a->mu);
-    size_t n = a->ring_n < max ? a->ring_n : (size_t)max;
-    char **items = xrealloc(NULL, n * sizeof *items);
-    size_t *lens = xrealloc(NULL, n * sizeof *lens);
-    for (size_t k = 0; k < n; k++) {
-        items[k] = a->ring[a->ring_head];
-        lens[k] = a->ring_len[a->ring_head];
-        a->ring[a->ring_head] = NULL;
-        a->ring_head = (a->ring_head + 1) % a->ring_cap;
+    bool cursor = after_s != NULL;
+    if (cursor && !a->cursor_mode) {
+        a->cursor_mode = true;
+        a->legacy_after = a->head_seq - 1;
     }
-    a->ring_n -= n;
+    uint64_t oldest = a->head_seq, next = a->head_seq + a->ring_n;
+    if (cursor && after + 1 < oldest) {
+        pthread_mutex_unlock(&a->mu);
+        char o[32], *body = NULL;
+        snprintf(o, sizeof o, "%" PRIu64, oldest);
+        if (asprintf(&body, "{\"error\":\"cursor %" PRIu64 " has fallen out of the replay window: the "
+                     "oldest event still held is %" PRIu64 "\",\"oldest\":%" PRIu64 "}", after, oldest,
+                     oldest) < 0)
+            return MHD_NO;
+        return reply(c, 410, "application/json", body, strlen(body), "X-Seq-Oldest", o);
+    }
+    if (cursor && after >= next && after != 0) {
+        pthread_mutex_unlock(&a->mu);
+        return reply_error(c, 409, "after", "cursor %" PRIu64 " is ahead of the newest event (%" PRIu64
+                           "): was sluice-gen restarted?", after, next - 1);
+    }
+    uint64_t from = cursor ? after + 1 : a->cursor_mode ? a->legacy_after + 1 : a->head_seq;
+    if (from < oldest)
+        from = oldest;
+    size_t n = next - from < max ? (size_t)(next - from) : (size_t)max;
+    char **items = xrealloc(NULL, (n ? n : 1) * sizeof *items);
+    size_t *lens = xrealloc(NULL, (n ? n : 1) * sizeof *lens);
+    size_t at = (a->ring_head + (size_t)(from - oldest)) % a->ring_cap;
+    for (size_t k = 0; k < n; k++, at = (at + 1) % a->ring_cap) {
+        lens[k] = a->ring_len[at];
+        if (a->cursor_mode) {
+            items[k] = xrealloc(NULL, lens[k]);
+            memcpy(items[k], a->ring[at], lens[k]);
+        } else { /* plain reads only: hand the event over */
+            items[k] = a->ring[at];
+            a->ring[at] = NULL;
+        }
+    }
+    if (!a->cursor_mode) {
+        a->ring_head = (a->ring_head + n) % a->ring_cap;
+        a->ring_n -= n;
+        a->head_seq += n;
+    } else if (!cursor) {
+        a->legacy_after = from + n - 1;
+    }
     a->st.polled += n;
     a->st.polls++;
-    size_t remaining = a->ring_n;
+    size_t remaining = (size_t)(next - from - n);
     pthread_mutex_unlock(&a->mu);
 
     struct sbuf out = {0};
@@ -1084,10 +1205,14 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
     free(items);
     free(lens);
 
-    char rem[32];
+    char rem[32], first[32], last[32], old[32];
     snprintf(rem, sizeof rem, "%zu", remaining);
-    return reply(c, 200, ndjson ? "application/x-ndjson" : "application/json", out.p, out.len,
-                 "X-Gen-Remaining", rem);
+    snprintf(first, sizeof first, "%" PRIu64, from);
+    snprintf(last, sizeof last, "%" PRIu64, from + n - 1);
+    snprintf(old, sizeof old, "%" PRIu64, oldest);
+    const char *more[] = {"X-Seq-First", first, "X-Seq-Last", last, "X-Seq-Oldest", old};
+    return reply2(c, 200, ndjson ? "application/x-ndjson" : "application/json", out.p, out.len,
+                  "X-Gen-Remaining", rem, more, 6);
 }
 
 static enum MHD_Result h_config(struct app *a, struct MHD_Connection *c, bool put,
@@ -1095,6 +1220,9 @@ static enum MHD_Result h_config(struct app *a, struct MHD_Connection *c, bool pu
 {
     cJSON *in = NULL;
     if (put) {
+        const char *why = sl_json_strict(q->body.p ? q->body.p : "", q->body.len);
+        if (why)
+            return reply_error(c, 400, NULL, "body is not acceptable JSON: %s", why);
         in = cJSON_ParseWithLength(q->body.p ? q->body.p : "", q->body.len);
         if (!in || !cJSON_IsObject(in)) {
             cJSON_Delete(in);
@@ -1141,7 +1269,7 @@ static enum MHD_Result h_index(struct MHD_Connection *c)
 {
     static const char body[] =
         "{\"service\":\"sluice-gen\",\"version\":\"" GEN_VERSION "\",\"endpoints\":["
-        "\"GET /gen/event\",\"POST /gen/emit\",\"GET /gen/events?max=N\","
+        "\"GET /gen/event\",\"POST /gen/emit\",\"GET /gen/events?max=N\",\"GET /gen/events?after=SEQ&max=N\","
         "\"GET /gen/config\",\"PUT /gen/config\",\"GET /gen/stats\"]}";
     char *s = strdup(body);
     return s ? reply(c, 200, "application/json", s, strlen(s), NULL, NULL) : MHD_NO;
@@ -1183,12 +1311,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reply_error(c, 413, NULL, "request body larger than %d bytes", BODY_MAX);
 
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), put = !strcmp(method, "PUT");
-    if (!strcmp(method, "OPTIONS")) { /* CORS preflight: any origin may call any endpoint */
+    /* A browser sends Origin on every cross-origin call; one that is not the configured
+     * dashboard may not change anything here (a form POST needs no preflight), nor preflight. */
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (origin && !allowed_origin(c) && !get)
+        return reply_error(c, 403, NULL, "origin %.100s is not allowed (see --cors-origin)", origin);
+    if (!strcmp(method, "OPTIONS")) { /* CORS preflight, for the configured origins only */
         struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
                                                                  MHD_RESPMEM_PERSISTENT);
         if (!r)
             return MHD_NO;
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+        if (origin) {
+            MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+            MHD_add_response_header(r, "Vary", "Origin");
+        }
         MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, PUT, OPTIONS");
         MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
         MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
@@ -1392,6 +1528,8 @@ static void usage(FILE *f)
             "  --fixed-clock MS     event time starts at MS (epoch ms) and advances 1/rate s\n"
             "                       per event: byte-identical runs for tests\n"
             "  --record FILE        append every event as {\"seq\",\"class\",...,\"event\"}\n"
+            "  --cors-origin URL    a dashboard origin allowed to call the API (repeatable; default\n"
+            "                       http://127.0.0.1:8083 and http://localhost:8083)\n"
             "  --push URL           push NDJSON batches to URL instead of serving\n"
             "  --count N            push mode: stop after N events (default: until a signal)\n"
             "  --batch N            push mode: events per request (default 1000)\n"
@@ -1415,13 +1553,13 @@ static bool arg_num(const char *opt, const char *s, double lo, double hi, double
 int main(int argc, char **argv)
 {
     enum { O_LISTEN = 256, O_RATE, O_SEED, O_CONFIG, O_STOPPED, O_BUFFER, O_FIXED, O_RECORD,
-           O_PUSH, O_COUNT, O_BATCH, O_RETRIES, O_VERSION, O_HELP };
+           O_PUSH, O_COUNT, O_BATCH, O_RETRIES, O_CORS, O_VERSION, O_HELP };
     static const struct option opts[] = {
         {"listen", 1, 0, O_LISTEN}, {"rate", 1, 0, O_RATE}, {"seed", 1, 0, O_SEED},
         {"config", 1, 0, O_CONFIG}, {"stopped", 0, 0, O_STOPPED}, {"buffer", 1, 0, O_BUFFER},
         {"fixed-clock", 1, 0, O_FIXED}, {"record", 1, 0, O_RECORD}, {"push", 1, 0, O_PUSH},
         {"count", 1, 0, O_COUNT}, {"batch", 1, 0, O_BATCH}, {"retries", 1, 0, O_RETRIES},
-        {"version", 0, 0, O_VERSION}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"cors-origin", 1, 0, O_CORS}, {"version", 0, 0, O_VERSION}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
 
     static struct app app; /* static: large, and zeroed */
     struct app *a = &app;
@@ -1447,6 +1585,11 @@ int main(int argc, char **argv)
             seed_given = true;
             break;
         case O_CONFIG: {
+            const char *why = sl_json_strict(optarg, strlen(optarg));
+            if (why) {
+                log_error("--config: not acceptable JSON: %s", why);
+                return 2;
+            }
             cJSON *j = cJSON_Parse(optarg);
             bool ok = config_apply(&a->gen.cfg, j, err, sizeof err, &field, &reseed);
             cJSON_Delete(j);
@@ -1469,6 +1612,14 @@ int main(int argc, char **argv)
             a->gen.fixed_start_ms = (int64_t)v;
             break;
         case O_RECORD: record_path = optarg; break;
+        case O_CORS:
+            if (a->n_origins == MAX_ORIGINS || strncmp(optarg, "http", 4) || strchr(optarg, '*')) {
+                log_error("--cors-origin: at most %d origins like http://127.0.0.1:8083, no wildcards",
+                          MAX_ORIGINS);
+                return 2;
+            }
+            a->origins[a->n_origins++] = optarg;
+            break;
         case O_PUSH: push_url = optarg; break;
         case O_COUNT:
             if (!arg_num("--count", optarg, 0, 1e15, &count))
@@ -1502,6 +1653,13 @@ int main(int argc, char **argv)
                                 (uint64_t)getpid()) & ((1ull << 53) - 1);
     }
 
+    if (!a->n_origins) { /* the dashboard at sluice's default REST address */
+        a->origins[a->n_origins++] = "http://127.0.0.1:8083";
+        a->origins[a->n_origins++] = "http://localhost:8083";
+    }
+    cors_origins = a->origins;
+    n_cors_origins = a->n_origins;
+    a->head_seq = 1;
     pthread_mutex_init(&a->mu, NULL);
     a->gen.hist = xrealloc(NULL, sizeof(struct hist) * HIST_CAP);
     gen_reset(&a->gen);
@@ -1537,10 +1695,13 @@ int main(int argc, char **argv)
         int fd = listen_on(listen_spec, shown, sizeof shown);
         if (fd < 0 || !a->ring || !a->ring_len)
             return 2;
+        /* A pool of threads: a long request (a big emit or poll) never holds up the others. */
         struct MHD_Daemon *d = MHD_start_daemon(
             MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
             MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-            MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, 64u,
+            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
         if (!d) {
             log_error("cannot start the HTTP server on %s", shown);
             return 1;
