@@ -89,6 +89,8 @@ typedef struct hs {
     char *offset_path;
     int64_t after, committed_seq, written_seq;
     int64_t hdr_first, hdr_oldest; /* X-Seq-First / X-Seq-Oldest of the last response, or -1 */
+    char hdr_epoch[40];            /* X-Seq-Epoch of the last response: the stream's identity */
+    char epoch[40];                /* the stream the committed sequence number belongs to */
     int fetched_once;
 
     /* listen mode */

@@ -287,20 +287,24 @@ static char *default_offset_path(const sl_api *api, sl_ctx *ctx)
     return p;
 }
 
-static int64_t read_offset(const char *path)
+/* "SEQ [EPOCH]": the committed sequence number and the stream it belongs to. */
+static int64_t read_offset(const char *path, char *epoch, size_t cap)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return -1;
     long long v = -1;
-    if (fscanf(f, "%lld", &v) != 1 || v < 0)
+    char e[40] = "";
+    int n = fscanf(f, "%lld %39s", &v, e);
+    if (n < 1 || v < 0)
         v = -1;
     fclose(f);
+    snprintf(epoch, cap, "%s", n == 2 ? e : "");
     return v;
 }
 
 /* write, fsync, rename: the file always holds a whole number. */
-static int write_offset(const char *path, int64_t v)
+static int write_offset(const char *path, int64_t v, const char *epoch)
 {
     size_t n = strlen(path) + 8;
     char *tmp = malloc(n);
@@ -310,8 +314,8 @@ static int write_offset(const char *path, int64_t v)
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     int ok = fd >= 0;
     if (ok) {
-        char line[32];
-        int len = snprintf(line, sizeof(line), "%" PRId64 "\n", v);
+        char line[96]; /* the epoch is at most 39 characters */
+        int len = snprintf(line, sizeof(line), "%" PRId64 "%s%.39s\n", v, *epoch ? " " : "", epoch);
         ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
         ok = close(fd) == 0 && ok;
     }
@@ -356,6 +360,8 @@ static size_t on_curl_header(char *data, size_t size, size_t nmemb, void *arg)
             s->hdr_first = v;
         else if (sscanf(line, "X-Seq-Oldest: %lld", &v) == 1 || sscanf(line, "x-seq-oldest: %lld", &v) == 1)
             s->hdr_oldest = v;
+        else if (sscanf(line, "X-Seq-Epoch: %39s", s->hdr_epoch) == 1 || sscanf(line, "x-seq-epoch: %39s", s->hdr_epoch) == 1)
+            (void)0;
     }
     return n;
 }
@@ -381,10 +387,29 @@ static int fetch(hs *s, sl_ctx *ctx)
     long status = 0;
     s->resp_len = 0;
     s->hdr_first = s->hdr_oldest = -1;
+    s->hdr_epoch[0] = 0;
     set_url(s);
     CURLcode rc = curl_easy_perform(s->curl);
     if (rc == CURLE_OK)
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && s->cfg->cursor && s->hdr_epoch[0] && strcmp(s->hdr_epoch, s->epoch) != 0) {
+        /* Another stream (the endpoint restarted): our sequence numbers mean nothing there. */
+        if (s->epoch[0] && s->fetched_once) {
+            s->api->log(ctx, SL_LOG_ERROR, "the endpoint restarted while being polled (stream %s, now %s): "
+                        "stopping, so the pipeline restarts on the new stream", s->epoch, s->hdr_epoch);
+            return -2;
+        }
+        if (s->epoch[0])
+            s->api->log(ctx, SL_LOG_WARN, "the endpoint's stream changed (%s, now %s; it restarted): "
+                        "starting from its oldest record instead of after %lld", s->epoch, s->hdr_epoch,
+                        (long long)s->after);
+        snprintf(s->epoch, sizeof(s->epoch), "%s", s->hdr_epoch);
+        s->written_seq = s->committed_seq = -1;
+        if (s->after != 0) {
+            s->after = 0;
+            return 1;
+        }
+    }
     if (rc == CURLE_OK && status == 410 && s->cfg->cursor && s->hdr_oldest > s->after + 1) {
         /* The endpoint no longer has what follows our cursor: say exactly what is gone. */
         int64_t gone = s->hdr_oldest - s->after - 1;
@@ -449,6 +474,8 @@ static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
         items_free(&s->pending);
         s->pending_next = 0;
         int f = fetch(s, ctx);
+        if (f == -2)
+            return SL_FATAL;
         if (f != 0) {
             s->next_fetch_ms = f > 0 ? now : hs_mono_ms() + s->backoff_ms;
             return SL_OK;
@@ -508,7 +535,7 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
                     snprintf(s->offset_path, n, "%s%s%s", cfg->offset_file[0] == '/' || !*dir ? "" : dir,
                              cfg->offset_file[0] == '/' || !*dir ? "" : "/", cfg->offset_file);
             }
-            s->committed_seq = s->offset_path ? read_offset(s->offset_path) : -1;
+            s->committed_seq = s->offset_path ? read_offset(s->offset_path, s->epoch, sizeof(s->epoch)) : -1;
             s->written_seq = s->committed_seq;
             s->after = s->committed_seq > 0 ? s->committed_seq : 0;
             api->log(ctx, SL_LOG_INFO, "cursor %s: resuming after %lld (%s)", cfg->cursor, (long long)s->after,
@@ -583,7 +610,7 @@ static sl_err hs_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t 
             s->committed_seq = pos[i].offset;
     if (!s->offset_path || s->committed_seq <= s->written_seq)
         return SL_OK;
-    if (write_offset(s->offset_path, s->committed_seq) != 0) {
+    if (write_offset(s->offset_path, s->committed_seq, s->epoch) != 0) {
         s->api->log(ctx, SL_LOG_WARN, "cannot write offset file %s: %s", s->offset_path, strerror(errno));
         return SL_RETRY;
     }

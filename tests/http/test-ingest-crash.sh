@@ -74,7 +74,7 @@ start_ingest() {
     setsid "$SLUICE" run ingest.yaml >>ingest.out 2>>ingest.log &
     ING=$!
 }
-committed() { cat "$OFFSET_FILE" 2>/dev/null || echo 0; }
+committed() { awk '{print $1; exit}' "$OFFSET_FILE" 2>/dev/null | grep . || echo 0; }
 
 # ---- kill -9 between polls and delivery reports ----------------------------------------------
 start_ingest
@@ -113,6 +113,29 @@ GEN_PID=
 lost=$(grep -c 'fell out of' ingest.log)
 assert_eq "$lost" 0 "no cursor fell out of the generator's replay window"
 
+# ---- the generator restarts: a new stream, numbered from 1 again -----------------------------
+# The offset file still holds the old stream's cursor; the source must see the new stream
+# (X-Seq-Epoch) and start from its first event instead of skipping up to the old cursor.
+"$GEN" --listen "${GEN_URL#http://}" --seed "$((SEED + 1))" --rate 3000 --buffer 1000000 \
+    --record gen2.ndjson >gen2.out 2>gen2.log &
+GEN_PID=$!
+listening2() { grep -q 'listening on http://' gen2.out 2>/dev/null; }
+wait_for listening2 || fail "sluice-gen did not restart on ${GEN_URL#http://}: $(tail -3 gen2.log)"
+sleep 1
+start_ingest
+changed() { grep -q "stream changed" ingest.log; }
+wait_for changed || fail "the source did not notice the generator's new stream: $(tail -3 ingest.log)"
+curl -sf --max-time 5 -X PUT "$GEN_URL/gen/config" -d '{"running":false}' >/dev/null || fail "PUT /gen/config"
+newest=$(stat newest_seq)
+wait_for caught_up || fail "new stream: the cursor stays at $(committed), the newest event is $newest"
+ok "after the generator restarted, the source started over on its new stream (now at $(committed))"
+kill -TERM "$ING"
+wait "$ING"
+ING=
+kill -TERM "$GEN_PID"
+wait "$GEN_PID"
+GEN_PID=
+
 # ---- the topic holds every event of the generator's record at least once ---------------------
 kill -0 "$MOCK_PID" 2>/dev/null || fail "mock-kafka exited: $(tail -3 mock-kafka.log)"
 total=$(mk 'end ingest_events' | sed 's/^ok//' | tr ' ' '\n' | awk -F= 'NF == 2 {s += $2} END {print s + 0}')
@@ -130,19 +153,20 @@ wait_for read_all || fail "read back $(grep -c '' topic.ndjson 2>/dev/null) of $
 kill -TERM "$CON"
 wait "$CON"
 CON=
-python3 - gen.ndjson topic.ndjson "$KILLS" >compare.txt <<'PY' || fail "$(cat compare.txt)"
+python3 - topic.ndjson "$KILLS" gen.ndjson gen2.ndjson >compare.txt <<'PY' || fail "$(cat compare.txt)"
 import collections, sys
 want = collections.Counter()
-for line in open(sys.argv[1], "rb"):
-    line = line.rstrip(b"\n")
-    if b'"dest":"buffer"' not in line:
-        continue
-    want[line[line.index(b'"event":') + len(b'"event":'):-1]] += 1  # the bytes as served
-got = collections.Counter(l.rstrip(b"\n") for l in open(sys.argv[2], "rb"))
+for path in sys.argv[3:]:
+    for line in open(path, "rb"):
+        line = line.rstrip(b"\n")
+        if b'"dest":"buffer"' not in line:
+            continue
+        want[line[line.index(b'"event":') + len(b'"event":'):-1]] += 1  # the bytes as served
+got = collections.Counter(l.rstrip(b"\n") for l in open(sys.argv[1], "rb"))
 missing = want - got
 dups = sum((got - want).values())
-print("kills %s: generator recorded %d events, the topic holds %d (%d redelivered), missing %d"
-      % (sys.argv[3], sum(want.values()), sum(got.values()), dups, sum(missing.values())))
+print("kills %s: the generator's two runs recorded %d events, the topic holds %d (%d redelivered), missing %d"
+      % (sys.argv[2], sum(want.values()), sum(got.values()), dups, sum(missing.values())))
 if missing or set(got) - set(want):
     print("e.g. missing %r, never generated %r" % (list(missing)[:2], list(set(got) - set(want))[:2]))
     sys.exit(1)

@@ -915,6 +915,10 @@ struct req {
     bool too_big;
 };
 
+/* This process's stream of cursor numbers: a restarted generator numbers from 1 again, and a
+ * reader that kept a cursor must be able to tell (X-Seq-Epoch). Set once in main. */
+static char seq_epoch[24];
+
 /* CORS: the dashboard origins allowed to call (set once in main, read-only after). */
 static const char *const *cors_origins;
 static int n_cors_origins;
@@ -946,7 +950,7 @@ static enum MHD_Result reply2(struct MHD_Connection *c, unsigned status, const c
     if (origin) { /* only the configured dashboard origins, never "*" */
         MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
         MHD_add_response_header(r, "Access-Control-Expose-Headers",
-                                "X-Gen-Remaining, X-Seq-First, X-Seq-Last, X-Seq-Oldest");
+                                "X-Gen-Remaining, X-Seq-First, X-Seq-Last, X-Seq-Oldest, X-Seq-Epoch");
     }
     MHD_add_response_header(r, "Vary", "Origin");
     MHD_add_response_header(r, "Cache-Control", "no-store");
@@ -1155,12 +1159,18 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
                      "oldest event still held is %" PRIu64 "\",\"oldest\":%" PRIu64 "}", after, oldest,
                      oldest) < 0)
             return MHD_NO;
-        return reply(c, 410, "application/json", body, strlen(body), "X-Seq-Oldest", o);
+        const char *more[] = {"X-Seq-Epoch", seq_epoch};
+        return reply2(c, 410, "application/json", body, strlen(body), "X-Seq-Oldest", o, more, 2);
     }
     if (cursor && after >= next && after != 0) {
         pthread_mutex_unlock(&a->mu);
-        return reply_error(c, 409, "after", "cursor %" PRIu64 " is ahead of the newest event (%" PRIu64
-                           "): was sluice-gen restarted?", after, next - 1);
+        char *body = NULL, o[32];
+        snprintf(o, sizeof o, "%" PRIu64, oldest);
+        if (asprintf(&body, "{\"error\":\"cursor %" PRIu64 " is ahead of the newest event (%" PRIu64
+                     "): was sluice-gen restarted?\",\"field\":\"after\"}", after, next - 1) < 0)
+            return MHD_NO;
+        const char *more[] = {"X-Seq-Epoch", seq_epoch};
+        return reply2(c, 409, "application/json", body, strlen(body), "X-Seq-Oldest", o, more, 2);
     }
     uint64_t from = cursor ? after + 1 : a->cursor_mode ? a->legacy_after + 1 : a->head_seq;
     if (from < oldest)
@@ -1210,9 +1220,10 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
     snprintf(first, sizeof first, "%" PRIu64, from);
     snprintf(last, sizeof last, "%" PRIu64, from + n - 1);
     snprintf(old, sizeof old, "%" PRIu64, oldest);
-    const char *more[] = {"X-Seq-First", first, "X-Seq-Last", last, "X-Seq-Oldest", old};
+    const char *more[] = {"X-Seq-First", first, "X-Seq-Last", last, "X-Seq-Oldest", old,
+                          "X-Seq-Epoch", seq_epoch};
     return reply2(c, 200, ndjson ? "application/x-ndjson" : "application/json", out.p, out.len,
-                  "X-Gen-Remaining", rem, more, 6);
+                  "X-Gen-Remaining", rem, more, 8);
 }
 
 static enum MHD_Result h_config(struct app *a, struct MHD_Connection *c, bool put,
@@ -1660,6 +1671,12 @@ int main(int argc, char **argv)
     cors_origins = a->origins;
     n_cors_origins = a->n_origins;
     a->head_seq = 1;
+    {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        snprintf(seq_epoch, sizeof seq_epoch, "%016" PRIx64,
+                 mix64((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 12)));
+    }
     pthread_mutex_init(&a->mu, NULL);
     a->gen.hist = xrealloc(NULL, sizeof(struct hist) * HIST_CAP);
     gen_reset(&a->gen);
