@@ -89,8 +89,8 @@ def t_cursor(exe, d):
         check(st == 200 and len(lines) == 100 and h.get("x-seq-first") == "51",
               "after=50: %d lines, %s" % (len(lines), h))
         st, _, stats = g.json("GET", "/gen/stats")
-        check(stats["evicted"] == 50 and stats["oldest_seq"] == 51 and stats["newest_seq"] == 150,
-              "stats: %s" % stats)
+        check(stats["evicted"] == 50 and stats["oldest_seq"] == 51 and stats["newest_seq"] == 150 and
+              stats["window"] == 100 and stats["buffered"] == 0, "stats: %s" % stats)
         # Plain polling still hands out every event once, from where it stands.
         st, _, plain = g.req("GET", "/gen/events?max=1000")
         check(st == 200 and len(json.loads(plain)) == 100, "plain poll: %d" % len(json.loads(plain)))

@@ -173,6 +173,7 @@ struct app {
     uint64_t head_seq;
     bool cursor_mode;     /* a cursor reader exists: keep what was read, evict the oldest */
     uint64_t legacy_after; /* cursor mode: what plain /gen/events has handed out */
+    uint64_t read_upto;    /* cursor mode: the newest event handed out to any reader */
     const char *origins[MAX_ORIGINS]; /* CORS: the dashboard origins allowed */
     int n_origins;
     FILE *record;

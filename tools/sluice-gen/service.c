@@ -133,7 +133,10 @@ static cJSON *stats_json(struct app *a)
     cJSON_AddNumberToObject(o, "dropped", (double)s->dropped);
     cJSON_AddNumberToObject(o, "polled", (double)s->polled);
     cJSON_AddNumberToObject(o, "polls", (double)s->polls);
-    cJSON_AddNumberToObject(o, "buffered", (double)a->ring_n);
+    /* Waiting to be read: in cursor mode, what follows the newest event handed out. */
+    uint64_t newest = a->head_seq + a->ring_n - 1, read = a->read_upto > a->head_seq - 1 ? a->read_upto : a->head_seq - 1;
+    cJSON_AddNumberToObject(o, "buffered", (double)(a->cursor_mode ? newest - read : a->ring_n));
+    cJSON_AddNumberToObject(o, "window", (double)a->ring_n);
     cJSON_AddNumberToObject(o, "evicted", (double)s->evicted);
     cJSON_AddNumberToObject(o, "oldest_seq", (double)a->head_seq);
     cJSON_AddNumberToObject(o, "newest_seq", (double)(a->head_seq + a->ring_n - 1));
@@ -395,7 +398,7 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
     bool cursor = after_s != NULL;
     if (cursor && !a->cursor_mode) {
         a->cursor_mode = true;
-        a->legacy_after = a->head_seq - 1;
+        a->legacy_after = a->read_upto = a->head_seq - 1;
     }
     uint64_t oldest = a->head_seq, next = a->head_seq + a->ring_n;
     if (cursor && after + 1 < oldest) {
@@ -442,6 +445,9 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
         a->head_seq += n;
     } else if (!cursor) {
         a->legacy_after = from + n - 1;
+    }
+    if (a->cursor_mode && n && from + n - 1 > a->read_upto) {
+        a->read_upto = from + n - 1;
     }
     a->st.polled += n;
     a->st.polls++;
