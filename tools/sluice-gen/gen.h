@@ -17,6 +17,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -174,6 +175,7 @@ struct app {
     bool cursor_mode;     /* a cursor reader exists: keep what was read, evict the oldest */
     uint64_t legacy_after; /* cursor mode: what plain /gen/events has handed out */
     uint64_t read_upto;    /* cursor mode: the newest event handed out to any reader */
+    atomic_int waiting;    /* requests waiting for mu: a long emit lets them in between chunks */
     const char *origins[MAX_ORIGINS]; /* CORS: the dashboard origins allowed */
     int n_origins;
     FILE *record;

@@ -77,6 +77,14 @@ void clock_rebase(struct app *a)
 }
 
 /* The background clock: every 10 ms, generate the events the configured rate owes. */
+/* A request's turn at the lock: counted, so a long emit waits for it between chunks. */
+static void app_lock(struct app *a)
+{
+    atomic_fetch_add(&a->waiting, 1);
+    pthread_mutex_lock(&a->mu);
+    atomic_fetch_sub(&a->waiting, 1);
+}
+
 void *clock_main(void *arg)
 {
     struct app *a = arg;
@@ -288,7 +296,7 @@ static cJSON *parse_body(const struct req *q, bool *ok, const char **why)
 
 static enum MHD_Result h_event(struct app *a, struct MHD_Connection *c)
 {
-    pthread_mutex_lock(&a->mu);
+    app_lock(a);
     const struct gen_out *o = produce(a, D_RESPONSE);
     char *body = xrealloc(NULL, o->len);
     memcpy(body, o->json, o->len);
@@ -355,8 +363,9 @@ static enum MHD_Result h_emit(struct app *a, struct MHD_Connection *c, const str
             fflush(a->record);
         pthread_mutex_unlock(&a->mu);
         done += n;
-        /* A mutex is not fair: without a pause the next chunk would take it straight back. */
-        if (done < count)
+        /* A mutex is not fair: without a pause the next chunk would take it straight back.
+         * Let every request already waiting have its turn first (bounded: 100 ms a chunk). */
+        for (int i = 0; done < count && (i == 0 || (atomic_load(&a->waiting) > 0 && i < 2000)); i++)
             nanosleep(&(struct timespec){0, 50000}, NULL);
     }
 
@@ -394,7 +403,7 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
     /* Take the events under the lock; build the (possibly large) body outside it. A cursor
      * read (after=) copies and leaves them in the window; a plain read takes them out (or, once
      * a cursor reader exists, reads on from where the previous plain read stopped). */
-    pthread_mutex_lock(&a->mu);
+    app_lock(a);
     bool cursor = after_s != NULL;
     if (cursor && !a->cursor_mode) {
         a->cursor_mode = true;
@@ -496,7 +505,7 @@ static enum MHD_Result h_config(struct app *a, struct MHD_Connection *c, bool pu
     char err[200];
     const char *field = NULL;
     bool reseed = false, ok = true;
-    pthread_mutex_lock(&a->mu);
+    app_lock(a);
     struct config before = a->gen.cfg;
     if (put && (ok = config_apply(&a->gen.cfg, in, err, sizeof err, &field, &reseed))) {
         if (reseed)
@@ -523,7 +532,7 @@ static enum MHD_Result h_config(struct app *a, struct MHD_Connection *c, bool pu
 
 static enum MHD_Result h_stats(struct app *a, struct MHD_Connection *c)
 {
-    pthread_mutex_lock(&a->mu);
+    app_lock(a);
     cJSON *o = stats_json(a);
     pthread_mutex_unlock(&a->mu);
     return reply_json(c, 200, o);
