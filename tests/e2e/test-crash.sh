@@ -54,7 +54,6 @@ PGTMP_ON_EXIT=crash_cleanup
 pgtmp_start >"$T/pgtmp.log" 2>&1 || { cat "$T/pgtmp.log" >&2; fail "cannot start PostgreSQL"; }
 export PGTZ=UTC SLUICE_PLUGIN_PATH
 cd "$T" || exit 1
-export SLUICE_STATE_DIR=$T/state # the ingest pipeline's cursor offsets stay in this test
 
 elapsed() { echo $(($(date +%s) - START)); }
 

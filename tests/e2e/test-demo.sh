@@ -4,7 +4,7 @@
 . "$SLUICE_SOURCE_DIR/tests/lib/testlib.sh"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 before=$(ls -d /tmp/sluice-demo.* 2>/dev/null | wc -l)
-out=$(SLUICE_STATE_DIR=$T/state SLUICE_REST_PORT=$port timeout 240 bash "$SRC/scripts/demo.sh" --no-build --for 30 --check --rate 300 2>&1)
+out=$(SLUICE_REST_PORT=$port timeout 240 bash "$SRC/scripts/demo.sh" --no-build --for 30 --check --rate 300 2>&1)
 rc=$?
 echo "$out" | tail -20
 assert_eq "$rc" 0 "the demo exits 0 by itself with --for"
