@@ -136,6 +136,11 @@ const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
                         if (from && !cJSON_IsString(from)) return "columns: `from` must be text";
                         if (type && !cJSON_IsString(type)) return "columns: `type` must be text";
                         if (from) src = from->valuestring;
+                        /* spliced into CREATE TABLE: a strict grammar, not SQL */
+                        if (type && !sql_type_ok(type->valuestring))
+                            return "columns: `type` must be a known SQL type name with optional "
+                                   "(n[,n]), time zone and [] (e.g. numeric(12,2), text[], "
+                                   "timestamp(3) with time zone)";
                         if (type && !(col->cfg_type = strdup(type->valuestring)))
                             return "out of memory";
                     } else if (!cJSON_IsNull(c)) {

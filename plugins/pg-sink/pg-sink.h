@@ -48,6 +48,13 @@ typedef enum src_kind {
 
 typedef enum conflict_mode { ON_CONFLICT_NONE, ON_CONFLICT_IGNORE, ON_CONFLICT_UPDATE } conflict_mode;
 
+/* What a column's type means for the checks of check.c. */
+typedef enum col_kind {
+    CK_OTHER, /* arrays and the like: PostgreSQL parses the text */
+    CK_TEXT,  /* text-input types (text, char(n), timestamps, boolean, …) */
+    CK_INT2, CK_INT4, CK_INT8, CK_NUMERIC, CK_FLOAT4, CK_FLOAT8, CK_BYTEA, CK_JSON
+} col_kind;
+
 typedef struct column {
     char *name;     /* column name, unquoted */
     char *cfg_type; /* SQL type from the config (create_tables), or NULL */
@@ -57,6 +64,9 @@ typedef struct column {
     char *sql_type; /* format_type() of the target column */
     char *def_expr; /* its DEFAULT expression, or NULL */
     bool is_json, is_time;
+    col_kind kind;
+    int prec, scale; /* numeric(prec, scale); -1: unconstrained */
+    int max_chars;   /* character(n) / character varying(n); -1: none */
 } column;
 
 typedef struct table_spec {
@@ -189,17 +199,25 @@ void buf_put(buf *b, const void *s, size_t n);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(buf *b);
 void buf_put_copy(buf *b, const char *s, size_t n);
-void buf_put_number(buf *b, double d);
 void buf_put_time(buf *b, int64_t ms);
 void json_put_string(buf *b, const char *s);
-void json_write(const sl_api *api, buf *b, const sl_json *n);
+bool json_write(const sl_api *api, buf *b, const sl_json *n);
+void buf_put_bytea(buf *b, const void *s, size_t n);
 table_spec *route(pg_sink *s, const char *topic);
 const sl_header *find_header(const sl_record *rec, const char *name);
-void put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
-                      const sl_json *root);
+const char *put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
+                      const sl_json *root, char *why, size_t wn);
 void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec);
 void reject_row(pg_sink *s, batch *b, row *r, const char *reason);
 sl_err add_record(pg_sink *s, const sl_record *rec);
+/* check.c */
+void classify_column(column *c);
+bool text_ok(const char *s, size_t n, const char **why);
+bool json_has_nul_escape(const char *s, size_t n);
+const char *number_fits(const column *c, double d, const char *text, size_t n, char *why,
+                        size_t wn);
+const char *text_fits(const column *c, const char *s, size_t n, char *why, size_t wn);
+bool sql_type_ok(const char *t);
 /* config.c */
 bool parse_source(column *c, const char *s);
 bool parse_string_list(const cJSON *j, char ***out, size_t *n);

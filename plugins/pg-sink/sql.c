@@ -138,18 +138,23 @@ bool build_sql(PGconn *conn, const table_spec *t, size_t i, buf *cp, buf *ins, b
 
 /* ---- connection, catalog, errors ----------------------------------------------------- */
 
-/* Data errors are the row's fault (bisect and reject it); transient ones are the server's or
- * the network's (keep the batch, retry later); anything else is a setup problem (stop). */
+/* Transient errors are the server's or the network's (keep the batch, retry later): connection
+ * (08), insufficient resources (53), operator intervention (57P*, and 57014 a cancelled or
+ * timed-out statement), serialization failure and deadlock (40001, 40P01, 40003 completion
+ * unknown), lock not available (55P03) and system errors such as I/O (58). Every other error
+ * of a row's statements — a data exception, a constraint, a trigger raising, a permission
+ * refused on one table — is the rows' own (WR_DATA: bisect the batch, dead-letter exactly the
+ * refused rows); callers outside a row's statements turn it into WR_FATAL. */
 wr_result classify(PGconn *conn, const PGresult *res)
 {
     if (PQstatus(conn) != CONNECTION_OK) return WR_RETRY;
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (!st) return WR_RETRY;
-    if (!strncmp(st, "22", 2) || !strncmp(st, "23", 2) || !strncmp(st, "54", 2)) return WR_DATA;
-    if (!strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) ||
-        !strncmp(st, "57", 2) || !strncmp(st, "58", 2) || !strcmp(st, "55P03"))
+    if (!strncmp(st, "08", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57P", 3) ||
+        !strcmp(st, "57014") || !strcmp(st, "40001") || !strcmp(st, "40P01") ||
+        !strcmp(st, "40003") || !strcmp(st, "55P03") || !strncmp(st, "58", 2))
         return WR_RETRY;
-    return WR_FATAL;
+    return WR_DATA;
 }
 
 /* Server and libpq messages span lines; a log line or a dead-letter header wants one. */
@@ -258,8 +263,7 @@ wr_result load_catalog(pgc *l, table_spec *t)
             PQclear(res);
             return WR_FATAL;
         }
-        col->is_json = !strcmp(col->sql_type, "json") || !strcmp(col->sql_type, "jsonb");
-        col->is_time = !strncmp(col->sql_type, "timestamp", 9) || !strcmp(col->sql_type, "date");
+        classify_column(col);
     }
     PQclear(res);
     for (size_t k = 0; k < t->nkeys; k++) {

@@ -114,7 +114,7 @@ wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows)
     /* Timestamps read back (restore) come as RFC 3339 with +00:00, whatever the server's zone. */
     if (r == WR_OK) r = exec_cmd(l, "SET TIME ZONE 'UTC'");
     if (r == WR_OK && s->store_offsets) r = prepare_offsets(s, l);
-    if (r == WR_FATAL) return WR_FATAL;
+    if (r == WR_FATAL || r == WR_DATA) return WR_FATAL; /* session setup: nobody's row */
     if (r != WR_OK) {
         set_down(s, l, rows, l->reason);
         return WR_RETRY;
@@ -164,7 +164,7 @@ wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool
             w = classify(l->conn, res);
         }
         PQclear(res);
-        if (w != WR_OK) return w;
+        if (w != WR_OK) return w == WR_DATA ? WR_FATAL : w; /* not a row's fault */
     }
     return WR_OK;
 }
