@@ -153,12 +153,16 @@ const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
                            "$key, $topic, $value or $header.NAME)";
                 if (col->src == SRC_FIELD) t->needs_json = true;
             }
+        } else if (strcmp(k, "check_schema") == 0) {
+            if (!cJSON_IsString(it) || !it->valuestring[0])
+                return "check_schema: expected the path of a validator schema";
+            if (!(t->check_schema = strdup(it->valuestring))) return "out of memory";
         } else if (strcmp(k, "restore") == 0) {
             const char *e = parse_restore(t, it, api);
             if (e) return e;
         } else {
             return "unknown key (expected table, schema, columns, conflict, on_conflict, "
-                   "restore)";
+                   "restore, check_schema)";
         }
     }
     if (!t->table && strcmp(t->topic, "*") == 0) return "the \"*\" entry needs `table`";
@@ -195,6 +199,8 @@ void free_specs(table_spec *specs, size_t n)
         free(t->schema);
         free(t->table);
         free(t->restore_time_col);
+        free(t->check_schema);
+        schema_bounds_free(t->bounds);
     }
     free(specs);
 }

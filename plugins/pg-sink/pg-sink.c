@@ -39,6 +39,8 @@
 
 /* ---- callbacks ----------------------------------------------------------------------- */
 
+static void pg_close(void *self, sl_ctx *ctx);
+
 static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
 {
     const pg_config *cfg = config;
@@ -56,6 +58,7 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
 
     cJSON *j = cJSON_Parse(cfg->tables ? cfg->tables : "");
     const char *err = NULL, *where = "";
+    char why[600] = "";
     if (!cJSON_IsObject(j) || cJSON_GetArraySize(j) == 0) {
         err = "tables: expected a map of topic to table spec";
     } else if (!(s->specs = calloc((size_t)cJSON_GetArraySize(j), sizeof *s->specs))) {
@@ -69,6 +72,16 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
             else err = parse_spec(t, it, api);
             if (!err && cfg->create_tables && t->auto_cols)
                 err = "create_tables needs the table's `columns` (with their types)";
+            if (!err && t->check_schema) {
+                /* relative to the pipeline file, like the validator's own `schema` */
+                const char *dir = api->config_dir(ctx);
+                char path[4096];
+                if (t->check_schema[0] == '/' || !dir || !dir[0])
+                    snprintf(path, sizeof path, "%s", t->check_schema);
+                else
+                    snprintf(path, sizeof path, "%s/%s", dir, t->check_schema);
+                if (!(t->bounds = schema_bounds_load(path, why, sizeof why))) err = why;
+            }
             if (err) break;
         }
     }
@@ -112,6 +125,15 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         free_specs(s->specs, s->nspecs);
         free(s);
         return SL_FATAL;
+    }
+    /* check_schema: compare with the catalog now, so a mismatch refuses to start (if
+     * PostgreSQL is away, at the first connection). */
+    bool check = false;
+    for (size_t i = 0; i < s->nspecs; i++) check |= s->specs[i].bounds != NULL;
+    if (check && ensure_conn(s, &s->task, 0) == WR_FATAL) {
+        api->log(ctx, SL_LOG_ERROR, "%s", s->task.reason);
+        pg_close(s, ctx);
+        return SL_ECONFIG;
     }
     *self = s;
     return SL_OK;

@@ -69,6 +69,8 @@ typedef struct column {
     int max_chars;   /* character(n) / character varying(n); -1: none */
 } column;
 
+typedef struct schema_bounds schema_bounds;
+
 typedef struct table_spec {
     char *topic; /* the `tables` key; "*" is the fallback */
     char *schema, *table;
@@ -85,6 +87,8 @@ typedef struct table_spec {
     int64_t restore_within_ms; /* 0: no time bound */
     char *restore_time_col;    /* NULL: no time bound, rows in partition order */
     int64_t restore_max_rows;
+    char *check_schema;     /* validator schema whose bounds must fit the columns, or NULL */
+    schema_bounds *bounds;  /* its numeric rules, loaded at init */
 } table_spec;
 
 typedef struct pg_config {
@@ -218,6 +222,10 @@ const char *number_fits(const column *c, double d, const char *text, size_t n, c
                         size_t wn);
 const char *text_fits(const column *c, const char *s, size_t n, char *why, size_t wn);
 bool sql_type_ok(const char *t);
+/* schema_check.c */
+schema_bounds *schema_bounds_load(const char *path, char *err, size_t en);
+void schema_bounds_free(schema_bounds *sb);
+const char *schema_bounds_check(const schema_bounds *sb, const table_spec *t, char *why, size_t wn);
 /* config.c */
 bool parse_source(column *c, const char *s);
 bool parse_string_list(const cJSON *j, char ***out, size_t *n);

@@ -273,6 +273,8 @@ wr_result load_catalog(pgc *l, table_spec *t)
             return WR_FATAL;
         }
     }
+    if (t->bounds && schema_bounds_check(t->bounds, t, l->reason, sizeof l->reason))
+        return WR_FATAL;
     t->loaded = true;
     return WR_OK;
 }
