@@ -56,14 +56,14 @@ bool parse_string_list(const cJSON *j, char ***out, size_t *n)
     return true;
 }
 
-#define RESTORE_MAX_ROWS_DEFAULT 1000000
 
 /* `restore: {within: 48h, time_column: window_start, max_rows: N}` (every key optional). */
 const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api)
 {
-    if (!cJSON_IsObject(j)) return "restore: expected a map {within, time_column, max_rows}";
+    if (!cJSON_IsObject(j))
+        return "restore: expected a map {within, time_column, topic_column, max_rows}";
     t->restore = true;
-    t->restore_max_rows = RESTORE_MAX_ROWS_DEFAULT;
+    t->restore_max_rows = 0; /* no cap: a restore is complete or fails */
     const cJSON *it;
     cJSON_ArrayForEach(it, j) {
         const char *k = it->string;
@@ -79,12 +79,16 @@ const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api)
             if (!cJSON_IsString(it) || !it->valuestring[0])
                 return "restore.time_column: expected a column name";
             if (!(t->restore_time_col = strdup(it->valuestring))) return "out of memory";
+        } else if (strcmp(k, "topic_column") == 0) {
+            if (!cJSON_IsString(it) || !it->valuestring[0])
+                return "restore.topic_column: expected a column name";
+            if (!(t->restore_topic_col = strdup(it->valuestring))) return "out of memory";
         } else if (strcmp(k, "max_rows") == 0) {
             if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 1e9)
                 return "restore.max_rows: expected a number from 1 to 1000000000";
             t->restore_max_rows = (int64_t)it->valuedouble;
         } else {
-            return "restore: unknown key (expected within, time_column, max_rows)";
+            return "restore: unknown key (expected within, time_column, topic_column, max_rows)";
         }
     }
     if (t->restore_within_ms && !t->restore_time_col) return "restore.within needs time_column";
@@ -199,6 +203,7 @@ void free_specs(table_spec *specs, size_t n)
         free(t->schema);
         free(t->table);
         free(t->restore_time_col);
+        free(t->restore_topic_col);
         free(t->check_schema);
         schema_bounds_free(t->bounds);
     }

@@ -242,6 +242,8 @@ static void pg_close(void *self, sl_ctx *ctx)
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
     free_specs(s->specs, s->nspecs);
+    for (size_t i = 0; i < s->nown; i++) free(s->own[i].topic);
+    free(s->own);
     batch_free(&s->bufs[0]);
     batch_free(&s->bufs[1]);
     buf_free(&s->scratch);
@@ -293,6 +295,7 @@ static const sl_stage_desc pg_sink_desc = {
     .flush = pg_flush,
     .close = pg_close,
     .on_assign = pg_on_assign,
+    .on_revoke = pg_on_revoke,
 };
 
 SL_STAGE_DEFINE(pg_sink_desc)

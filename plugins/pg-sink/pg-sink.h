@@ -84,9 +84,12 @@ typedef struct table_spec {
     bool loaded; /* catalog read (once; the table's shape is assumed stable) */
     /* restore: on partition assignment, hand recent rows back to earlier stages */
     bool restore;
-    int64_t restore_within_ms; /* 0: no time bound */
-    char *restore_time_col;    /* NULL: no time bound, rows in partition order */
-    int64_t restore_max_rows;
+    int64_t restore_within_ms; /* 0: no time bound; else relative to the newest time_column
+                                  value of the (topic, partition) */
+    char *restore_time_col;    /* NULL: no time bound, rows in offset order */
+    char *restore_topic_col;   /* the column holding the source topic (default: the one
+                                  mapped from $topic), or NULL */
+    int64_t restore_max_rows;  /* per (topic, partition); 0: none. Exceeding it fails. */
     char *check_schema;     /* validator schema whose bounds must fit the columns, or NULL */
     schema_bounds *bounds;  /* its numeric rules, loaded at init */
 } table_spec;
@@ -107,6 +110,7 @@ typedef struct row {
     sl_ack *ack;
     size_t table;
     bool done;
+    bool dropped; /* fenced or revoked: never written, never acked (see fence.c) */
     size_t line_off, line_len; /* in batch.lines */
     size_t topic_off, topic_len; /* in batch.saved; topic_len SIZE_MAX: no topic */
     size_t key_off, key_len;     /* key_len SIZE_MAX: no key */
@@ -160,6 +164,13 @@ typedef struct note {
     char msg[1200];
 } note;
 
+/* A (source topic, partition) this sink owns, with the epoch it got on assignment. */
+typedef struct owned {
+    char *topic;
+    int32_t partition;
+    int64_t epoch;
+} owned;
+
 typedef struct pg_sink {
     const sl_api *api;
     sl_ctx *ctx;
@@ -191,6 +202,11 @@ typedef struct pg_sink {
     note notes[8];          /* the writer's log lines, logged by the task thread */
     size_t nnotes;
     uint64_t reconnects;
+    uint64_t fenced_rows, revoked_rows; /* dropped by the writer, for the counters */
+    /* owner epochs (fence.c): set by the task thread, read by the writer */
+    bool fencing;           /* an assignment took ownership: rows are checked */
+    owned *own;
+    size_t nown;
 } pg_sink;
 
 #define BACKOFF_MIN_MS 100
@@ -226,6 +242,10 @@ bool sql_type_ok(const char *t);
 schema_bounds *schema_bounds_load(const char *path, char *err, size_t en);
 void schema_bounds_free(schema_bounds *sb);
 const char *schema_bounds_check(const schema_bounds *sb, const table_spec *t, char *why, size_t wn);
+/* fence.c */
+wr_result take_ownership(pg_sink *s, pgc *l, const sl_position *parts, size_t n);
+wr_result fence_check(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
+sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n);
 /* config.c */
 bool parse_source(column *c, const char *s);
 bool parse_string_list(const cJSON *j, char ***out, size_t *n);
@@ -268,9 +288,6 @@ sl_err collect(pg_sink *s, bool wait);
 bool submit(pg_sink *s);
 /* restore.c */
 const column *column_from(const table_spec *t, src_kind src);
-wr_result restore_query(pg_sink *s, const table_spec *t, const sl_position *parts,
-                               size_t n, PGresult **out);
-void restore_deliver(pg_sink *s, const table_spec *t, PGresult *res);
 void sleep_ms(int64_t ms);
 sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
 

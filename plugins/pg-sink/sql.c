@@ -310,6 +310,7 @@ wr_result create_tables(pg_sink *s, pgc *l)
         bool ok = put_ident(l->conn, &sql, s->cfg->offsets_table);
         buf_puts(&sql, " (pipeline text NOT NULL, topic text NOT NULL, \"partition\" integer NOT NULL,"
                        " \"offset\" bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
+                       " epoch bigint NOT NULL DEFAULT 0,"
                        " PRIMARY KEY (pipeline, topic, \"partition\"))");
         r = ok && !sql.oom ? exec_cmd(l, sql.p) : WR_FATAL;
     }

@@ -142,14 +142,14 @@ wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool
     if (!s->store_offsets) return WR_OK;
     for (size_t i = lo; i < hi; i++) {
         row *r = &b->rows[i];
-        if ((r->done && !with_done) || r->partition < 0) continue;
+        if ((r->done && !with_done) || r->dropped || r->partition < 0) continue;
         /* Rows of a partition arrive in offset order, so the last row of each (topic,
          * partition) in the range carries its max: write each pair only there. */
         const char *topic = offsets_topic(s, b, r);
         bool later = false;
         for (size_t j = i + 1; j < hi && !later; j++) {
             const row *q = &b->rows[j];
-            later = (!q->done || with_done) && q->partition == r->partition &&
+            later = (!q->done || with_done) && !q->dropped && q->partition == r->partition &&
                     !strcmp(offsets_topic(s, b, q), topic);
         }
         if (later) continue;
@@ -208,6 +208,7 @@ wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
 wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only)
 {
     wr_result w = exec_cmd(l, "BEGIN");
+    if (w == WR_OK) w = fence_check(s, l, b, lo, hi, offsets_only);
     for (size_t t = 0; t < s->nspecs && w == WR_OK && !offsets_only; t++) {
         bool any = false;
         for (size_t i = lo; i < hi && !any; i++) any = !b->rows[i].done && b->rows[i].table == t;
@@ -238,12 +239,12 @@ wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
     if (w == WR_OK) {
         for (size_t i = lo; i < hi; i++) {
             row *r = &b->rows[i];
-            if (r->done) continue;
+            if (r->done) continue; /* fenced rows too: dropped, never released */
             s->api->release(r->ack); /* thread-safe */
             r->ack = NULL;
             r->done = true;
+            b->written++;
         }
-        b->written += pending;
         return WR_OK;
     }
     if (w != WR_DATA) return w;
@@ -350,13 +351,15 @@ void report_notes(pg_sink *s)
 {
     note notes[sizeof s->notes / sizeof s->notes[0]];
     size_t n = s->nnotes;
-    uint64_t reconnects = s->reconnects;
+    uint64_t reconnects = s->reconnects, fenced = s->fenced_rows, revoked = s->revoked_rows;
     memcpy(notes, s->notes, n * sizeof notes[0]);
     s->nnotes = 0;
-    s->reconnects = 0;
+    s->reconnects = s->fenced_rows = s->revoked_rows = 0;
     pthread_mutex_unlock(&s->mu);
     for (size_t i = 0; i < n; i++) s->api->log(s->ctx, notes[i].level, "%s", notes[i].msg);
     if (reconnects) s->api->count(s->ctx, "reconnects", reconnects);
+    if (fenced) s->api->count(s->ctx, "rows_fenced", fenced);
+    if (revoked) s->api->count(s->ctx, "rows_revoked", revoked);
     pthread_mutex_lock(&s->mu);
 }
 
