@@ -5,16 +5,19 @@
  * text (the table's mapped columns plus an arrival sequence number) and holds its ack; a flush
  * (every flush_interval, at batch_size rows, and at drain) runs one transaction:
  *
- *   BEGIN; COPY pg_temp.<staging> FROM STDIN; INSERT INTO <table> SELECT … FROM <staging>
+ *   BEGIN; SELECT … FROM sluice_offsets … FOR UPDATE; (owner epochs, after an assignment)
+ *   COPY pg_temp.<staging> FROM STDIN; INSERT INTO <table> SELECT … FROM <staging>
  *   [DISTINCT ON (keys) … ORDER BY keys, seq DESC] [ON CONFLICT …]; (per table)
  *   INSERT INTO sluice_offsets … ON CONFLICT DO UPDATE; (max offset per source partition)
  *   COMMIT
  *
- * and releases the acks only after COMMIT. Staging tables are temp tables, ON COMMIT DELETE ROWS,
- * created once per connection; their columns carry the target's types, so a malformed value
- * fails in COPY and a constraint in the INSERT. Either way the batch is bisected until the row
+ * and releases the acks only after COMMIT. A value a column cannot hold exactly is refused before
+ * (check.c). Staging tables are temp tables, ON COMMIT DELETE ROWS, created once per connection;
+ * their columns carry the target's types, so a malformed value fails in COPY and a constraint or
+ * trigger in the INSERT. Any such non-transient error bisects the batch until each row
  * PostgreSQL refuses is alone; it goes to the dead letter with the server's message and the rest
- * commits. A lost connection keeps the open batch and retries it after a backoff.
+ * commits. A transient one (a lost connection) keeps the open batch and retries it after a
+ * backoff.
  *
  * The transactions run on a writer thread with its own connection, so PostgreSQL works on one
  * batch while process() fills the next: two buffers, one filling and one being written, handed
@@ -23,9 +26,10 @@
  * log lines and counts back, and the task thread's next callback deals with them. The task
  * thread keeps a connection of its own for the catalog and for restore.
  *
- * On partition assignment, specs with `restore:` are read back (one query per table) and handed
- * to the earlier stages' on_restore (api->restore), so dedup and window-kpi rebuild their state
- * from what is durable; see README.md. The resume position is the source's own (never moved).
+ * On partition assignment, the sink takes ownership (owner epochs, fence.c) and specs with
+ * `restore:` are streamed back (one query per table) to the earlier stages' on_restore
+ * (api->restore), so dedup and window-kpi rebuild their state from what is durable; see
+ * README.md. The resume position is the source's own (never moved).
  */
 #include "pg-sink.h"
 
@@ -258,7 +262,7 @@ static const sl_config_entry pg_config_table[] = {
     {.key = "tables", .type = SL_T_JSON, .flags = SL_CFG_REQUIRED,
      .offset = offsetof(pg_config, tables),
      .description = "map of record topic (\"*\": any other) to {table, schema, columns, "
-                    "conflict, on_conflict}"},
+                    "conflict, on_conflict, restore, check_schema}"},
     {.key = "batch_size", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "10000",
      .min = 1, .max = 1000000, .offset = offsetof(pg_config, batch_size),
      .description = "rows per transaction; a full buffer is written at once"},
