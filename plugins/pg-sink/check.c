@@ -62,7 +62,7 @@ void classify_column(column *c)
 
 /* Valid UTF-8 without NUL (what a PostgreSQL text value can hold); the ASCII fast path takes
  * 8 bytes at a time. */
-bool text_ok(const char *s, size_t n, const char **why)
+static bool text_ok(const char *s, size_t n, const char **why)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     while (p < end) {

@@ -13,7 +13,7 @@
 
 /* ---- parsing `tables` ---------------------------------------------------------------- */
 
-bool parse_source(column *c, const char *s)
+static bool parse_source(column *c, const char *s)
 {
     static const struct { const char *name; src_kind kind; } attrs[] = {
         {"$partition", SRC_PARTITION}, {"$offset", SRC_OFFSET}, {"$timestamp", SRC_TIMESTAMP},
@@ -36,7 +36,7 @@ bool parse_source(column *c, const char *s)
     return c->arg != NULL;
 }
 
-bool parse_string_list(const cJSON *j, char ***out, size_t *n)
+static bool parse_string_list(const cJSON *j, char ***out, size_t *n)
 {
     if (cJSON_IsString(j)) {
         *out = calloc(1, sizeof **out);
@@ -58,7 +58,7 @@ bool parse_string_list(const cJSON *j, char ***out, size_t *n)
 
 
 /* `restore: {within: 48h, time_column: window_start, max_rows: N}` (every key optional). */
-const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api)
+static const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api)
 {
     if (!cJSON_IsObject(j))
         return "restore: expected a map {within, time_column, topic_column, max_rows}";

@@ -14,7 +14,7 @@
 
 /* ---- growable byte buffer with a sticky out-of-memory flag ---------------------------- */
 
-bool buf_reserve(buf *b, size_t more)
+static bool buf_reserve(buf *b, size_t more)
 {
     if (b->oom) return false;
     if (b->len + more + 1 <= b->cap) return true;
@@ -67,7 +67,7 @@ void buf_free(buf *b)
 
 /* Appends `s` as one field of COPY text format: backslash, tab, newline and CR are escaped; a
  * NUL-free string is assumed (PostgreSQL text cannot hold NUL anyway). */
-void buf_put_copy(buf *b, const char *s, size_t n)
+static void buf_put_copy(buf *b, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -97,7 +97,7 @@ static size_t number_text(double d, char *tmp)
 }
 
 /* Bytes as a bytea COPY field: "\\x" and hex (COPY turns the doubled backslash into one). */
-void buf_put_bytea(buf *b, const void *s, size_t n)
+static void buf_put_bytea(buf *b, const void *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     if (!buf_reserve(b, 3 + 2 * n)) return;
@@ -115,7 +115,7 @@ void buf_put_bytea(buf *b, const void *s, size_t n)
 }
 
 /* "YYYY-MM-DD HH:MM:SS.mmm+00", which PostgreSQL reads as timestamptz (and date/timestamp). */
-void buf_put_time(buf *b, int64_t ms)
+static void buf_put_time(buf *b, int64_t ms)
 {
     int64_t sec = ms / 1000, frac = ms % 1000;
     if (frac < 0) {
@@ -134,7 +134,7 @@ void buf_put_time(buf *b, int64_t ms)
 
 /* ---- JSON text of a node (for json/jsonb columns and nested values) -------------------- */
 
-void json_put_string(buf *b, const char *s)
+static void json_put_string(buf *b, const char *s)
 {
     buf_putc(b, '"');
     for (; *s; s++) {
@@ -152,7 +152,7 @@ void json_put_string(buf *b, const char *s)
 }
 
 /* False if the tree holds a number that is not finite (JSON has no text for it). */
-bool json_write(const sl_api *api, buf *b, const sl_json *n)
+static bool json_write(const sl_api *api, buf *b, const sl_json *n)
 {
     char tmp[40];
     switch (api->json_type(n)) {
@@ -190,7 +190,7 @@ bool json_write(const sl_api *api, buf *b, const sl_json *n)
 
 /* ---- buffered rows ------------------------------------------------------------------- */
 
-table_spec *route(pg_sink *s, const char *topic)
+static table_spec *route(pg_sink *s, const char *topic)
 {
     table_spec *star = NULL;
     for (size_t i = 0; i < s->nspecs; i++) {
@@ -200,7 +200,7 @@ table_spec *route(pg_sink *s, const char *topic)
     return star;
 }
 
-const sl_header *find_header(const sl_record *rec, const char *name)
+static const sl_header *find_header(const sl_record *rec, const char *name)
 {
     for (size_t i = 0; i < rec->n_headers; i++)
         if (strcmp(rec->headers[i].name, name) == 0) return &rec->headers[i];
@@ -222,7 +222,7 @@ static const char *put_text(buf *b, const column *col, const char *v, size_t n, 
 
 /* One column's value as a COPY field. NULL, or why the column cannot hold the value exactly
  * (in why; the caller drops what was appended). */
-const char *put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
+static const char *put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
                       const sl_json *root, char *why, size_t wn)
 {
     const sl_api *api = s->api;
@@ -294,7 +294,7 @@ const char *put_field(pg_sink *s, buf *b, const column *col, const sl_record *re
 }
 
 /* Copies what the dead letter needs of a record into s->saved. */
-void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec)
+static void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec)
 {
     buf *b = &bt->saved;
     r->topic_len = rec->topic ? strlen(rec->topic) : SIZE_MAX;
@@ -416,8 +416,11 @@ sl_err add_record(pg_sink *s, const sl_record *rec)
         /* Stored differently from what the record says: refuse it rather than change it. */
         b->lines.len = r->line_off;
         char reason[600];
-        if (bad_col) snprintf(reason, sizeof reason, "pg-sink: column %.100s of %.100s: %s", bad_col, t->table, bad);
-        else snprintf(reason, sizeof reason, "pg-sink: %s", bad);
+        if (bad_col)
+            snprintf(reason, sizeof reason, "pg-sink: column %.100s of %.100s: %.350s", bad_col,
+                     t->table, bad);
+        else
+            snprintf(reason, sizeof reason, "pg-sink: %.350s", bad);
         s->api->reject(s->ctx, rec, reason);
         s->api->count(s->ctx, "rows_rejected", 1);
         return SL_OK;

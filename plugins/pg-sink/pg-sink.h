@@ -214,25 +214,13 @@ typedef struct pg_sink {
 #define SEQ_COLUMN "__sluice_seq"
 
 /* format.c */
-bool buf_reserve(buf *b, size_t more);
 void buf_put(buf *b, const void *s, size_t n);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(buf *b);
-void buf_put_copy(buf *b, const char *s, size_t n);
-void buf_put_time(buf *b, int64_t ms);
-void json_put_string(buf *b, const char *s);
-bool json_write(const sl_api *api, buf *b, const sl_json *n);
-void buf_put_bytea(buf *b, const void *s, size_t n);
-table_spec *route(pg_sink *s, const char *topic);
-const sl_header *find_header(const sl_record *rec, const char *name);
-const char *put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
-                      const sl_json *root, char *why, size_t wn);
-void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec);
 void reject_row(pg_sink *s, batch *b, row *r, const char *reason);
 sl_err add_record(pg_sink *s, const sl_record *rec);
 /* check.c */
 void classify_column(column *c);
-bool text_ok(const char *s, size_t n, const char **why);
 bool json_has_nul_escape(const char *s, size_t n);
 const char *number_fits(const column *c, double d, const char *text, size_t n, char *why,
                         size_t wn);
@@ -247,9 +235,6 @@ wr_result take_ownership(pg_sink *s, pgc *l, const sl_position *parts, size_t n)
 wr_result fence_check(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
 sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n);
 /* config.c */
-bool parse_source(column *c, const char *s);
-bool parse_string_list(const cJSON *j, char ***out, size_t *n);
-const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api);
 const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api);
 void free_columns(table_spec *t);
 void free_specs(table_spec *specs, size_t n);
@@ -257,8 +242,6 @@ void free_specs(table_spec *specs, size_t n);
 bool put_ident(PGconn *conn, buf *b, const char *name);
 bool put_table_name(PGconn *conn, buf *b, const table_spec *t);
 const column *find_column(const table_spec *t, const char *name);
-void put_staging(buf *b, size_t i);
-bool is_key(const table_spec *t, const char *name);
 bool build_sql(PGconn *conn, const table_spec *t, size_t i, buf *cp, buf *ins, buf *create);
 wr_result classify(PGconn *conn, const PGresult *res);
 void squeeze_spaces(char *s);
@@ -272,23 +255,14 @@ void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int64_t now_ms(void);
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why);
-void set_up(pg_sink *s, pgc *l);
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows);
 const char *offsets_topic(const pg_sink *s, const batch *b, const row *r);
-wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
-wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi);
-wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only);
-wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi);
 size_t pending_rows(const batch *b);
-wr_result write_batch(pg_sink *s, batch *b);
 void *writer_main(void *arg);
-void batch_clear(batch *b);
 void report_notes(pg_sink *s);
 sl_err collect(pg_sink *s, bool wait);
 bool submit(pg_sink *s);
 /* restore.c */
-const column *column_from(const table_spec *t, src_kind src);
-void sleep_ms(int64_t ms);
 sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
 
 static inline void buf_puts(buf *b, const char *s) { buf_put(b, s, strlen(s)); }

@@ -18,7 +18,7 @@
 
 /* The column of t fed from `src` ($partition / $offset); for the partition, else a column
  * named "partition". NULL if none. */
-const column *column_from(const table_spec *t, src_kind src)
+static const column *column_from(const table_spec *t, src_kind src)
 {
     for (size_t c = 0; c < t->ncols; c++)
         if (t->cols[c].src == src) return &t->cols[c];
@@ -289,7 +289,7 @@ static wr_result restore_spec(pg_sink *s, const table_spec *t, const sl_position
     return WR_OK;
 }
 
-void sleep_ms(int64_t ms)
+static void sleep_ms(int64_t ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

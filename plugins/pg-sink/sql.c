@@ -33,7 +33,7 @@ bool put_table_name(PGconn *conn, buf *b, const table_spec *t)
 }
 
 /* Staging table name: one per spec, in this session's temp schema. */
-void put_staging(buf *b, size_t i) { buf_printf(b, "pg_temp.sluice_stg_%zu", i); }
+static void put_staging(buf *b, size_t i) { buf_printf(b, "pg_temp.sluice_stg_%zu", i); }
 
 const column *find_column(const table_spec *t, const char *name)
 {
@@ -42,7 +42,7 @@ const column *find_column(const table_spec *t, const char *name)
     return NULL;
 }
 
-bool is_key(const table_spec *t, const char *name)
+static bool is_key(const table_spec *t, const char *name)
 {
     for (size_t k = 0; k < t->nkeys; k++)
         if (strcmp(t->keys[k], name) == 0) return true;

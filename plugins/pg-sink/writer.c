@@ -59,7 +59,7 @@ void set_down(pg_sink *s, pgc *l, size_t rows, const char *why)
     }
 }
 
-void set_up(pg_sink *s, pgc *l)
+static void set_up(pg_sink *s, pgc *l)
 {
     if (l->up == 0) {
         say(s, l, SL_LOG_INFO, "PostgreSQL available again after %d retries", l->attempts);
@@ -137,7 +137,7 @@ const char *offsets_topic(const pg_sink *s, const batch *b, const row *r)
 
 /* Upserts the max offset per (topic, partition) of the rows of [lo, hi) that are pending (or,
  * with with_done, also those already finished: a rejected row's position). */
-wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done)
+static wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done)
 {
     if (!s->store_offsets) return WR_OK;
     for (size_t i = lo; i < hi; i++) {
@@ -171,7 +171,7 @@ wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool
 
 /* COPY the pending rows of [lo, hi) for table t into its staging table and move them into the
  * target. */
-wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
+static wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
 {
     PGresult *res = PQexec(l->conn, l->sql[2 * t].p);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -205,7 +205,7 @@ wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
 
 /* One transaction for the pending rows of [lo, hi) and their positions; offsets_only: just the
  * positions of [lo, hi), finished rows included. */
-wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only)
+static wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only)
 {
     wr_result w = exec_cmd(l, "BEGIN");
     if (w == WR_OK) w = fence_check(s, l, b, lo, hi, offsets_only);
@@ -229,7 +229,7 @@ wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool off
 /* Writes [lo, hi); on a data error splits the range until the refused row is alone, and stops
  * there with WR_REFUSED: the task thread rejects it (only it may), then hands the batch back to
  * go on. The halves before it have committed, so every pending row is after it. */
-wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
+static wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
 {
     size_t pending = 0, only = lo;
     for (size_t i = lo; i < hi; i++)
@@ -268,7 +268,7 @@ size_t pending_rows(const batch *b)
 /* Writes a batch until it is durable, a row is refused, or a setup error: a lost connection
  * is retried here, with backoff, redoing what has not committed. WR_STOPPED: close wants the
  * thread back. */
-wr_result write_batch(pg_sink *s, batch *b)
+static wr_result write_batch(pg_sink *s, batch *b)
 {
     pgc *l = &s->wr;
     for (;;) {
@@ -339,7 +339,7 @@ void *writer_main(void *arg)
 
 /* ---- the task thread's side ---------------------------------------------------------- */
 
-void batch_clear(batch *b)
+static void batch_clear(batch *b)
 {
     b->nrows = 0;
     b->lines.len = b->saved.len = 0;
