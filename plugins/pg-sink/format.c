@@ -430,6 +430,6 @@ sl_err add_record(pg_sink *s, const sl_record *rec)
     save_record(s, b, r, rec);
     if (b->lines.oom || b->saved.oom) return SL_ENOMEM;
     r->ack = s->api->hold(s->ctx, rec);
-    if (b->nrows++ == 0) b->first_ms = now_ms();
+    if (b->nrows++ == 0) b->first_ms = mono_ms();
     return SL_OK;
 }

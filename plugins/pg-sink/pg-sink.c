@@ -188,7 +188,7 @@ static sl_err pg_flush(void *self, sl_ctx *ctx, int final)
         sl_err e = collect(s, false);
         if (e == SL_OK && s->fill->nrows &&
             ((int64_t)s->fill->nrows >= s->cfg->batch_size ||
-             now_ms() - s->fill->first_ms >= s->cfg->flush_interval_ms))
+             mono_ms() - s->fill->first_ms >= s->cfg->flush_interval_ms))
             (void)submit(s); /* if the writer is busy, the next flush hands it over */
         return e;
     }

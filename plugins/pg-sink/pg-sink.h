@@ -253,7 +253,7 @@ wr_result prepare_offsets(pg_sink *s, pgc *l);
 /* writer.c */
 void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int64_t now_ms(void);
+int64_t mono_ms(void);
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why);
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows);
 const char *offsets_topic(const pg_sink *s, const batch *b, const row *r);

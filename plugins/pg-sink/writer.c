@@ -36,7 +36,7 @@ void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     pthread_mutex_unlock(&s->mu);
 }
 
-int64_t now_ms(void)
+int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -52,7 +52,7 @@ void set_down(pg_sink *s, pgc *l, size_t rows, const char *why)
     l->attempts++;
     l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (l->backoff_ms > BACKOFF_MAX_MS) l->backoff_ms = BACKOFF_MAX_MS;
-    l->next_try_ms = now_ms() + l->backoff_ms;
+    l->next_try_ms = mono_ms() + l->backoff_ms;
     if (l->conn && PQstatus(l->conn) != CONNECTION_OK) {
         PQfinish(l->conn);
         l->conn = NULL;
@@ -82,7 +82,7 @@ static void set_up(pg_sink *s, pgc *l)
  * problem (l->reason says which). `rows`: how many rows wait for it (for the log). */
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows)
 {
-    if (now_ms() < l->next_try_ms) return WR_RETRY;
+    if (mono_ms() < l->next_try_ms) return WR_RETRY;
     if (l->conn && PQstatus(l->conn) == CONNECTION_OK && PQtransactionStatus(l->conn) == PQTRANS_IDLE)
         return WR_OK;
     if (l->conn) PQfinish(l->conn);
@@ -274,7 +274,7 @@ static wr_result write_batch(pg_sink *s, batch *b)
     for (;;) {
         wr_result w = ensure_conn(s, l, pending_rows(b));
         if (w == WR_OK) {
-            int64_t t0 = now_ms();
+            int64_t t0 = mono_ms();
             if (b->pos_row != NO_ROW) {
                 /* Dead letter first (done by now), then its position: a crash in between
                  * re-rejects the row after a restart rather than losing it. A failure to
@@ -287,7 +287,7 @@ static wr_result write_batch(pg_sink *s, batch *b)
                 }
             }
             if (w == WR_OK) w = write_range(s, l, b, 0, b->nrows);
-            b->seconds += (double)(now_ms() - t0) / 1e3;
+            b->seconds += (double)(mono_ms() - t0) / 1e3;
             b->flushes++;
             if (w == WR_RETRY) set_down(s, l, pending_rows(b), l->reason);
         }
@@ -297,14 +297,14 @@ static wr_result write_batch(pg_sink *s, batch *b)
             /* Tell a waiting task thread that this will take a while, then sleep out the
              * backoff (close wakes us). */
             pthread_cond_broadcast(&s->done);
-            int64_t wake = l->next_try_ms > now_ms() ? l->next_try_ms : now_ms() + BACKOFF_MIN_MS;
+            int64_t wake = l->next_try_ms > mono_ms() ? l->next_try_ms : mono_ms() + BACKOFF_MIN_MS;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ms = wake - now_ms();
+            int64_t ms = wake - mono_ms();
             ts.tv_sec += (time_t)(ms / 1000);
             ts.tv_nsec += (long)(ms % 1000) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-            while (!s->stop && now_ms() < wake)
+            while (!s->stop && mono_ms() < wake)
                 if (pthread_cond_timedwait(&s->work, &s->mu, &ts) == ETIMEDOUT) break;
         }
         bool stop = s->stop;
