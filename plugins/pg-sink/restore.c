@@ -315,15 +315,15 @@ sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n)
     if (n == 0 || (want == 0 && !s->store_offsets)) return SL_OK;
     int64_t deadline = s->api->monotonic_ms(ctx) + RESTORE_TIMEOUT_MS;
     wr_result w = WR_OK;
-    bool fenced = !s->store_offsets;
+    bool owner = !s->store_offsets; /* ownership taken (or not kept without offsets) */
     size_t next = 0; /* specs before it are restored */
     for (;;) {
         w = ensure_conn(s, &s->task, 0);
         /* Take ownership first: after the epoch bump no earlier owner can commit, so what is
          * read next is final. */
-        if (w == WR_OK && !fenced) {
+        if (w == WR_OK && !owner) {
             w = take_ownership(s, &s->task, parts, n);
-            fenced = w == WR_OK;
+            owner = w == WR_OK;
         }
         uint64_t delivered = 0;
         for (; next < s->nspecs && w == WR_OK; next++) {
