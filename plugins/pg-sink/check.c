@@ -101,6 +101,18 @@ bad:
     return false;
 }
 
+/* Cuts a trailing incomplete UTF-8 sequence (a message cut to its buffer's size), so a reason
+ * built from server messages stays valid text for a dead-letter table. */
+void utf8_clip(char *s)
+{
+    size_t n = strlen(s), i = n;
+    while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xC0) == 0x80) i--;
+    if (i == 0) return;
+    unsigned char c = (unsigned char)s[i - 1];
+    size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (c >= 0x80 && n - (i - 1) < len) s[i - 1] = '\0';
+}
+
 /* Characters (code points) of valid UTF-8. */
 static size_t utf8_chars(const char *s, size_t n)
 {

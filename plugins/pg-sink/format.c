@@ -354,6 +354,7 @@ void reject_row(pg_sink *s, batch *b, row *r, const char *reason)
     };
     char full[1200];
     snprintf(full, sizeof full, "pg-sink: %s", reason);
+    utf8_clip(full);
     s->api->reject(s->ctx, &rec, full);
     s->api->count(s->ctx, "rows_rejected", 1);
     free(hdrs);
@@ -421,6 +422,7 @@ sl_err add_record(pg_sink *s, const sl_record *rec)
                      t->table, bad);
         else
             snprintf(reason, sizeof reason, "pg-sink: %.350s", bad);
+        utf8_clip(reason);
         s->api->reject(s->ctx, rec, reason);
         s->api->count(s->ctx, "rows_rejected", 1);
         return SL_OK;

@@ -222,6 +222,7 @@ sl_err add_record(pg_sink *s, const sl_record *rec);
 /* check.c */
 void classify_column(column *c);
 bool json_has_nul_escape(const char *s, size_t n);
+void utf8_clip(char *s);
 const char *number_fits(const column *c, double d, const char *text, size_t n, char *why,
                         size_t wn);
 const char *text_fits(const column *c, const char *s, size_t n, char *why, size_t wn);

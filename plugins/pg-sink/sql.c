@@ -180,6 +180,7 @@ void describe_error(pgc *l, const PGresult *res)
     snprintf(l->reason, sizeof l->reason, "%s%s%s%s%s%s", st ? st : "", st ? ": " : "", msg,
              detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
     squeeze_spaces(l->reason);
+    utf8_clip(l->reason);
 }
 
 /* Runs a command that returns no rows; on failure fills l->reason and says what kind. */

@@ -4,6 +4,11 @@
 # with invalid UTF-8 used to be refused by the dead letter itself (22021) and lost.
 . "$(dirname "$0")/pglib.sh"
 
+# A trigger message longer than a reason holds, in two-byte characters: cut to size, it must
+# still be valid UTF-8 for the dead letter's text column.
+sql "CREATE FUNCTION long_refusal() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN IF NEW.event_id = 'e7' THEN RAISE EXCEPTION 'x%', repeat('é', 700); END IF; RETURN NEW; END \$\$;
+     CREATE TRIGGER long_refusal BEFORE INSERT ON events_clean FOR EACH ROW EXECUTE FUNCTION long_refusal();" >/dev/null
 {
     gen_events 0 5
     printf '{"event_id":"bad-utf8","user_id":"\xff\xfe","ts":"2024-05-01T12:00:00Z"}\n'
@@ -40,8 +45,10 @@ stages:
 YAML
 run_sluice p.yaml
 assert_eq "$?" 0 "sluice exits 0"
-assert_eq "$(sql "SELECT count(*) FROM events_clean")" 10 "valid rows committed"
-assert_eq "$(sql "SELECT count(*) FROM events_rejected")" 3 "3 dead letters stored"
+assert_eq "$(sql "SELECT count(*) FROM events_clean")" 9 "valid rows committed"
+assert_eq "$(sql "SELECT count(*) FROM events_rejected")" 4 "4 dead letters stored"
+assert_eq "$(sql "SELECT convert_from(payload, 'UTF8') LIKE '%\"e7\"%' AND reason LIKE 'pg-sink: P0001: xéé%' FROM events_rejected WHERE reason LIKE '%P0001%'")" t \
+    "a long multi-byte trigger message, cut to size, is still stored"
 assert_eq "$(sql "SELECT encode(payload, 'hex') FROM events_rejected WHERE reason LIKE '%UTF-8%'")" \
     "$(sed -n 6p in.ndjson | tr -d '\n' | od -An -v -tx1 | tr -d ' \n')" "invalid UTF-8 payload: the exact bytes"
 assert_eq "$(sql "SELECT encode(payload, 'hex') FROM events_rejected WHERE reason LIKE '%JSON%'")" \
