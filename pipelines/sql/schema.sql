@@ -26,7 +26,10 @@ CREATE TABLE IF NOT EXISTS events_clean (
     ingested_at     timestamptz NOT NULL DEFAULT now(),
     kafka_topic     text                      -- source topic: restore reads per (topic, partition)
 );
-ALTER TABLE events_clean ADD COLUMN IF NOT EXISTS kafka_topic text;  -- schemas loaded before it
+-- Schemas loaded before kafka_topic: the reference application had one source topic, events_raw
+-- (a row without a topic is never restored).
+ALTER TABLE events_clean ADD COLUMN IF NOT EXISTS kafka_topic text;
+UPDATE events_clean SET kafka_topic = 'events_raw' WHERE kafka_topic IS NULL AND kafka_partition IS NOT NULL;
 -- Recent events, by event time and by type (dashboard drill-down, KPI recomputation in SQL).
 CREATE INDEX IF NOT EXISTS events_clean_ts_idx ON events_clean (ts DESC);
 CREATE INDEX IF NOT EXISTS events_clean_type_ts_idx ON events_clean (event_type, ts);

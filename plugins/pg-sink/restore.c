@@ -72,8 +72,7 @@ static const char *restore_parts(const table_spec *t, bool has_topic_col, const 
 
 /* The query for the rows of spec t to restore for the assigned partitions (see README), per
  * (topic, partition) a of the assignment:
- *   rows of a's partition (and, with a topic column, of a's topic — rows without one count
- *   for every topic);
+ *   rows of a's partition (and, with a topic column, of a's topic);
  *   with an $offset column: only offset <= a's committed offset, each record's offset = the
  *   row's; else each record's offset = the position stored in offsets_table for (pipeline,
  *   the spec's topic, partition), -1 if none;
@@ -96,11 +95,9 @@ static bool restore_sql(pg_sink *s, const table_spec *t, const char *topic_col, 
         ok = ok && put_ident(c, sql, pcol->name);                                            \
         buf_puts(sql, " = a.p");                                                             \
         if (topic_col) {                                                                     \
-            buf_puts(sql, " AND (" x ".");                                                  \
+            buf_puts(sql, " AND " x ".");                                                   \
             ok = ok && put_ident(c, sql, topic_col);                                         \
-            buf_puts(sql, " = a.tp OR " x ".");                                             \
-            ok = ok && put_ident(c, sql, topic_col);                                         \
-            buf_puts(sql, " IS NULL)");                                                      \
+            buf_puts(sql, " = a.tp");                                                        \
         }                                                                                    \
         if (ocol) {                                                                          \
             buf_puts(sql, " AND " x ".");                                                   \
@@ -109,7 +106,20 @@ static bool restore_sql(pg_sink *s, const table_spec *t, const char *topic_col, 
         }                                                                                    \
     } while (0)
 
-    buf_puts(sql, "SELECT a.p, ");
+    /* The newest time per pair first, once per pair (a MATERIALIZED CTE: as a lateral join the
+     * planner may re-run the max for every row), then each pair's rows by an index range. */
+    buf_puts(sql, "WITH a AS MATERIALIZED (SELECT a.tp, a.p, a.c, a.ord");
+    if (tc && t->restore_within_ms) {
+        buf_puts(sql, ", (SELECT max(x.");
+        ok = ok && put_ident(c, sql, tc);
+        buf_puts(sql, ") FROM ");
+        ok = ok && put_table_name(c, sql, t);
+        buf_puts(sql, " x WHERE");
+        WHERE_ROWS("x");
+        buf_puts(sql, ") AS hi");
+    }
+    buf_puts(sql, " FROM unnest($1::text[], $2::int[], $3::bigint[]) WITH ORDINALITY AS a(tp, p, c, ord))"
+                  " SELECT a.p, ");
     if (ocol) {
         buf_puts(sql, "t.");
         ok = ok && put_ident(c, sql, ocol->name);
@@ -135,31 +145,23 @@ static bool restore_sql(pg_sink *s, const table_spec *t, const char *topic_col, 
     } else {
         buf_puts(sql, "NULL::text");
     }
-    buf_puts(sql, " FROM unnest($1::text[], $2::int[], $3::bigint[]) WITH ORDINALITY AS a(tp, p, c, ord)");
+    buf_puts(sql, " FROM a");
     if (!ocol && s->store_offsets) {
         buf_puts(sql, " LEFT JOIN ");
         ok = ok && put_ident(c, sql, s->cfg->offsets_table);
         buf_puts(sql, " so ON so.pipeline = $4 AND so.topic = $5 AND so.\"partition\" = a.p");
     }
-    if (tc && t->restore_within_ms) {
-        buf_puts(sql, " CROSS JOIN LATERAL (SELECT max(x.");
-        ok = ok && put_ident(c, sql, tc);
-        buf_puts(sql, ") AS hi FROM ");
-        ok = ok && put_table_name(c, sql, t);
-        buf_puts(sql, " x WHERE");
-        WHERE_ROWS("x");
-        buf_puts(sql, ") m");
-    }
-    buf_puts(sql, " JOIN ");
+    buf_puts(sql, " CROSS JOIN LATERAL (SELECT * FROM ");
     ok = ok && put_table_name(c, sql, t);
-    buf_puts(sql, " t ON");
+    buf_puts(sql, " t WHERE");
     WHERE_ROWS("t");
     if (tc && t->restore_within_ms) {
         buf_puts(sql, " AND t.");
         ok = ok && put_ident(c, sql, tc);
-        buf_puts(sql, tc_is_time ? " >= m.hi - $6::bigint * interval '1 millisecond'"
-                                 : " >= m.hi - $6::bigint");
+        buf_puts(sql, tc_is_time ? " >= a.hi - $6::bigint * interval '1 millisecond'"
+                                 : " >= a.hi - $6::bigint");
     }
+    buf_puts(sql, ") t");
     buf_puts(sql, " ORDER BY a.ord");
     if (ocol || tc) {
         buf_puts(sql, ", t.");
