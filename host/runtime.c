@@ -67,7 +67,9 @@ static void *task_main(void *arg)
         }
         recvec out = {0};
         t->target = &out;
+        t->in_poll = 1;
         sl_err rc = src->d->poll(src->self, &src->ctx, (size_t)t->cfg->batch_size, TICK_MS);
+        t->in_poll = 0;
         t->target = NULL;
         if (out.n || t->dlq_pending.n) run_chain(t, 1, &out);
         else wave_end(t);
@@ -130,6 +132,13 @@ static void stage_teardown(stage_inst *s)
 
 static void task_free(task *t)
 {
+    /* Nothing commits any more: references kept on unfinished records can go. */
+    for (size_t i = 0; i < t->nstuck; i++) ack_release(t->stuck[i]);
+    free(t->stuck);
+    for (size_t i = 0; i < t->dlq_pending.n; i++) ack_release(t->dlq_pending.v[i]->ack);
+    t->dlq_pending.n = 0;
+    for (size_t i = 0; i < t->deferred.n; i++) ack_release(t->deferred.v[i]->ack);
+    free(t->deferred.v);
     for (size_t i = 0; i < t->ncommitted; i++) free((char *)t->committed[i].topic);
     free(t->committed);
     pthread_mutex_destroy(&t->slock);
@@ -155,7 +164,10 @@ static void read_control(void)
     while (control_fd >= 0 && (r = read(control_fd, c, sizeof c)) > 0)
         for (ssize_t i = 0; i < r; i++)
             if (c[i] == 'P' || c[i] == 'R') atomic_store(&pause_requested, c[i] == 'P');
-    if (control_fd >= 0 && r == 0) control_fd = -1; /* the supervisor is gone */
+    if (control_fd >= 0 && r == 0) { /* the supervisor is gone: stop, never run on as an orphan */
+        control_fd = -1;
+        runtime_request_stop();
+    }
 }
 
 static void on_signal(int sig)
