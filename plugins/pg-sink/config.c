@@ -160,6 +160,12 @@ const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
         } else if (strcmp(k, "check_schema") == 0) {
             if (!cJSON_IsString(it) || !it->valuestring[0])
                 return "check_schema: expected the path of a validator schema";
+            /* read at init: confined to the pipeline file's directory (no absolute path, no
+             * "..") so a pipeline created over REST cannot make the sink read other files */
+            const char *p = it->valuestring;
+            if (p[0] == '/' || !strcmp(p, "..") || !strncmp(p, "../", 3) || strstr(p, "/../") ||
+                (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")))
+                return "check_schema: a path relative to the pipeline file, without \"..\"";
             if (!(t->check_schema = strdup(it->valuestring))) return "out of memory";
         } else if (strcmp(k, "restore") == 0) {
             const char *e = parse_restore(t, it, api);

@@ -80,7 +80,7 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
                 /* relative to the pipeline file, like the validator's own `schema` */
                 const char *dir = api->config_dir(ctx);
                 char path[4096];
-                if (t->check_schema[0] == '/' || !dir || !dir[0])
+                if (!dir || !dir[0])
                     snprintf(path, sizeof path, "%s", t->check_schema);
                 else
                     snprintf(path, sizeof path, "%s/%s", dir, t->check_schema);

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/pglib.sh"
 
 cp "$SRC/pipelines/ecommerce-event.schema.yaml" ref.yaml
-pipeline() {  # SCHEMA_FILE
+pipeline() {  # SCHEMA_FILE [CHECK_SCHEMA_FILE]
     cat <<YAML
 pipeline: check-schema-test
 dead_letter: {use: file-sink, with: {path: dlq.ndjson, headers: true}}
@@ -22,7 +22,7 @@ stages:
         events_raw:
           table: events_clean
           conflict: [event_id]
-          check_schema: $1
+          check_schema: ${2:-$1}
           columns: {event_id: event_id, event_type: event_type, user_id: user_id,
                     product_id: product_id, quantity: quantity, amount: amount,
                     currency: currency, ts: ts}
@@ -66,4 +66,12 @@ pipeline noround.yaml >p.yaml
 run_sluice p.yaml
 [ "$?" -ne 0 ] || fail "amount without round2 does not fit numeric(12,2)"
 assert_contains "$(cat "$T/log")" "allows more decimals than the column keeps" "decimals beyond the scale are named"
+pipeline ref.yaml /etc/passwd >p.yaml
+run_sluice p.yaml
+[ "$?" -ne 0 ] || fail "an absolute check_schema is refused"
+assert_contains "$(cat "$T/log")" "check_schema: a path relative to the pipeline file" "an absolute path is refused"
+pipeline ref.yaml ../ref.yaml >p.yaml
+run_sluice p.yaml
+[ "$?" -ne 0 ] || fail "a check_schema with .. is refused"
+assert_contains "$(cat "$T/log")" 'without \"..\"' "a path with .. is refused"
 echo "$CHECKS checks passed"
