@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "jsoncheck.h"
 #include "lag.h"
 #include "loader.h"
 #include "log.h"
@@ -103,9 +104,10 @@ static void yaml_node(const cJSON *j, int indent, int inline_first, sl_buf *out)
 
 int rest_json_to_yaml(const char *json, sl_buf *out, char *err, size_t errlen)
 {
-    cJSON *j = cJSON_Parse(json);
+    const char *bad = sl_json_strict(json, strlen(json));
+    cJSON *j = bad ? NULL : cJSON_Parse(json);
     if (!j) {
-        snprintf(err, errlen, "not valid JSON");
+        snprintf(err, errlen, "not valid JSON: %s", bad ? bad : "parse error");
         return -1;
     }
     if (is_container(j)) yaml_node(j, 0, 0, out);
@@ -124,7 +126,8 @@ static cJSON *body_object(const http_req *q, http_resp *r)
         error(r, 400, "a JSON object body is required");
         return NULL;
     }
-    const char *end = NULL;
+    const char *end = NULL, *bad = sl_json_strict(q->body, q->body_len); /* host/jsoncheck.h */
+    if (bad) { error(r, 400, "malformed JSON: %s", bad); return NULL; }
     cJSON *j = cJSON_ParseWithLengthOpts(q->body, q->body_len, &end, 0);
     if (!j) {
         size_t at = end ? (size_t)(end - q->body) : 0;
