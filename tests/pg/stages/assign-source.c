@@ -2,8 +2,8 @@
  * assign-source — a test source: on its first poll it announces the configured partitions with
  * their committed offsets (api->partitions_assigned); then, with `events: N`, it emits N events
  * per partition (offsets after the committed one), waits for the file `gate` if one is set and
- * emits N more, waits for the file `revoke_gate` if one is set and revokes every partition;
- * then it ends (SL_DONE).
+ * emits N more, waits for the file `revoke_gate` if one is set and revokes every partition,
+ * waits for the file `end_gate` if one is set; then it ends (SL_DONE).
  * `partitions: ["0=10", "b/3=-1"]` — [TOPIC/]PARTITION=COMMITTED_OFFSET (TOPIC: `topic`).
  * Events: {"event_id": "<prefix><topic>-<p>-<offset>", "event_type": "page_view",
  * "user_id": "u1", "ts": <2024-05-01T12:00:00Z + offset seconds>}.
@@ -24,6 +24,7 @@ typedef struct assign_config {
     char *prefix;
     char *gate;
     char *revoke_gate;
+    char *end_gate;
 } assign_config;
 
 typedef struct assign {
@@ -32,7 +33,7 @@ typedef struct assign {
     sl_position *pos;   /* the assigned partitions; offset: the last one emitted */
     char (*topics)[64];
     size_t n;
-    int phase;          /* 0 assign, 1 first events, 2 after the gate, 3 revoke, 4 done */
+    int phase;          /* 0 assign, 1 first events, 2 after the gate, 3 revoke, 4 end, 5 done */
 } assign;
 
 static int parse(const char *s, const char *deftopic, char *topic, int *p, long long *off)
@@ -117,8 +118,8 @@ static sl_err assign_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
             a->api->log(ctx, SL_LOG_INFO, "resume position %d=%lld", (int)pos[i].partition,
                         (long long)pos[i].offset);
         free(pos);
-        a->phase = a->cfg->events ? 1 : 4;
-        return a->phase == 4 ? SL_DONE : SL_OK;
+        a->phase = a->cfg->events ? 1 : 5;
+        return a->phase == 5 ? SL_DONE : SL_OK;
     }
     case 1:
         emit_events(a, ctx);
@@ -146,6 +147,13 @@ static sl_err assign_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
             a->api->log(ctx, SL_LOG_INFO, "revoked every partition");
         }
         a->phase = 4;
+        return SL_OK;
+    case 4:
+        if (a->cfg->end_gate && a->cfg->end_gate[0] && access(a->cfg->end_gate, F_OK) != 0) {
+            usleep((useconds_t)timeout_ms * 1000);
+            return SL_OK;
+        }
+        a->phase = 5;
         return SL_DONE;
     default: return SL_DONE;
     }
@@ -174,6 +182,8 @@ static const sl_config_entry assign_config_table[] = {
      .description = "a file to wait for before the second events"},
     {.key = "revoke_gate", .type = SL_T_STRING, .offset = offsetof(assign_config, revoke_gate),
      .description = "a file to wait for before revoking every partition"},
+    {.key = "end_gate", .type = SL_T_STRING, .offset = offsetof(assign_config, end_gate),
+     .description = "a file to wait for before ending"},
     {.key = NULL},
 };
 
