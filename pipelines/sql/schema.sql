@@ -37,8 +37,8 @@ CREATE INDEX IF NOT EXISTS events_clean_type_ts_idx ON events_clean (event_type,
 -- of it.
 CREATE INDEX IF NOT EXISTS events_clean_restore_idx ON events_clean (kafka_topic, kafka_partition, ts);
 
--- KPIs per tumbling window and source partition: exactly the fields window-kpi emits. One row per
--- (window_start, partition), upserted (on_conflict: update) as the window is revised; `final`
+-- KPIs per tumbling window and source partition — a (source topic, partition) pair: exactly the
+-- fields window-kpi emits. One row per (window_start, source_topic, partition), upserted (on_conflict: update) as the window is revised; `final`
 -- turns true once the window closed (allowed lateness passed), `revision` counts the updates.
 -- The primary key's btree also serves "recent windows" (ORDER BY window_start DESC LIMIT n) by a
 -- backward index scan, so no separate index is needed for it.
@@ -60,17 +60,38 @@ CREATE TABLE IF NOT EXISTS kpi_1m (
     conversion_rate double precision,         -- orders / page_views; NULL if no page views
     distinct_users  bigint,                   -- approximate (window-kpi's estimate)
     users_hll       text,                     -- window-kpi's sketch (base64 registers): restored and merged after a restart
-    source_topic    text,                     -- the input topic the window aggregates
+    source_topic    text NOT NULL DEFAULT '', -- the input topic the window aggregates ('': none)
     final           boolean NOT NULL DEFAULT false,
     revision        integer NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (window_start, "partition")
+    PRIMARY KEY (window_start, source_topic, "partition")
 );
 CREATE TABLE IF NOT EXISTS kpi_15m (LIKE kpi_1m INCLUDING ALL);
 CREATE TABLE IF NOT EXISTS kpi_1h  (LIKE kpi_1m INCLUDING ALL);
 CREATE TABLE IF NOT EXISTS kpi_24h (LIKE kpi_1m INCLUDING ALL);
+-- Schemas loaded before the key included source_topic: partition 0 of two topics overwrote each
+-- other's rows. Rows without a topic were the reference application's one topic, events_raw.
+DO $$
+DECLARE t text; pk text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['kpi_1m', 'kpi_15m', 'kpi_1h', 'kpi_24h'] LOOP
+        SELECT c.conname INTO pk FROM pg_constraint c
+         WHERE c.conrelid = t::regclass AND c.contype = 'p'
+           AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.conrelid
+                             AND a.attnum = ANY (c.conkey) AND a.attname = 'source_topic');
+        IF pk IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %I ADD COLUMN IF NOT EXISTS source_topic text', t);
+            EXECUTE format('UPDATE %I SET source_topic = %L WHERE source_topic IS NULL', t, 'events_raw');
+            EXECUTE format('ALTER TABLE %I ALTER COLUMN source_topic SET DEFAULT %L, '
+                           'ALTER COLUMN source_topic SET NOT NULL', t, '');
+            EXECUTE format('ALTER TABLE %I DROP CONSTRAINT %I', t, pk);
+            EXECUTE format('ALTER TABLE %I ADD PRIMARY KEY (window_start, source_topic, "partition")', t);
+        END IF;
+    END LOOP;
+END
+$$;
 
--- kpi_*_total: all partitions of a window summed; what the dashboard shows. Ratios are
+-- kpi_*_total: all (topic, partition)s of a window summed; what the dashboard shows. Ratios are
 -- recomputed from the sums (averaging per-partition ratios would be wrong).
 -- distinct_users summed over partitions is an UPPER BOUND: a user whose events landed in two
 -- partitions is counted twice (events are keyed by event, not by user).
@@ -140,7 +161,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_rejected_source_key
 -- (pipeline, topic, partition) when the partition is assigned, and every transaction checks,
 -- with the row locked, that it is still the epoch it got — so a writer whose partition moved
 -- on (a zombie) cannot commit rows or positions after the new owner took over. For KPI records (topic kpi_1m, ...) that is the
--- highest input offset the KPI state covers; pg-sink hands it back with the KPI rows when
+-- highest input offset the KPI state covers, per source topic (topic 'kpi_1m|events_raw'); pg-sink hands it back with the KPI rows when
 -- partitions are assigned (restore), so window-kpi knows which replayed inputs it has counted.
 CREATE TABLE IF NOT EXISTS sluice_offsets (
     pipeline    text NOT NULL,

@@ -12,8 +12,10 @@
  * the new owner's restore reads everything the zombie committed. A revoke drops the unwritten
  * rows of the revoked partitions the same way (rows_revoked).
  *
- * A row belongs to the owned (topic, partition) of its own topic, or — a record whose topic is
- * not a source topic (KPI rows: kpi_1m) — to every owned pair of its partition.
+ * A row belongs to the owned (topic, partition) of its own topic — for a row that names its
+ * source topic in restore.topic_column (KPI rows: source_topic), of that topic —, or, a record
+ * whose topic is not a source topic (KPI rows without source_topic), to every owned pair of its
+ * partition.
  */
 #include "pg-sink.h"
 
@@ -21,8 +23,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The topic a row's ownership follows: the source topic it names (a KPI row's source_topic,
+ * see table_spec.cov_col), else its own topic. */
 static const char *row_topic(const batch *b, const row *r)
 {
+    if (r->stopic_off != SIZE_MAX) return b->saved.p + r->stopic_off;
     return r->topic_len == SIZE_MAX ? "" : b->saved.p + r->topic_off;
 }
 

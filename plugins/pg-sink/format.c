@@ -363,6 +363,35 @@ void reject_row(pg_sink *s, batch *b, row *r, const char *reason)
     r->done = true;
 }
 
+/* The source topic a row of spec t names in its coverage column (table_spec.cov_col): a string
+ * field, a header or the key; "" when absent. NULL (and why) when it is something else. */
+static const char *source_topic(pg_sink *s, const table_spec *t, const sl_record *rec,
+                                const sl_json *root, size_t *n, const char **why)
+{
+    const column *col = &t->cols[t->cov_col];
+    const char *v = NULL;
+    *n = 0;
+    if (col->src == SRC_FIELD) {
+        const sl_json *j = root ? s->api->json_get(root, col->arg) : NULL;
+        sl_json_type ty = j ? s->api->json_type(j) : SL_JSON_INVALID;
+        if (ty == SL_JSON_STRING) v = s->api->json_string(j), *n = strlen(v);
+        else if (ty != SL_JSON_INVALID && ty != SL_JSON_NULL) {
+            *why = "not a string (restore.topic_column names the source topic)";
+            return NULL;
+        }
+    } else if (col->src == SRC_HEADER) {
+        const sl_header *h = find_header(rec, col->arg);
+        if (h && h->value) v = h->value, *n = h->value_len;
+    } else if (rec->key) { /* SRC_KEY (sql.c allows no other source) */
+        v = rec->key, *n = rec->key_len;
+    }
+    if (v && memchr(v, '\0', *n)) {
+        *why = "holds a NUL byte (restore.topic_column names the source topic)";
+        return NULL;
+    }
+    return v ? v : "";
+}
+
 /* Adds one record to the buffer: routes it, renders its COPY line, saves it, holds it. */
 sl_err add_record(pg_sink *s, const sl_record *rec)
 {
@@ -408,6 +437,11 @@ sl_err add_record(pg_sink *s, const sl_record *rec)
                   "text cannot hold";
         }
     }
+    const char *src_topic = "";
+    size_t src_len = 0;
+    if (!bad && coverage_by_topic(s, t) &&
+        !(src_topic = source_topic(s, t, rec, root, &src_len, &bad)))
+        bad_col = t->cols[t->cov_col].name;
     for (size_t c = 0; c < t->ncols && !bad; c++) {
         bad = put_field(s, &b->lines, &t->cols[c], rec, root, why, sizeof why);
         if (bad) bad_col = t->cols[c].name;
@@ -430,6 +464,15 @@ sl_err add_record(pg_sink *s, const sl_record *rec)
     buf_printf(&b->lines, "%lld\n", (long long)s->seq++);
     r->line_len = b->lines.len - r->line_off;
     save_record(s, b, r, rec);
+    r->okey_off = r->stopic_off = SIZE_MAX;
+    if (src_len) { /* its position is keyed by "<spec topic>|<source topic>" (README) */
+        r->okey_off = b->saved.len;
+        buf_puts(&b->saved, t->topic);
+        buf_putc(&b->saved, '|');
+        r->stopic_off = b->saved.len;
+        buf_put(&b->saved, src_topic, src_len);
+        buf_putc(&b->saved, '\0');
+    }
     if (b->lines.oom || b->saved.oom) return SL_ENOMEM;
     r->ack = s->api->hold(s->ctx, rec);
     if (b->nrows++ == 0) b->first_ms = mono_ms();

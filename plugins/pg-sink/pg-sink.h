@@ -90,6 +90,9 @@ typedef struct table_spec {
     char *restore_topic_col;   /* the column holding the source topic (default: the one
                                   mapped from $topic), or NULL */
     int64_t restore_max_rows;  /* per (topic, partition); 0: none. Exceeding it fails. */
+    size_t cov_col;            /* coverage per source topic: the column (restore.topic_column,
+                                  fed from the record, no $offset column) whose value keys the
+                                  spec's positions as "<spec topic>|<value>"; SIZE_MAX: none */
     char *check_schema;     /* validator schema whose bounds must fit the columns, or NULL */
     schema_bounds *bounds;  /* its numeric rules, loaded at init */
 } table_spec;
@@ -113,6 +116,9 @@ typedef struct row {
     bool dropped; /* fenced or revoked: never written, never acked (see fence.c) */
     size_t line_off, line_len; /* in batch.lines */
     size_t topic_off, topic_len; /* in batch.saved; topic_len SIZE_MAX: no topic */
+    size_t okey_off;             /* in batch.saved: the offsets key "<spec topic>|<source
+                                    topic>" (table_spec.cov_col); SIZE_MAX: the plain key */
+    size_t stopic_off;           /* in batch.saved: that source topic; SIZE_MAX: none */
     size_t key_off, key_len;     /* key_len SIZE_MAX: no key */
     size_t val_off, val_len;
     size_t hdr_off, n_headers;
@@ -258,6 +264,7 @@ int64_t mono_ms(void);
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why);
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows);
 const char *offsets_topic(const pg_sink *s, const batch *b, const row *r);
+bool coverage_by_topic(const pg_sink *s, const table_spec *t);
 size_t pending_rows(const batch *b);
 void *writer_main(void *arg);
 void report_notes(pg_sink *s);

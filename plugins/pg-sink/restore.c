@@ -75,7 +75,8 @@ static const char *restore_parts(const table_spec *t, bool has_topic_col, const 
  *   rows of a's partition (and, with a topic column, of a's topic);
  *   with an $offset column: only offset <= a's committed offset, each record's offset = the
  *   row's; else each record's offset = the position stored in offsets_table for (pipeline,
- *   the spec's topic, partition), -1 if none;
+ *   the spec's topic, partition) — with coverage per source topic (cov_col), for (pipeline,
+ *   "<spec topic>|<the row's source topic>", partition), else the plain one —, -1 if none;
  *   with `within`: only rows whose time_column is within `within` of the newest time_column of
  *   those rows — event time, the data's own clock, not now();
  * ordered by the assignment, then by offset (else time_column). No LIMIT: complete or failing.
@@ -86,6 +87,7 @@ static bool restore_sql(pg_sink *s, const table_spec *t, const char *topic_col, 
     const column *pcol = column_from(t, SRC_PARTITION), *ocol = column_from(t, SRC_OFFSET);
     const char *tc = t->restore_time_col;
     const column *tcol = tc ? find_column(t, tc) : NULL;
+    const column *cov = coverage_by_topic(s, t) ? &t->cols[t->cov_col] : NULL;
     bool tc_is_time = !tcol || tcol->is_time; /* an unmapped column: assume a timestamp */
     bool ok = true;
     /* the conditions a row of (a.tp, a.p, a.c) meets, on alias x */
@@ -123,8 +125,10 @@ static bool restore_sql(pg_sink *s, const table_spec *t, const char *topic_col, 
     if (ocol) {
         buf_puts(sql, "t.");
         ok = ok && put_ident(c, sql, ocol->name);
+    } else if (!s->store_offsets) {
+        buf_puts(sql, "-1::bigint");
     } else {
-        buf_puts(sql, s->store_offsets ? "coalesce(so.\"offset\", -1)" : "-1::bigint");
+        buf_puts(sql, cov ? "coalesce(so.\"offset\", so0.\"offset\", -1)" : "coalesce(so.\"offset\", -1)");
     }
     buf_puts(sql, ", ");
     if (!tc) {
@@ -145,13 +149,7 @@ static bool restore_sql(pg_sink *s, const table_spec *t, const char *topic_col, 
     } else {
         buf_puts(sql, "NULL::text");
     }
-    buf_puts(sql, " FROM a");
-    if (!ocol && s->store_offsets) {
-        buf_puts(sql, " LEFT JOIN ");
-        ok = ok && put_ident(c, sql, s->cfg->offsets_table);
-        buf_puts(sql, " so ON so.pipeline = $4 AND so.topic = $5 AND so.\"partition\" = a.p");
-    }
-    buf_puts(sql, " CROSS JOIN LATERAL (SELECT * FROM ");
+    buf_puts(sql, " FROM a CROSS JOIN LATERAL (SELECT * FROM ");
     ok = ok && put_table_name(c, sql, t);
     buf_puts(sql, " t WHERE");
     WHERE_ROWS("t");
@@ -162,6 +160,25 @@ static bool restore_sql(pg_sink *s, const table_spec *t, const char *topic_col, 
                                  : " >= a.hi - $6::bigint");
     }
     buf_puts(sql, ") t");
+    if (!ocol && s->store_offsets) {
+        /* the coverage: per source topic "<spec topic>|<t.cov_col>" (writer.c offsets_topic),
+         * falling back to the plain key — what a single-topic pipeline stored before positions
+         * were kept per source topic */
+        buf_puts(sql, " LEFT JOIN ");
+        ok = ok && put_ident(c, sql, s->cfg->offsets_table);
+        buf_puts(sql, " so ON so.pipeline = $4 AND so.\"partition\" = a.p AND so.topic = ");
+        if (cov) {
+            buf_puts(sql, "CASE WHEN coalesce(t.");
+            ok = ok && put_ident(c, sql, cov->name);
+            buf_puts(sql, "::text, '') = '' THEN $5 ELSE $5 || '|' || t.");
+            ok = ok && put_ident(c, sql, cov->name);
+            buf_puts(sql, "::text END LEFT JOIN ");
+            ok = ok && put_ident(c, sql, s->cfg->offsets_table);
+            buf_puts(sql, " so0 ON so0.pipeline = $4 AND so0.topic = $5 AND so0.\"partition\" = a.p");
+        } else {
+            buf_puts(sql, "$5");
+        }
+    }
     buf_puts(sql, " ORDER BY a.ord");
     if (ocol || tc) {
         buf_puts(sql, ", t.");

@@ -276,6 +276,21 @@ wr_result load_catalog(pgc *l, table_spec *t)
     }
     if (t->bounds && schema_bounds_check(t->bounds, t, l->reason, sizeof l->reason))
         return WR_FATAL;
+    /* Rows whose restore offset is the coverage stored in the offsets table (no $offset
+     * column) and that name their source topic in a column fed from the record (KPI rows:
+     * source_topic) keep one coverage per source topic (writer.c offsets_topic). */
+    t->cov_col = SIZE_MAX;
+    const column *tc = t->restore_topic_col ? find_column(t, t->restore_topic_col) : NULL;
+    bool has_off = false;
+    for (size_t c = 0; c < t->ncols; c++) has_off |= t->cols[c].src == SRC_OFFSET;
+    if (tc && !has_off && tc->src != SRC_TOPIC) {
+        if (tc->src != SRC_FIELD && tc->src != SRC_HEADER && tc->src != SRC_KEY) {
+            snprintf(l->reason, sizeof l->reason, "tables.%s: restore.topic_column \"%s\" must "
+                     "be fed by a field, a header, $key or $topic", t->topic, tc->name);
+            return WR_FATAL;
+        }
+        t->cov_col = (size_t)(tc - t->cols);
+    }
     t->loaded = true;
     return WR_OK;
 }

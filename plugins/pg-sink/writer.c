@@ -128,10 +128,21 @@ wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows)
 
 /* ---- writing (the writer thread) ----------------------------------------------------- */
 
-/* Key of sluice_offsets for a row: the configured topic, else the record's own topic. */
+/* Does spec t keep its coverage per source topic? (sql.c sets cov_col; `offsets_topic` asks
+ * for one position per partition, so it turns this off.) Restore reads the same keys. */
+bool coverage_by_topic(const pg_sink *s, const table_spec *t)
+{
+    return t->loaded && t->cov_col != SIZE_MAX && !s->cfg->offsets_topic;
+}
+
+/* Key of sluice_offsets for a row: the configured topic; else, for a row of a spec with
+ * coverage per source topic that names one, "<spec topic>|<source topic>" — so the coverage
+ * of one topic's KPI windows never mixes with another's of the same partition number; else the
+ * record's own topic. */
 const char *offsets_topic(const pg_sink *s, const batch *b, const row *r)
 {
     if (s->cfg->offsets_topic) return s->cfg->offsets_topic;
+    if (r->okey_off != SIZE_MAX) return b->saved.p + r->okey_off;
     return r->topic_len == SIZE_MAX ? "" : b->saved.p + r->topic_off;
 }
 
