@@ -42,7 +42,7 @@ stages:
                     kafka_partition: \$partition, kafka_offset: \$offset}
           restore: {within: 15m, time_column: ts}
         kpi_1m:
-          conflict: [window_start, partition]
+          conflict: [window_start, source_topic, partition]
           on_conflict: update
           restore: {within: 48h, time_column: window_start${2:-}}
 YAML

@@ -31,7 +31,7 @@ stages:
       dsn: "\${PG_DSN}"
       store_offsets: false
       tables:
-        "*": {table: kpi_1m, conflict: [window_start, partition], on_conflict: update}
+        "*": {table: kpi_1m, conflict: [window_start, source_topic, partition], on_conflict: update}
 YAML
     run_sluice p$i.yaml
     assert_eq "$?" 0 "run $i exits 0"
