@@ -6,9 +6,11 @@
 #   kafka.sh topic NAME --partitions N [--replication R] [--config k=v ...] --dir DIR
 #   kafka.sh stop --dir DIR                        stop every node (SIGTERM, SIGKILL after 30 s)
 #   kafka.sh env --dir DIR                         print KAFKA_BROKERS=... again
-#   kafka.sh kill-broker ID --dir DIR              kill -9 node ID (1..N)
-#   kafka.sh stop-broker ID --dir DIR              SIGTERM node ID and wait for it to exit
-#   kafka.sh start-broker ID --dir DIR             restart node ID and wait until it serves
+#   kafka.sh kill-broker ID... --dir DIR           kill -9 nodes (IDs 1..N)
+#   kafka.sh stop-broker ID... --dir DIR           SIGTERM nodes and wait for them to exit
+#   kafka.sh start-broker ID... --dir DIR          restart nodes and wait until they serve
+#                                                  (restart a majority of the controllers
+#                                                  together: a lone one waits for a quorum)
 #   kafka.sh pid ID --dir DIR                      print node ID's JVM pid
 #   kafka.sh leaders TOPIC --dir DIR               print "PARTITION LEADER_ID" lines
 #   kafka.sh fetch                                 only fetch the jars (cache)
@@ -244,10 +246,16 @@ case "$cmd" in
   stop) parse_dir "$@"; need_dir; cmd_stop_dir ;;
   env) parse_dir "$@"; load; echo "KAFKA_BROKERS=$KAFKA_BROKERS" ;;
   topic) parse_dir "$@"; cmd_topic "${REST[@]}" ;;
-  kill-broker) parse_dir "$@"; load; stop_node "${REST[0]:?node id}" KILL ;;
-  stop-broker) parse_dir "$@"; load; stop_node "${REST[0]:?node id}" TERM ;;
-  start-broker) parse_dir "$@"; load; id="${REST[0]:?node id}"
-    node_alive "$id" && die "node $id is running"; launch "$id"; wait_ready "$id" ;;
+  kill-broker|stop-broker) parse_dir "$@"; load; [ ${#REST[@]} -gt 0 ] || die "$cmd: node id?"
+    sig=TERM; [ "$cmd" = kill-broker ] && sig=KILL
+    for id in "${REST[@]}"; do [ -d "$DIR/node-$id" ] || die "no node $id"; stop_node "$id" $sig; done ;;
+  start-broker) parse_dir "$@"; load; [ ${#REST[@]} -gt 0 ] || die "start-broker: node id?"
+    for id in "${REST[@]}"; do
+      [ -d "$DIR/node-$id" ] || die "no node $id"
+      node_alive "$id" && die "node $id is running"
+    done
+    for id in "${REST[@]}"; do launch "$id"; done
+    wait_ready "${REST[@]}" ;;
   pid) parse_dir "$@"; load; node_pid "${REST[0]:?node id}" ;;
   leaders) parse_dir "$@"; load
     kcat -b "$KAFKA_BROKERS" -L -t "${REST[0]:?topic}" -m 5 | sed -n 's/^ *partition \([0-9]*\), leader \([-0-9]*\),.*/\1 \2/p' ;;

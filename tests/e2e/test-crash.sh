@@ -1,8 +1,9 @@
 #!/bin/bash
 # The exactly-once crash test (SPEC §9, issue 5).
 #
-#   mock-kafka (own process, 16 partitions) <- sluice A: ecommerce-ingest.yaml <- sluice-gen
-#   mock-kafka -> sluice B: ecommerce-analytics.yaml -> PostgreSQL (throwaway, pgtmp.sh)
+#   Apache Kafka (scripts/kafka.sh, events_raw: 16 partitions) <- sluice A: ecommerce-ingest.yaml
+#       <- sluice-gen
+#   Apache Kafka -> sluice B: ecommerce-analytics.yaml -> PostgreSQL (throwaway, pgtmp.sh)
 #
 # sluice-gen makes >= 200,000 events (5 % duplicates, 3 % invalid, 5 % late by up to 60 s, well
 # within window-kpi's 48 h retention, so late events are corrections, never dead letters).
@@ -16,7 +17,8 @@
 #   - every row of every kpi table equals the KPI recomputed in SQL from events_clean, and no
 #     window is missing (distinct_users is an estimate: see its bounds below).
 #
-# Knobs: KEEP_LOGS (a directory to keep the logs in), CRASH_EVENTS (200000), CRASH_RATE (events/s, 4000), CRASH_KILLS (minimum, 3),
+# Knobs: CRASH_BROKERS (Kafka nodes, 1; with 3 the topic has replication factor 3 and
+# min.insync.replicas 2), KEEP_LOGS (a directory to keep the logs in), CRASH_EVENTS (200000), CRASH_RATE (events/s, 4000), CRASH_KILLS (minimum, 3),
 # CRASH_SEED (RNG seed of the kill moments and the generator; default random, printed),
 # CRASH_PIPELINE_DIR (where the two pipeline files are; default pipelines/).
 . "$SLUICE_SOURCE_DIR/tests/lib/testlib.sh"
@@ -30,12 +32,13 @@ RANDOM=$SEED
 B=${SLUICE_BUILD_DIR:?}
 MOCK=$B/tests/kafka/mock-kafka
 GEN=$B/tools/sluice-gen/sluice-gen
+NODES=${CRASH_BROKERS:-1}
 for f in "$MOCK" "$GEN"; do [ -x "$f" ] || fail "$f not built"; done
 command -v python3 >/dev/null || fail "python3 needed"
 START=$(date +%s)
 echo "seed $SEED: $EVENTS events at $RATE/s, at least $MIN_KILLS kills"
 
-A_PID= B_PID= GEN_PID= MOCK_PID=
+A_PID= B_PID= GEN_PID= MOCK_PID= KDIR=
 crash_cleanup() {
     # Only what this test started, by process group (A and B run under setsid) or pid.
     [ -n "$B_PID" ] && kill -KILL -- "-$B_PID" 2>/dev/null
@@ -45,6 +48,7 @@ crash_cleanup() {
         kill -TERM "$MOCK_PID" 2>/dev/null
         wait "$MOCK_PID" 2>/dev/null
     fi
+    [ -n "$KDIR" ] && bash "$SLUICE_SOURCE_DIR/scripts/kafka.sh" stop --dir "$KDIR" >/dev/null
     if [ -n "${KEEP_LOGS:-}" ]; then
         mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$T"/*.txt "$T"/gen.ndjson "$KEEP_LOGS"/ 2>/dev/null
     fi
@@ -58,10 +62,19 @@ cd "$T" || exit 1
 elapsed() { echo $(($(date +%s) - START)); }
 
 # ---- the broker ------------------------------------------------------------------------------
-coproc MK { exec "$MOCK" -p 16 events_raw 2>"$T/mock-kafka.log"; }
-MOCK_PID=$MK_PID
-read -r -t 30 -u "${MK[0]}" KAFKA_BROKERS || fail "mock-kafka did not start: $(cat "$T/mock-kafka.log")"
+KDIR=$T/kafka
+t0=$(date +%s.%N)
+KAFKA_BROKERS=$(bash "$SLUICE_SOURCE_DIR/scripts/kafka.sh" start --brokers "$NODES" --dir "$KDIR" \
+    2>"$T/kafka.log" | sed -n 's/^KAFKA_BROKERS=//p') && [ -n "$KAFKA_BROKERS" ] ||
+    fail "scripts/kafka.sh start failed: $(tail -20 "$T/kafka.log")"
 export KAFKA_BROKERS
+bash "$SLUICE_SOURCE_DIR/scripts/kafka.sh" topic events_raw --partitions 16 \
+    --config "min.insync.replicas=$((NODES > 1 ? 2 : 1))" --dir "$KDIR" 2>>"$T/kafka.log" ||
+    fail "cannot create events_raw: $(tail -20 "$T/kafka.log")"
+echo "Apache Kafka: $NODES node(s) at $KAFKA_BROKERS, ready with the topic in $(python3 -c "import sys; print(round($(date +%s.%N) - $t0, 1))") s"
+# mock-kafka -B: offset queries (end / committed) against the real cluster.
+coproc MK { exec "$MOCK" -B "$KAFKA_BROKERS" 2>"$T/mock-kafka.log"; }
+MOCK_PID=$MK_PID
 mk() { # COMMAND — one request to mock-kafka, its answer on stdout
     echo "$1" >&"${MK[1]}"
     local line
