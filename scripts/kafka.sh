@@ -13,6 +13,9 @@
 #                                                  together: a lone one waits for a quorum)
 #   kafka.sh pid ID --dir DIR                      print node ID's JVM pid
 #   kafka.sh leaders TOPIC --dir DIR               print "PARTITION LEADER_ID" lines
+#   kafka.sh delete-records TOPIC PARTITION OFFSET --dir DIR
+#                                                  delete the partition's records before OFFSET
+#                                                  (what retention does; tests offset resets)
 #   kafka.sh fetch                                 only fetch the jars (cache)
 #
 # The broker jars (org.apache.kafka:kafka_2.13 and kafka-tools, pinned below, with their runtime
@@ -228,15 +231,19 @@ cmd_topic() {
   [ -n "$name" ] && [ -n "$parts" ] || die "usage: topic NAME --partitions N [--replication R] [--config k=v] --dir DIR"
   load
   rf=${rf:-$((BROKERS < 3 ? BROKERS : 3))}
-  java "${JVM_OPTS[@]}" -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dkafka.logs.dir="$DIR" \
-    -cp "$(classpath)" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" \
-    --create --topic "$name" --partitions "$parts" --replication-factor "$rf" "${configs[@]}" >&2
+  tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" --create --topic "$name" \
+    --partitions "$parts" --replication-factor "$rf" "${configs[@]}" >&2
   # Wait until every partition has a leader in the metadata clients see.
   local deadline=$((SECONDS + 60))
   until [ "$(kcat -b "$KAFKA_BROKERS" -L -t "$name" -m 5 2>/dev/null | grep -c 'partition .*leader [0-9]')" -ge "$parts" ]; do
     [ $SECONDS -lt $deadline ] || die "topic $name: partitions without a leader after 60 s"
     sleep 0.2
   done
+}
+
+tool() {  # CLASS ARGS...: one of Kafka's command-line tools, against the cluster
+  java "${JVM_OPTS[@]}" -Dlog4j2.configurationFile="$DIR/log4j2.properties" -Dkafka.logs.dir="$DIR" \
+    -cp "$(classpath)" "$@"
 }
 
 cmd="${1:-}"; [ $# -gt 0 ] && shift
@@ -256,6 +263,11 @@ case "$cmd" in
     done
     for id in "${REST[@]}"; do launch "$id"; done
     wait_ready "${REST[@]}" ;;
+  delete-records) parse_dir "$@"; load; [ ${#REST[@]} -eq 3 ] || die "usage: delete-records TOPIC PARTITION OFFSET --dir DIR"
+    printf '{"version":1,"partitions":[{"topic":"%s","partition":%d,"offset":%d}]}\n' \
+      "${REST[0]}" "${REST[1]}" "${REST[2]}" >"$DIR/delete-records.json"
+    tool org.apache.kafka.tools.DeleteRecordsCommand --bootstrap-server "$KAFKA_BROKERS" \
+      --offset-json-file "$DIR/delete-records.json" >&2 ;;
   pid) parse_dir "$@"; load; node_pid "${REST[0]:?node id}" ;;
   leaders) parse_dir "$@"; load
     kcat -b "$KAFKA_BROKERS" -L -t "${REST[0]:?topic}" -m 5 | sed -n 's/^ *partition \([0-9]*\), leader \([-0-9]*\),.*/\1 \2/p' ;;

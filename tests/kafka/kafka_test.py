@@ -10,10 +10,12 @@ Runs the real `sluice` ($SLUICE_BIN) with plugins from $SLUICE_PLUGIN_PATH.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (Fail, MockKafka, RealKafka, Sluice, check,  # noqa: E402
@@ -34,7 +36,7 @@ stages:
 """ % (name, name, path, extra_source, TOPIC, key)
 
 
-def consume_yaml(name, group, out, tasks=1):
+def consume_yaml(name, group, out, tasks=1, rdkafka=CONSUMER_RDKAFKA):
     return """pipeline: %s
 tasks: %d
 stages:
@@ -42,7 +44,7 @@ stages:
     use: kafka-source
     with: {brokers: "${KAFKA_BROKERS}", topics: [%s], group: %s, rdkafka: %s}
   - {name: out, use: file-sink, with: {path: %s, headers: true}}
-""" % (name, tasks, TOPIC, group, CONSUMER_RDKAFKA, out)
+""" % (name, tasks, TOPIC, group, rdkafka, out)
 
 
 class Mock:
@@ -312,8 +314,113 @@ def t_rebalance(d, cleanup, backend):
     check(c.term() == 0, "consumer did not exit 0")
 
 
+def log_partitions(path, what):
+    """Partitions of TOPIC a consumer's log says were `what` ("assigned" / "revoked"), in order."""
+    pat = re.compile(r"%s %s\[(\d+)\]" % (what, re.escape(TOPIC)))
+    with open(path, errors="replace") as f:
+        return [int(m.group(1)) for m in pat.finditer(f.read())]
+
+
+def t_cooperative(d, cleanup, backend):
+    """cooperative-sticky: a second member joins, then is killed. The first member only gives up
+    the partitions the second one takes (never all of them: no stop-the-world), takes them back
+    incrementally when the second dies, nothing is committed before it is in an output, and
+    every record arrives."""
+    k, env = backend.start(cleanup)
+    n = 80000
+    records = make_records(n)
+    feeder = Feeder(d, cleanup, env, records)
+    outs = [os.path.join(d, "out-a.ndjson"), os.path.join(d, "out-b.ndjson")]
+    coop = CONSUMER_RDKAFKA.replace("}", ', "partition.assignment.strategy": "cooperative-sticky"}')
+    write_file(os.path.join(d, "a.yaml"), consume_yaml("consume-a", "coop", "out-a.ndjson", rdkafka=coop))
+    write_file(os.path.join(d, "b.yaml"), consume_yaml("consume-b", "coop", "out-b.ndjson", rdkafka=coop))
+    a = Sluice(d, "a", ["a.yaml"], env)
+    cleanup.append(a)
+    wait_for("first consumer output", lambda: count_lines(outs[0]) >= 5000, 60, 0.02)
+    check(sorted(log_partitions(a.log_path, "assigned")) == list(range(8)),
+          "the first member should own all 8 partitions: %s" % log_partitions(a.log_path, "assigned"))
+    b = Sluice(d, "b", ["b.yaml"], env)
+    cleanup.append(b)
+    t0 = time.monotonic()
+    wait_for("second consumer output (rebalance done)", lambda: count_lines(outs[1]) >= 2000, 60, 0.05)
+    print("cooperative join: the new member's output after %.1f s" % (time.monotonic() - t0))
+    b_got = log_partitions(b.log_path, "assigned")
+    a_gave = log_partitions(a.log_path, "revoked")
+    check(b_got and len(b_got) < 8, "the second member got %s" % b_got)
+    check(sorted(a_gave) == sorted(b_got), "the first member gave up %s, the second got %s: only the "
+          "partitions that move may be revoked" % (a_gave, b_got))
+    check("(incremental)" in open(a.log_path, errors="replace").read(), "no incremental assignment logged")
+    b.kill()
+    t0 = time.monotonic()
+    wait_for("the dead member's partitions back at the first",
+             lambda: sorted(log_partitions(a.log_path, "assigned")) == sorted(list(range(8)) + b_got), 60, 0.1)
+    print("cooperative: partitions of the killed member reassigned after %.1f s" % (time.monotonic() - t0))
+    check(len(log_partitions(a.log_path, "revoked")) == len(a_gave),
+          "the first member's partitions were revoked again when the second died")
+    envs = read_envelopes(outs[0]) + read_envelopes(outs[1])
+    check_committed_not_ahead(k.committed("coop", TOPIC), envs, TOPIC)
+    feeder.finish(k)
+    want = set(records)
+
+    def complete():
+        return want <= set(values_of(read_envelopes(outs[0]) + read_envelopes(outs[1])))
+    wait_for("every record", complete, 90, 0.5)
+    check(a.term() == 0, "consumer did not exit 0")
+    check_committed_not_ahead(k.committed("coop", TOPIC), read_envelopes(outs[0]) + read_envelopes(outs[1]), TOPIC)
+
+
+def metric(log_path, name):
+    """The value of stage counter `name` on the REST /metrics of the sluice that wrote log_path."""
+    urls = re.findall(r"REST API listening on (http://[0-9.:]+)/", open(log_path, errors="replace").read())
+    if not urls:
+        return None
+    body = urllib.request.urlopen(urls[-1] + "/metrics", timeout=10).read().decode()
+    vals = [float(l.rsplit(" ", 1)[1]) for l in body.splitlines()
+            if l.startswith("sluice_stage_events_total") and 'name="%s"' % name in l]
+    return sum(vals) if vals else None
+
+
+def t_offset_reset(d, cleanup, backend):
+    """The committed offset is gone from the broker (records deleted, as retention does): the
+    consumer says so in an error (not a warning), counts it (offset_resets), and continues at
+    `start`. rdkafka.auto.offset.reset is refused by name."""
+    k, env = backend.start(cleanup, partitions=1, configs=())
+    first, second = make_records(1000), make_records(1000, 1000)
+    subprocess.run(["kcat", "-P", "-b", k.bootstrap, "-t", TOPIC], input="\n".join(first) + "\n",
+                   text=True, check=True, timeout=60)
+    out = os.path.join(d, "out.ndjson")
+    write_file(os.path.join(d, "c.yaml"), consume_yaml("c", "reset", "out.ndjson"))
+    s = Sluice(d, "c", ["c.yaml"], env)
+    cleanup.append(s)
+    wait_for("the first 1000 records", lambda: count_lines(out) >= 1000, 60, 0.1)
+    wait_for("offset 1000 committed", lambda: k.committed("reset", TOPIC).get(0) == 1000, 30, 0.2)
+    check(s.term() == 0, "consumer did not exit 0")
+    subprocess.run(["kcat", "-P", "-b", k.bootstrap, "-t", TOPIC], input="\n".join(second) + "\n",
+                   text=True, check=True, timeout=60)
+    k.kafka("delete-records", TOPIC, 0, 1500)
+    s = Sluice(d, "c", ["c.yaml"], env)
+    cleanup.append(s)
+    wait_for("records after the reset", lambda: count_lines(out) >= 1500, 60, 0.1)
+    wait_for("offset_resets = 1 on /metrics", lambda: metric(s.log_path, "offset_resets") == 1, 30, 0.5)
+    check(s.term() == 0, "consumer did not exit 0")
+    log = open(s.log_path, errors="replace").read()
+    check(re.search(r'level=error .*offset reset on %s\[0\]: offset 1000 ' % re.escape(TOPIC), log),
+          "no error log for the offset reset:\n" + s.tail())
+    vals = values_of(read_envelopes(out))
+    check(vals == first + second[500:], "expected the first 1000 records, then 1500..1999 once each; "
+          "got %d records" % len(vals))
+    # The reset policy cannot be set around it.
+    write_file(os.path.join(d, "bad.yaml"), consume_yaml("bad", "reset", "bad.ndjson",
+                                                         rdkafka='{"auto.offset.reset": "earliest"}'))
+    bad = Sluice(d, "bad", ["bad.yaml"], env)
+    cleanup.append(bad)
+    check(bad.wait(60) != 0, "rdkafka.auto.offset.reset was accepted")
+    check("rdkafka.auto.offset.reset" in bad.tail(), "no error naming the key:\n" + bad.tail())
+
+
 TESTS = {"roundtrip": t_roundtrip, "commits": t_commits, "outage": t_outage,
-         "produce-errors": t_produce_errors, "rebalance": t_rebalance}
+         "produce-errors": t_produce_errors, "rebalance": t_rebalance,
+         "cooperative": t_cooperative, "offset-reset": t_offset_reset}
 
 
 def main_real(exe, names):
