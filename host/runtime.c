@@ -110,6 +110,8 @@ struct task {
     histogram e2e;        /* record timestamp -> the sink returned, seconds */
     sl_position *committed; /* last committed position per partition (topic strdup'd) */
     size_t ncommitted;
+    sl_position *owned; /* partitions the source owns now (status "assigned"; topic strdup'd) */
+    size_t nowned;
     int done;             /* the source is exhausted */
     int64_t last_commit;
     uint32_t seq;         /* one per process call, for the dropped count */
@@ -795,9 +797,30 @@ static void drain(task *t, int64_t timeout_ms)
     commit(t);
 }
 
+/* The partitions a task owns now, for the status line: what a host of a consumer group
+ * holds (REST, and the autoscaler's cap: no more tasks than partitions). */
+static void track_owned(task *t, const sl_position *parts, size_t n, int add)
+{
+    pthread_mutex_lock(&t->slock);
+    for (size_t i = 0; i < n; i++) {
+        const char *topic = parts[i].topic ? parts[i].topic : "";
+        size_t j = 0;
+        while (j < t->nowned && !(t->owned[j].partition == parts[i].partition && !strcmp(t->owned[j].topic, topic))) j++;
+        if (add && j == t->nowned) {
+            t->owned = xrealloc(t->owned, (j + 1) * sizeof *t->owned);
+            t->owned[t->nowned++] = (sl_position){xstrdup(topic), parts[i].partition, -1};
+        } else if (!add && j < t->nowned) {
+            free((char *)t->owned[j].topic);
+            t->owned[j] = t->owned[--t->nowned];
+        }
+    }
+    pthread_mutex_unlock(&t->slock);
+}
+
 static void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n)
 {
     task *t = ctx->task;
+    track_owned(t, parts, n, 1);
     for (size_t i = 1; i <= t->nstages; i++) {
         stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
         /* A stage that cannot set up (restore) its partition state must not go on without
@@ -830,6 +853,7 @@ static void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n)
 static void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n)
 {
     task *t = ctx->task;
+    track_owned(t, parts, n, 0);
     /* Finish what the source produced so far, make it durable and commit, so the next owner of
      * these partitions starts right after what we finished. */
     recvec *src = t->target;
@@ -938,6 +962,8 @@ static void stage_teardown(stage_inst *s)
 static void task_free(task *t)
 {
     for (size_t i = 0; i < t->ncommitted; i++) free((char *)t->committed[i].topic);
+    for (size_t i = 0; i < t->nowned; i++) free((char *)t->owned[i].topic);
+    free(t->owned);
     free(t->committed);
     pthread_mutex_destroy(&t->slock);
     for (size_t i = 0; i < t->nstages; i++) stage_teardown(&t->stages[i]);
@@ -1045,6 +1071,19 @@ static void write_status(pipeline_cfg *cfg, int fd, const char *state)
             buf_printf(&b, "%s{\"task\":%d,\"topic\":", first ? "" : ",", k);
             buf_json_str(&b, p->topic, strlen(p->topic));
             buf_printf(&b, ",\"partition\":%d,\"offset\":%lld}", (int)p->partition, (long long)p->offset);
+            first = 0;
+        }
+        pthread_mutex_unlock(&tasks[k].slock);
+    }
+    buf_puts(&b, "],\"assigned\":[");
+    first = 1;
+    for (int k = 0; k < ntasks; k++) {
+        pthread_mutex_lock(&tasks[k].slock);
+        for (size_t i = 0; i < tasks[k].nowned; i++) {
+            const sl_position *p = &tasks[k].owned[i];
+            buf_printf(&b, "%s{\"task\":%d,\"topic\":", first ? "" : ",", k);
+            buf_json_str(&b, p->topic, strlen(p->topic));
+            buf_printf(&b, ",\"partition\":%d}", (int)p->partition);
             first = 0;
         }
         pthread_mutex_unlock(&tasks[k].slock);
