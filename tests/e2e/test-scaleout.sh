@@ -133,12 +133,15 @@ except Exception:
 print(" ".join(str(p["partition"]) for t in st["tasks"] for p in t.get("partitions", [])))' "$url"
 }
 # split_ok HOST...: every partition owned by exactly one of the hosts, each of them owns some.
+# SPLIT: what each host owned at that moment.
 split_ok() {
     local h all="" o
+    SPLIT=
     for h in "$@"; do
         o=$(owned "$h")
         [ -n "$o" ] || return 1
         all+=" $o"
+        SPLIT+="${SPLIT:+ }H$h: [$o]"
     done
     [ "$(echo $all | tr ' ' '\n' | sort -n | tr '\n' ' ')" = "$(seq 0 $((PARTS - 1)) | tr '\n' ' ')" ]
 }
@@ -147,14 +150,14 @@ wait_split() { # SECONDS HOST...
     for i in $(seq 1 $((limit * 5))); do split_ok "$@" && return 0; sleep 0.2; done
     return 1
 }
-show_split() { local h; for h in "$@"; do echo -n "H$h: [$(owned "$h")] "; done; echo; }
+show_split() { local h; for h in "$@"; do echo -n "H$h: [$(owned "$h")] "; done; }
 
 all_hosts=$(seq 1 "$HOSTS")
 for h in $all_hosts; do start_host "$h"; done
 gen_config '{"running":true}'
 t0=$(now)
 wait_split 90 $all_hosts || fail "the partitions were not split among the hosts within 90 s: $(show_split $all_hosts)"
-ok "$HOSTS hosts share the $PARTS partitions, each owns some ($(show_split $all_hosts| sed 's/ $//'); $(since "$t0") s after start)"
+ok "$HOSTS hosts share the $PARTS partitions, each owns some ($SPLIT; $(since "$t0") s after start)"
 
 sleep 8
 victim=2
@@ -166,13 +169,13 @@ echo "kill -9 of H$victim at $(elapsed) s ($(gen_stat generated) events generate
 t0=$(now)
 wait_split 60 $rest || fail "H$victim's partitions did not move to the others within 60 s: $(show_split $rest)"
 MOVE_S=$(since "$t0")
-ok "H$victim's partitions moved to the other hosts in $MOVE_S s ($(show_split $rest | sed 's/ $//'))"
+ok "H$victim's partitions moved to the other hosts in $MOVE_S s ($SPLIT)"
 sleep 3
 start_host $victim
 t0=$(now)
 wait_split 60 $all_hosts || fail "H$victim got no partitions back within 60 s: $(show_split $all_hosts)"
 REJOIN_S=$(since "$t0")
-ok "H$victim rejoined and owns partitions again after $REJOIN_S s ($(show_split $all_hosts | sed 's/ $//'))"
+ok "H$victim rejoined and owns partitions again after $REJOIN_S s ($SPLIT)"
 
 # ---- run to the end ----------------------------------------------------------------------------
 deadline=$(($(date +%s) + 240))
@@ -215,9 +218,11 @@ scalings=$(cat h*/host.log | grep -c 'scaling from')
 check_results "$IN_KAFKA" $((HOSTS + 3 + scalings))
 
 # The autoscaler's cap: never more tasks than the partitions the host owned.
-bad=$(cat h*/host.log | sed -n 's/.*scaling from \([0-9]*\) to \([0-9]*\) tasks.*(lag [0-9]*, [0-9.]* records\/s per task, [0-9]* partitions, \([0-9-]*\) owned).*/\1 \2 \3/p' |
-      awk '$2 > $1 && $2 > $3 {print}')
-assert_eq "$bad" "" "no host scaled up to more tasks than the partitions it owned ($scalings scaling decisions)"
+decisions=$(cat h*/host.log | sed -n 's/.*scaling from \([0-9]*\) to \([0-9]*\) tasks.*(lag [0-9]*, [0-9.]* records\/s per task, [0-9]* partitions, \([0-9-]*\) owned).*/\1 \2 \3/p')
+assert_eq "$(echo -n "$decisions" | grep -c .)" "$scalings" "every scaling decision says how many partitions the host owned"
+ups=$(echo -n "$decisions" | awk '$2 > $1' | grep -c .)
+bad=$(echo -n "$decisions" | awk '$2 > $1 && $2 > $3')
+assert_eq "$bad" "" "no host scaled up to more tasks than the partitions it owned ($ups of $scalings decisions were scale-ups)"
 
 # ---- the same input on one host ----------------------------------------------------------------
 kpis() { # FILE: every KPI row (without distinct_users, revision, final: per-piece sketch / timing)
