@@ -201,6 +201,26 @@ const char *http_header(const http_req *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+void http_verror(http_resp *r, int status, const char *fmt, va_list ap)
+{
+    char msg[4096];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    r->status = status;
+    r->content_type = "application/json";
+    r->body.len = 0;
+    buf_printf(&r->body, "{\"error_code\":%d,\"message\":", status);
+    buf_json_str(&r->body, msg, strlen(msg));
+    buf_puts(&r->body, "}");
+}
+
+void http_error(http_resp *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    http_verror(r, status, fmt, ap);
+    va_end(ap);
+}
+
 struct has_ctx {
     const char *name, *value;
     int found;

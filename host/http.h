@@ -10,6 +10,7 @@
 #ifndef SL_HOST_HTTP_H
 #define SL_HOST_HTTP_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "util.h"
@@ -51,6 +52,10 @@ void http_stop(sl_http *h);
 /** A query-string argument or a request header of the current request; NULL when absent. */
 const char *http_query(const http_req *req, const char *name);
 const char *http_header(const http_req *req, const char *name);
+/** Answers with Kafka Connect's error shape: {"error_code": status, "message": "..."}. */
+void http_error(http_resp *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void http_verror(http_resp *r, int status, const char *fmt, va_list ap);
+
 /** True when a query argument `name` (repeated, or a comma list) has the value `value`. */
 int http_query_has(const http_req *req, const char *name, const char *value);
 

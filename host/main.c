@@ -9,10 +9,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
 #include "runtime.h"
+#include "state.h"
 #include "supervisor.h"
 #include "util.h"
 #include "web.h"
@@ -26,7 +28,9 @@
 
 static const char usage[] =
     "usage: sluice run [-c sluice.yaml] [--plugin-path DIR]... [--embedded-kafka]\n"
-    "                  [--rest ADDR | --no-rest] [--pipeline-dir DIR] [PIPELINE.yaml | DIR]...\n"
+    "                  [--rest ADDR | --no-rest] [--no-auth] [--state-dir DIR] [--pipeline-dir DIR]\n"
+    "                  [PIPELINE.yaml | DIR]...\n"
+    "       sluice token [-c sluice.yaml] [--state-dir DIR]\n"
     "       sluice validate [--plugin-path DIR]... FILE...\n"
     "       sluice plugins [--plugin-path DIR]... [--json]\n"
     "       sluice plugins describe NAME [--json]\n"
@@ -34,7 +38,10 @@ static const char usage[] =
     "\n"
     "Runs stream-processing pipelines made of loadable stages (see docs/).\n"
     "Plugins are searched in --plugin-path dirs, $SLUICE_PLUGIN_PATH, the build dir, the install dir.\n"
-    "`run` serves the REST API on 127.0.0.1:8083 unless --no-rest ($SLUICE_REST_LISTEN sets the default).\n"
+    "`run` serves the REST API on 127.0.0.1:8083 unless --no-rest ($SLUICE_REST_LISTEN sets the default);\n"
+    "calls that change something need 'Authorization: Bearer TOKEN' unless --no-auth; `sluice token`\n"
+    "prints TOKEN ($SLUICE_REST_TOKEN, else rest.token, else STATE_DIR/rest.token, made at first start).\n"
+    "State dir: --state-dir, else $SLUICE_STATE_DIR, else $XDG_STATE_HOME/sluice, else ~/.local/state/sluice.\n"
     "Exit codes: 0 ok, 1 runtime failure, 2 bad configuration.\n";
 
 typedef struct opts {
@@ -46,6 +53,8 @@ typedef struct opts {
     const char *rest_listen; /* --rest ADDR */
     int no_rest;
     const char *pipeline_dir;
+    const char *state_dir; /* --state-dir DIR */
+    int no_auth;
 } opts;
 
 static void add_file(opts *o, const char *f)
@@ -64,6 +73,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"rest", required_argument, NULL, 'r'},
         {"no-rest", no_argument, NULL, 'R'},
         {"pipeline-dir", required_argument, NULL, 'd'},
+        {"state-dir", required_argument, NULL, 's'},
+        {"no-auth", no_argument, NULL, 'A'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -77,6 +88,8 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'r': o->rest_listen = optarg; break;
         case 'R': o->no_rest = 1; break;
         case 'd': o->pipeline_dir = optarg; break;
+        case 's': o->state_dir = optarg; break;
+        case 'A': o->no_auth = 1; break;
         default: fputs(usage, stderr); return -1;
         }
     }
@@ -107,6 +120,8 @@ typedef struct host_cfg {
     int rest_off;
     char *token;
     int token_for_reads;
+    char **allowed_hosts;
+    size_t nallowed_hosts;
     int64_t max_body;
     char *pipeline_dir;
     int64_t scale_window_ms, scale_interval_ms;
@@ -122,7 +137,7 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
         hc->rest_off = 1;
         return 0;
     }
-    if (n->kind != YN_MAP) RFAIL(n, "expected a map (listen, token, token_for_reads, max_body, pipeline_dir, autoscale) or 'off'");
+    if (n->kind != YN_MAP) RFAIL(n, "expected a map (listen, token, token_for_reads, allowed_hosts, max_body, pipeline_dir, autoscale) or 'off'");
     for (size_t i = 0; i < n->n; i++) {
         const char *k = n->keys[i]->str;
         const ynode *v = n->items[i];
@@ -146,6 +161,16 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
             }
             continue;
         }
+        if (!strcmp(k, "allowed_hosts")) {
+            for (size_t j = 0; j < (v->kind == YN_SEQ ? v->n : 1); j++) {
+                const ynode *it = v->kind == YN_SEQ ? v->items[j] : v;
+                if (it->kind != YN_SCALAR || !*it->str || strpbrk(it->str, ":/ \t[]"))
+                    RFAIL(it, "allowed_hosts: expected host names (no port, scheme or path)");
+                hc->allowed_hosts = xrealloc(hc->allowed_hosts, (hc->nallowed_hosts + 1) * sizeof *hc->allowed_hosts);
+                hc->allowed_hosts[hc->nallowed_hosts++] = xstrdup(it->str);
+            }
+            continue;
+        }
         if (v->kind != YN_SCALAR) RFAIL(v, "'%s' must be a scalar", k);
         if (!strcmp(k, "listen")) {
             free(hc->listen);
@@ -164,7 +189,7 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
             free(hc->pipeline_dir);
             hc->pipeline_dir = v->str[0] == '/' ? xstrdup(v->str) : xasprintf("%s/%s", dir, v->str);
         } else {
-            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, max_body, pipeline_dir, autoscale)", k);
+            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, allowed_hosts, max_body, pipeline_dir, autoscale)", k);
         }
     }
     return 0;
@@ -381,25 +406,68 @@ static int cmd_pipeline(opts *o)
     return sl_run_pipeline_file(o->files[0], NULL, 0, fd ? atoi(fd) : -1);
 }
 
+/* The REST API's token (or --no-auth), checked before anything starts. */
+static int setup_auth(const opts *o, const host_cfg *hc, const char *listen, const char *state_dir)
+{
+    if (o->no_auth) {
+        if (!auth_listen_is_loopback(listen)) {
+            fprintf(stderr, "sluice: refusing to serve the REST API on %s without a token: anyone who can reach it could "
+                            "change pipelines. Bind a loopback address (--rest 127.0.0.1:PORT) or drop --no-auth.\n", listen);
+            return -1;
+        }
+        log_warn("--no-auth: the REST API accepts changes from any local process without a token (Kafka Connect's "
+                 "old behaviour); cross-site browser requests are still refused");
+        auth_configure(NULL, 0, listen, hc->allowed_hosts, hc->nallowed_hosts);
+        return 0;
+    }
+    char err[1024];
+    const char *from = NULL;
+    char *token = state_token(state_dir, hc->token, &from, err, sizeof err);
+    if (!token) {
+        fprintf(stderr, "sluice: REST token: %s\n", err);
+        return -1;
+    }
+    auth_configure(token, hc->token_for_reads, listen, hc->allowed_hosts, hc->nallowed_hosts);
+    memset(token, 0, strlen(token));
+    free(token);
+    log_info("REST API changes need 'Authorization: Bearer TOKEN'; TOKEN from %s (print it with `sluice token`)", from);
+    return 0;
+}
+
 static int cmd_run(opts *o, const char *exe)
 {
     host_cfg hc = {0};
     int rc = SL_EXIT_CONFIG;
+    char *state_dir = NULL, *rest_dir = NULL;
     if (o->host_config && load_host_config(o->host_config, o, &hc)) goto done;
     /* REST: --no-rest / --rest ADDR, else the host config, else $SLUICE_REST_LISTEN, else the
      * Kafka Connect default port on loopback. */
     const char *listen = o->rest_listen ? o->rest_listen : hc.listen ? hc.listen : getenv("SLUICE_REST_LISTEN");
     if (!listen || !*listen) listen = "127.0.0.1:8083";
     if (o->no_rest || (!o->rest_listen && hc.rest_off) || !strcmp(listen, "off")) listen = NULL;
-    /* REST-created pipelines live in the pipeline directory: configured, or the first directory
-     * given. */
-    const char *pdir = o->pipeline_dir ? o->pipeline_dir : hc.pipeline_dir;
-    for (size_t i = 0; !pdir && i < o->nfiles; i++) {
-        struct stat st;
-        if (stat(o->files[i], &st) == 0 && S_ISDIR(st.st_mode)) pdir = o->files[i];
+    char err[1024];
+    state_dir = state_dir_open(o->state_dir, err, sizeof err);
+    if (!state_dir) {
+        fprintf(stderr, "sluice: state directory: %s\n", err);
+        goto done;
     }
+    /* Pipeline processes and their stages find it here (e.g. for default offset files). */
+    setenv("SLUICE_STATE_DIR", state_dir, 1);
+    if (listen && setup_auth(o, &hc, listen, state_dir)) goto done;
+    /* Pipelines (and whatever their stages run) have no business with the token. */
+    unsetenv("SLUICE_REST_TOKEN");
+    /* REST-created pipelines live in the pipeline directory: configured, else the state
+     * directory's connectors/ (only with REST: --no-rest runs just the files given). */
+    if (listen && !o->pipeline_dir && !hc.pipeline_dir) {
+        rest_dir = xasprintf("%s/connectors", state_dir);
+        if (mkdir(rest_dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "sluice: %s: %s\n", rest_dir, strerror(errno));
+            goto done;
+        }
+    }
+    const char *pdir = o->pipeline_dir ? o->pipeline_dir : hc.pipeline_dir ? hc.pipeline_dir : rest_dir;
     if (!o->nfiles && !pdir) {
-        fputs("sluice run: no pipeline files given (nor --pipeline-dir for pipelines created over REST)\n", stderr);
+        fputs("sluice run: no pipeline files given (and --no-rest: none can be created over REST)\n", stderr);
         goto done;
     }
     if (o->embedded_kafka) hc.embedded = 1;
@@ -444,8 +512,6 @@ static int cmd_run(opts *o, const char *exe)
             .nsources = o->nfiles,
             .pipeline_dir = pdir,
             .rest_listen = listen,
-            .token = hc.token,
-            .token_for_reads = hc.token_for_reads,
             .max_body = hc.max_body ? (size_t)hc.max_body : 1 << 20,
             .scale_window_ms = hc.scale_window_ms ? hc.scale_window_ms : 30000,
             .scale_interval_ms = hc.scale_interval_ms ? hc.scale_interval_ms : 5000,
@@ -462,6 +528,40 @@ done:
     free(hc.listen);
     free(hc.token);
     free(hc.pipeline_dir);
+    for (size_t i = 0; i < hc.nallowed_hosts; i++) free(hc.allowed_hosts[i]);
+    free(hc.allowed_hosts);
+    free(state_dir);
+    free(rest_dir);
+    web_shutdown();
+    auth_shutdown();
+    return rc;
+}
+
+/* Prints the REST token `sluice run` with the same options uses (creating it on first use). */
+static int cmd_token(opts *o)
+{
+    host_cfg hc = {0};
+    int rc = SL_EXIT_CONFIG;
+    char err[1024], *dir = NULL, *tok = NULL;
+    const char *from;
+    if (o->nfiles) fputs("usage: sluice token [-c sluice.yaml] [--state-dir DIR]\n", stderr);
+    else if (!o->host_config || !load_host_config(o->host_config, o, &hc)) {
+        if (!(dir = state_dir_open(o->state_dir, err, sizeof err))) fprintf(stderr, "sluice: state directory: %s\n", err);
+        else if (!(tok = state_token(dir, hc.token, &from, err, sizeof err))) fprintf(stderr, "sluice: REST token: %s\n", err);
+        else {
+            printf("%s\n", tok);
+            rc = 0;
+        }
+    }
+    free(tok);
+    free(dir);
+    for (size_t i = 0; i < hc.ntopics; i++) free(hc.topics[i]);
+    free(hc.topics);
+    free(hc.listen);
+    free(hc.token);
+    free(hc.pipeline_dir);
+    for (size_t i = 0; i < hc.nallowed_hosts; i++) free(hc.allowed_hosts[i]);
+    free(hc.allowed_hosts);
     web_shutdown();
     return rc;
 }
@@ -491,6 +591,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) rc = cmd_run(&o, exe);
     else if (!strcmp(cmd, "validate")) rc = cmd_validate(&o);
     else if (!strcmp(cmd, "plugins")) rc = cmd_plugins(&o);
+    else if (!strcmp(cmd, "token")) rc = cmd_token(&o);
     else if (!strcmp(cmd, "__pipeline")) rc = cmd_pipeline(&o);
     else {
         fprintf(stderr, "sluice: unknown command '%s'\n\n%s", cmd, usage);

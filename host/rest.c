@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "config.h"
 #include "lag.h"
 #include "loader.h"
@@ -23,16 +24,10 @@
 static void error(http_resp *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void error(http_resp *r, int status, const char *fmt, ...)
 {
-    char msg[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    http_verror(r, status, fmt, ap);
     va_end(ap);
-    r->status = status;
-    r->body.len = 0;
-    buf_printf(&r->body, "{\"error_code\":%d,\"message\":", status);
-    buf_json_str(&r->body, msg, strlen(msg));
-    buf_puts(&r->body, "}");
 }
 
 static void json_reply(http_resp *r, int status, cJSON *j)
@@ -730,32 +725,36 @@ static void plugins_route(const http_req *q, http_resp *r, const char *rest)
 
 /* ---- dispatch --------------------------------------------------------------------------------- */
 
-/* Constant-time comparison, so the token cannot be guessed byte by byte from response times. */
-static int token_ok(const char *got, const char *want)
+/* KIP-1017's GET /health: 200 once every pipeline started at launch has reported from its
+ * process, 503 before that and while shutting down. A failed pipeline is the pipeline's
+ * problem (see its status), not the worker's. */
+static void health(http_resp *r)
 {
-    size_t gl = strlen(got), wl = strlen(want);
-    unsigned char diff = gl != wl;
-    for (size_t i = 0; i < wl; i++) diff |= (unsigned char)(got[i < gl ? i : 0] ^ want[i]);
-    return diff == 0;
-}
-
-static int authorised(const http_req *q, http_resp *r)
-{
-    const sup_options *o = sup_opts();
-    if (!o->token || !*o->token) return 1;
-    int is_read = !strcmp(q->method, "GET") || !strcmp(q->method, "HEAD");
-    if (is_read && (!o->token_for_reads || !strncmp(q->path, "/ui", 3))) return 1;
-    const char *h = http_header(q, "Authorization");
-    if (h && !strncasecmp(h, "Bearer ", 7) && token_ok(h + 7, o->token)) return 1;
-    error(r, 401, h ? "invalid bearer token" : "this request needs 'Authorization: Bearer <rest.token>'");
-    r->want_auth = 1;
-    return 0;
+    const char *status = "healthy", *msg = "Worker has completed startup and is ready to handle requests.";
+    if (sup_stopping()) status = "unhealthy", msg = "Worker is shutting down.";
+    else
+        for (size_t i = 0; i < sup_count(); i++) {
+            const sup_pipeline *p = sup_at(i);
+            if (p->state == SUP_RUNNING && !p->restarts && !p->last_status) {
+                status = "starting", msg = "Worker is still starting up.";
+                break;
+            }
+        }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "status", status);
+    cJSON_AddStringToObject(j, "message", msg);
+    json_reply(r, strcmp(status, "healthy") ? 503 : 200, j);
 }
 
 static void route(const http_req *q, http_resp *r)
 {
     const char *path = q->path;
-    if (!authorised(q, r)) return;
+    if (!auth_check(q, r)) return;
+    if (!strcmp(path, "/health")) {
+        if (strcmp(q->method, "GET")) error(r, 405, "use GET");
+        else health(r);
+        return;
+    }
     if (!strcmp(path, "/") || !*path) {
         if (strcmp(q->method, "GET")) {
             error(r, 405, "use GET");

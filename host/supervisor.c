@@ -50,6 +50,7 @@ size_t sup_count(void) { return S.n; }
 sup_pipeline *sup_at(size_t i) { return i < S.n ? S.p[i] : NULL; }
 const sup_options *sup_opts(void) { return S.o; }
 const char *sup_worker_id(void) { return S.worker_id; }
+int sup_stopping(void) { return S.stopping; }
 
 sup_pipeline *sup_find(const char *name)
 {
@@ -453,7 +454,7 @@ static char **list_files(size_t *count)
                 }
             }
             if (d) closedir(d);
-            qsort(out + first, n - first, sizeof *out, cmp_str);
+            if (n > first) qsort(out + first, n - first, sizeof *out, cmp_str); /* out may be NULL */
         } else {
             out = xrealloc(out, (n + 1) * sizeof *out);
             out[n++] = xstrdup(src);

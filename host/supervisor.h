@@ -62,8 +62,6 @@ typedef struct sup_options {
     size_t nsources;
     const char *pipeline_dir; /* REST-created pipelines are kept here (and it is watched) */
     const char *rest_listen;  /* NULL: no REST server */
-    const char *token;        /* bearer token for changes (NULL: none) */
-    int token_for_reads;
     size_t max_body;
     /* autoscaling: decide every `scale_interval_ms` from samples over `scale_window_ms` */
     long long scale_window_ms, scale_interval_ms;
@@ -82,6 +80,7 @@ sup_pipeline *sup_at(size_t i);                 /* includes deleting ones; check
 sup_pipeline *sup_find(const char *name);       /* NULL when absent or being deleted */
 const sup_options *sup_opts(void);
 const char *sup_worker_id(void);                /* "127.0.0.1:8083" */
+int sup_stopping(void);                         /* SIGTERM/SIGINT received: shutting down */
 /** State as REST shows it: RUNNING, PAUSED, STOPPED, FAILED, RESTARTING, FINISHED. */
 const char *sup_state_name(const sup_pipeline *p);
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 
 typedef struct web_param {
@@ -117,15 +118,7 @@ void web_shutdown(void)
     memset(&W, 0, sizeof W);
 }
 
-static void werror(http_resp *r, int status, const char *msg)
-{
-    r->status = status;
-    r->content_type = "application/json";
-    r->body.len = 0;
-    buf_printf(&r->body, "{\"error_code\":%d,\"message\":", status);
-    buf_json_str(&r->body, msg, strlen(msg));
-    buf_puts(&r->body, "}");
-}
+static void werror(http_resp *r, int status, const char *msg) { http_error(r, status, "%s", msg); }
 
 /* ---- static files ------------------------------------------------------------------------- */
 
@@ -310,6 +303,8 @@ int web_handle(const http_req *req, http_resp *r)
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "generator_url", W.generator_url ? W.generator_url : "http://127.0.0.1:7070");
         cJSON_AddStringToObject(j, "version", SLUICE_VERSION);
+        /* The page then knows whether Pause/Restart need the token it was opened with. */
+        cJSON_AddBoolToObject(j, "auth", auth_enabled());
         char *s = cJSON_PrintUnformatted(j);
         cJSON_Delete(j);
         r->status = 200;

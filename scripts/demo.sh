@@ -115,7 +115,7 @@ cat <<INFO
 
   sluice demo is running
   ──────────────────────
-  dashboard        http://127.0.0.1:$REST_PORT/ui/
+  dashboard        http://127.0.0.1:$REST_PORT/ui/?token=$("$B/host/sluice" token -c pipelines/sluice.yaml)
   generator UI     http://127.0.0.1:$REST_PORT/ui/generator.html
   generator API    $GEN_URL/gen/stats
   REST API         http://127.0.0.1:$REST_PORT/connectors?expand=status

@@ -10,6 +10,7 @@ rc=$?
 echo "$out" | tail -20
 assert_eq "$rc" 0 "the demo exits 0 by itself with --for"
 assert_contains "$out" "dashboard        http://127.0.0.1:$port/ui/" "it prints the dashboard URL"
+assert_contains "$out" "/ui/?token=$(cat "$SLUICE_STATE_DIR/rest.token")" "the dashboard URL carries the REST token"
 assert_contains "$out" "PostgreSQL       psql" "it prints a psql line"
 for t in events_clean events_rejected kpi_1m kpi_15m kpi_1h kpi_24h sluice_offsets; do
   n=$(echo "$out" | sed -n "s/^demo: table $t: \([0-9]*\) rows$/\1/p")

@@ -4,7 +4,7 @@
 #   sluice-gen -> sluice A (ecommerce-ingest.yaml) -> Apache Kafka (scripts/kafka.sh,
 #   events_raw: 8 partitions) -> hosts H1..H3 (ecommerce-analytics.yaml, one group) -> PostgreSQL
 #
-# Each host is its own process tree with its own working dir and REST port (loopback: the
+# Each host is its own process tree with its own working dir, state dir and REST port (loopback: the
 # throwaway Kafka and PostgreSQL listen on 127.0.0.1 only). The pipeline is the shipped file with
 # two changes made in a copy: the group name (so the single-host run below uses another group)
 # and, unless SCALE_ASSIGNOR says otherwise, partition.assignment.strategy cooperative-sticky.
@@ -116,7 +116,7 @@ A_PID=$!
 # ---- hosts -------------------------------------------------------------------------------------
 start_host() { # N [GROUP]
     mkdir -p "h$1"
-    (cd "h$1" && SCALE_GROUP=${2:-scaleout} exec setsid "$SLUICE" run -c ../host.yaml ../pl/ecommerce-analytics.yaml \
+    (cd "h$1" && SCALE_GROUP=${2:-scaleout} SLUICE_STATE_DIR=$T/h$1/state exec setsid "$SLUICE" run -c ../host.yaml ../pl/ecommerce-analytics.yaml \
         >>out.log 2>>host.log) &
     HPID[$1]=$!
 }
@@ -237,7 +237,7 @@ kpis kpi-scaleout.txt
 pgtmp_psql -c "COPY (SELECT event_id FROM events_clean ORDER BY 1) TO STDOUT" >clean-scaleout.txt
 pgtmp_psql -c "TRUNCATE events_clean, events_rejected, kpi_1m, kpi_15m, kpi_1h, kpi_24h, sluice_offsets"
 mkdir single
-(cd single && SCALE_GROUP=single exec setsid "$SLUICE" run ../pl/ecommerce-analytics.yaml >out.log 2>host.log) &
+(cd single && SCALE_GROUP=single SLUICE_STATE_DIR=$T/single/state exec setsid "$SLUICE" run ../pl/ecommerce-analytics.yaml >out.log 2>host.log) &
 SINGLE_PID=$!
 t0=$(now)
 consumed single || fail "the single host did not consume everything within 300 s"

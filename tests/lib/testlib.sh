@@ -4,6 +4,8 @@ set -u
 SLUICE=${SLUICE_BIN:?SLUICE_BIN not set (run through meson test)}
 SRC=${SLUICE_SOURCE_DIR:?}
 T=$(mktemp -d /tmp/sluice-test.XXXXXX)
+# Each test its own state directory (REST token, REST-created pipelines, default offsets).
+export SLUICE_STATE_DIR="$T/state"
 _cleanup() { local pids; pids=$(jobs -p); [ -n "$pids" ] && kill $pids 2>/dev/null; wait 2>/dev/null; rm -rf "$T"; }
 trap _cleanup EXIT
 CHECKS=0

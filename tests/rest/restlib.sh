@@ -1,6 +1,8 @@
 # restlib.sh — helpers for the REST tests: start a supervisor on a free port, call it with curl.
 . "$SLUICE_SOURCE_DIR/tests/lib/testlib.sh"
 export SLUICE_PLUGIN_PATH="$TEST_STAGES:${SLUICE_PLUGIN_PATH:-}"
+# The bearer token sent by req/expect: a test may set it; else start_sluice reads the one sluice
+# generated in the state directory. `TOKEN= expect ...` sends none.
 TOKEN=${TOKEN:-}
 
 # start_sluice LOG ARGS... — runs `sluice run ARGS` in the background; sets SUP (pid) and BASE.
@@ -10,6 +12,7 @@ start_sluice() {
   SUP=$!
   wait_for grep -q 'REST API listening on' "$log" || { cat "$log"; fail "REST API did not start"; }
   BASE=$(grep -o 'REST API listening on http://[0-9.]*:[0-9]*' "$log" | tail -1 | sed 's/REST API listening on //')
+  if [ -z "$TOKEN" ] && [ -f "$SLUICE_STATE_DIR/rest.token" ]; then TOKEN=$(cat "$SLUICE_STATE_DIR/rest.token"); fi
 }
 
 # stop_sluice — SIGTERM, then the supervisor must exit 0 (under ASan: no leak, no error) and no

@@ -36,7 +36,7 @@ assert_contains "$(cat m.txt)" 'sluice_pipeline_state{pipeline="x",state="RUNNIN
 
 # Counters survive a restart of the pipeline (kept by the supervisor).
 pid_x=$(pid_of x)
-TOKEN= expect 204 POST /connectors/x/restart "restart x"
+expect 204 POST /connectors/x/restart "restart x"
 wait_for sh -c "[ \"\$(curl -s $BASE/connectors/x/status | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"pid\"])')\" != $pid_x ]" || fail "x not restarted"
 seq 301 400 | awk '{print "{\"x\":" $1 "}"}' >> x.ndjson
 wait_for lines_eq x-out.ndjson 400 || fail "x did not copy after its restart"
@@ -78,7 +78,7 @@ ok "a new file adds a pipeline"
 assert_eq "$(pid_of x)" "$pid_x" "x untouched by SIGHUP"
 assert_eq "$(pid_of y)" "$pid_y" "y untouched when its file returned to the running definition"
 rm pl/w.yaml
-wait_for sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' $BASE/connectors/w)\" = 404 ]" || fail "removed file's pipeline still there"
+wait_for sh -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $TOKEN' $BASE/connectors/w)\" = 404 ]" || fail "removed file's pipeline still there"
 ok "removing a file stops its pipeline"
 stop_sluice
 echo "all metrics and reload checks passed ($CHECKS)"

@@ -19,7 +19,7 @@ rest: {listen: "127.0.0.1:0", token: s3cret, max_body: 4KiB, pipeline_dir: pdir}
 Y
 start_sluice log.txt -c host.yaml a.yaml
 
-# ---- read-only endpoints (GETs need no token by default)
+# ---- read-only endpoints (reads other than a pipeline's config/offsets/tasks need no token)
 expect 200 GET / "GET / answers"
 assert_eq "$(jget 'd["version"]')" "0.1.0" "version info"
 expect 200 GET /connector-plugins "GET /connector-plugins"
@@ -29,7 +29,7 @@ assert_eq "$(jget '[c["required"] for c in d if c["name"]=="path"][0]')" "True" 
 expect 404 GET /connector-plugins/nope/config "unknown plugin is 404"
 assert_eq "$(jget 'd["error_code"]')" 404 "error body has error_code"
 
-# ---- token auth: every non-GET needs it
+# ---- token auth: every change needs it (tests/security/test-rest-auth.sh covers every route)
 TOKEN= expect 401 PUT /connector-plugins/file-sink/config/validate '{}' "validate without token is 401"
 TOKEN=wrong expect 401 PUT /connector-plugins/file-sink/config/validate '{}' "a wrong token is 401"
 TOKEN=s3cret
@@ -100,7 +100,7 @@ wait_for lines_eq b-out.ndjson 200 || fail "resume did not catch up"
 ok "resumed pipeline catches up"
 
 # ---- offsets
-wait_for sh -c "curl -s $BASE/connectors/b/offsets | grep -q '\"offset\":{\"offset\":[1-9]'" || fail "no committed offset"
+wait_for sh -c "curl -s -H 'Authorization: Bearer $TOKEN' $BASE/connectors/b/offsets | grep -q '\"offset\":{\"offset\":[1-9]'" || fail "no committed offset"
 expect 200 GET /connectors/b/offsets "offsets"
 ok "committed offset reported: $(jget 'd["offsets"][0]')"
 

@@ -41,6 +41,7 @@ assert_eq "$(code_of /ui/assets/..%2f..%2fp.yaml)" 404 "no traversal with encode
 assert_eq "$(code_of /ui/assets/link.txt)" 404 "no escape through a symlink"
 expect 200 GET /api/config "api/config"
 assert_eq "$(jget 'd["generator_url"]')" "http://127.0.0.1:7071" "generator url from the host config"
+assert_eq "$(jget 'd["auth"]')" True "api/config tells the page that changes need the token"
 expect 200 GET /api/queries "api/queries"
 assert_eq "$(jget 'd')" '["kpis"]' "query names"
 expect 503 GET /api/query/kpis "database down is 503"

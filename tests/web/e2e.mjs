@@ -3,7 +3,9 @@
 // SLUICE_PID), sluice-gen (GEN_URL). Checks, in Debian chromium:
 //  1. the dashboard's GMV and orders for a minute equal SQL on kpi_1m_total for that minute;
 //  2. changing the rate in the generator panel makes the dashboard's events/s follow;
-//  3. Pause in the health panel pauses the pipeline, as the REST API reports (then Resume);
+//  3. Pause in the health panel pauses the pipeline, as the REST API reports (then Resume) —
+//     with the REST token the page got from /ui/?token= (kept in sessionStorage, stripped from
+//     the address bar); without a token, or with a wrong one, the buttons show "needs token";
 //  4. the "disconnected" banner appears when sluice goes away;
 // and takes screenshots of both pages into $SLUICE_BUILD_DIR/screenshots/.
 
@@ -15,6 +17,7 @@ const GEN = process.env.GEN_URL ?? 'http://127.0.0.1:7070';
 const PSQL = process.env.PSQL ?? `${process.env.PGTMP_BIN ?? '/usr/lib/postgresql/15/bin'}/psql`;
 const INGEST = process.env.E2E_INGEST ?? 'ecommerce-ingest';
 const ANALYTICS = process.env.E2E_ANALYTICS ?? 'ecommerce-analytics';
+const TOKEN = process.env.SLUICE_TOKEN ?? '';
 
 /** One SQL statement through psql (PGHOST/PGPORT/PGUSER/PGDATABASE from pgtmp); rows of fields. */
 function sql(q) {
@@ -54,9 +57,36 @@ try {
   }, 60000, 500);
   check(running, `both pipelines RUNNING per GET /connectors?expand=status`);
 
+  // ---- without the token the pipeline buttons say they need it ---------------------------------
+  check(TOKEN.length > 0, 'test-e2e.sh passed the REST token (sluice token)');
+  const anon = await newPage(browser);
+  await anon.goto(`${SLUICE}/ui/`);
+  const anonRow = anon.locator(`#health-body tr[data-pipeline="${ANALYTICS}"]`);
+  check(await waitFor(async () => (await anonRow.count()) === 1, 15000), 'the health panel lists the pipelines without a token');
+  check(await anon.locator('#health-auth').isVisible(), 'without a token the "needs token" note is shown');
+  const anonPause = anonRow.locator('button[data-action="pause"]');
+  check(await anonPause.isDisabled(), 'without a token Pause is disabled');
+  check((await anonPause.getAttribute('data-needs-token')) === 'true', '... and marked as needing the token');
+  check(/needs the access token/.test((await anonPause.getAttribute('aria-label')) ?? ''), '... in its accessible name');
+  await shot(anon, 'dashboard-needs-token');
+
+  // ---- a wrong token: the click is refused (401) and the page says it needs a token --------------
+  const bad = await newPage(browser);
+  await bad.goto(`${SLUICE}/ui/?token=wrong-token`);
+  const badRow = bad.locator(`#health-body tr[data-pipeline="${ANALYTICS}"]`);
+  check(await waitFor(async () => (await badRow.count()) === 1, 15000), 'the page with a wrong token loads');
+  check(!(await bad.locator('#health-auth').isVisible()), 'with a token the note is hidden');
+  await badRow.locator('button[data-action="pause"]').click();
+  check(await waitFor(async () => bad.locator('#health-auth').isVisible(), 10000), 'a refused token brings back the "needs token" state');
+  check(/refused the access token/.test((await bad.locator('#health-status').textContent()) ?? ''), 'and says sluice refused the token');
+  check((await connectorState(ANALYTICS)) === 'RUNNING', 'the pipeline was not paused with a wrong token');
+
+  // ---- with the token from the URL ---------------------------------------------------------------
   const dash = await newPage(browser);
-  await dash.goto(`${SLUICE}/ui/`);
+  await dash.goto(`${SLUICE}/ui/?token=${encodeURIComponent(TOKEN)}`);
   check((await dash.title()).includes('sluice'), 'the supervisor serves the dashboard under /ui/');
+  check(!dash.url().includes('token'), `the token is stripped from the address bar (${dash.url()})`);
+  check((await dash.evaluate(() => sessionStorage.getItem('sluice.token'))) === TOKEN, 'and kept in sessionStorage');
 
   // data flows: orders appear for the last 15 minutes
   const flowing = await waitFor(async () => ((await numAttr(dash, 'td[data-kpi="orders"][data-tf="15m"]')) ?? 0) > 0, 90000, 500);
@@ -144,7 +174,7 @@ try {
     check(/Disconnected from sluice/.test(banner ?? ''), `a visible "disconnected" banner once sluice stopped`);
     await shot(dash, 'dashboard-disconnected');
   }
-  for (const p of [dash, gen, phone]) check(p.errors.length === 0, `no script errors on ${p.url()} ${p.errors.join('; ')}`);
+  for (const p of [anon, bad, dash, gen, phone]) check(p.errors.length === 0, `no script errors on ${p.url()} ${p.errors.join('; ')}`);
 } catch (e) {
   check(false, `e2e crashed: ${e.stack ?? e}`);
 } finally {

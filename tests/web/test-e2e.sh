@@ -40,6 +40,9 @@ free_port() {
 }
 
 WORK=$(mktemp -d /tmp/sluice-web-e2e.XXXXXX)
+# Its own state directory: the REST token sluice generates, which the dashboard gets the way the
+# demo hands it out (/ui/?token=...).
+export SLUICE_STATE_DIR="$WORK/state"
 GEN_PID= SLUICE_PID= STATUS=1
 
 stop_pid() { # pid name: TERM, wait up to 15 s, then KILL
@@ -88,6 +91,9 @@ GEN_PID=$!
 "$SLUICE" run -c "$HOST_CONFIG" --rest "$SLUICE_LISTEN" >"$WORK/sluice.log" 2>&1 &
 SLUICE_PID=$!
 export SLUICE_PID
+
+export SLUICE_TOKEN
+SLUICE_TOKEN=$("$SLUICE" token) || die "sluice token failed"
 
 # Wait (bounded) for both HTTP servers.
 for i in $(seq 1 300); do

@@ -1,9 +1,11 @@
 // The dashboard page: headline KPIs, trend charts per bucket size, pipeline health.
 // Everything is short polling (1 s) of the supervisor: /api/query/{name} for KPIs (named SQL
 // queries from the host config), /connectors?expand=status and /metrics for pipeline health.
+// Pause/Resume/Restart need the REST token, which the page gets from ?token= (see lib/auth.ts).
 
 import './styles.css';
 import { Connection, HttpError, request, every, type AppConfig } from './lib/api';
+import { adoptFromLocation, authHeader, canControl, forgetToken } from './lib/auth';
 import {
   DEFAULT_CURRENCY,
   formatBucket,
@@ -39,9 +41,15 @@ let currency = DEFAULT_CURRENCY;
 
 const conn = new Connection(connectionView('sluice', () => location.host));
 
+// The REST token (from ?token=, kept in sessionStorage) and whether sluice wants one for changes
+// (/api/config says `auth: false` under --no-auth; until it answers, assume it does).
+let token = adoptFromLocation();
+let authRequired = true;
+const sluiceHeaders = () => authHeader(token);
+
 async function query(name: string, params: Record<string, string> = {}): Promise<QueryResult> {
   const qs = new URLSearchParams(params).toString();
-  const r = await request<QueryResult>(`/api/query/${encodeURIComponent(name)}${qs ? '?' + qs : ''}`);
+  const r = await request<QueryResult>(`/api/query/${encodeURIComponent(name)}${qs ? '?' + qs : ''}`, { headers: sluiceHeaders() });
   return { ...r, rows: Array.isArray(r?.rows) ? r.rows : [] };
 }
 
@@ -252,8 +260,24 @@ const STATE_TEXT: Record<State, string> = {
 };
 
 function actionButton(p: string, verb: 'pause' | 'resume' | 'restart', label: string, disabled: boolean): HTMLButtonElement {
-  const b = h('button', { type: 'button', class: `btn btn-${verb}`, 'data-action': verb, 'data-pipeline': p, 'aria-label': `${label} ${p}` }, label);
-  b.disabled = disabled;
+  const allowed = canControl(authRequired, token);
+  const b = h(
+    'button',
+    {
+      type: 'button',
+      class: `btn btn-${verb}`,
+      'data-action': verb,
+      'data-pipeline': p,
+      'aria-label': allowed ? `${label} ${p}` : `${label} ${p} (needs the access token)`,
+    },
+    label,
+  );
+  b.disabled = disabled || !allowed;
+  if (!allowed) {
+    b.dataset.needsToken = 'true';
+    b.title = 'Needs the access token: open the dashboard with the link sluice printed (…/ui/?token=…)';
+    b.setAttribute('aria-describedby', 'health-auth');
+  }
   b.addEventListener('click', () => void act(p, verb, b));
   return b;
 }
@@ -263,15 +287,37 @@ async function act(p: string, verb: 'pause' | 'resume' | 'restart', b: HTMLButto
   b.disabled = true;
   const path = `/connectors/${encodeURIComponent(p)}/${verb}`;
   try {
-    await request(path, { method: verb === 'restart' ? 'POST' : 'PUT', timeoutMs: 8000 });
+    await request(path, { method: verb === 'restart' ? 'POST' : 'PUT', timeoutMs: 8000, headers: sluiceHeaders() });
     const past = verb === 'pause' ? 'paused' : verb === 'resume' ? 'resumed' : 'restarted';
     announce(status, `Pipeline ${p} ${past}.`);
   } catch (e) {
-    announce(status, `Could not ${verb} ${p}: ${(e as Error).message}`, 'error');
+    if (e instanceof HttpError && e.status === 401) {
+      // a wrong or outdated token: forget it and show the "needs token" state
+      token = null;
+      forgetToken(sessionStorageOrNull());
+      renderAuthNote();
+      announce(status, `Could not ${verb} ${p}: sluice refused the access token. Open the dashboard with the link sluice printed.`, 'error');
+    } else {
+      announce(status, `Could not ${verb} ${p}: ${(e as Error).message}`, 'error');
+    }
   } finally {
     b.disabled = false;
     await pollHealth();
   }
+}
+
+function sessionStorageOrNull(): Storage | null {
+  try {
+    return window.sessionStorage;
+  } catch {
+    return null;
+  }
+}
+
+/** The note above the health table when the buttons cannot work for want of a token. */
+function renderAuthNote(): void {
+  const note = $('#health-auth');
+  note.hidden = canControl(authRequired, token);
 }
 
 function renderHealth(rows: PipelineRow[]): void {
@@ -312,7 +358,7 @@ function renderHealth(rows: PipelineRow[]): void {
     setCell(cell('rejected'), r.rejected, formatInt(r.rejected));
     setCell(cell('restarts'), r.restarts, formatInt(r.restarts));
     const actions = cell('actions');
-    const key = r.state;
+    const key = `${r.state}|${canControl(authRequired, token)}`;
     if (actions.dataset.for !== key) {
       actions.dataset.for = key;
       const paused = r.state === 'PAUSED';
@@ -332,8 +378,8 @@ function renderHealth(rows: PipelineRow[]): void {
 async function pollHealth(): Promise<void> {
   try {
     const [st, metrics] = await Promise.all([
-      request('/connectors?expand=status'),
-      request<string>('/metrics', { accept: 'text' }).catch((e) => {
+      request('/connectors?expand=status', { headers: sluiceHeaders() }),
+      request<string>('/metrics', { accept: 'text', headers: sluiceHeaders() }).catch((e) => {
         if (e instanceof HttpError) return '';
         throw e;
       }),
@@ -352,13 +398,16 @@ async function pollHealth(): Promise<void> {
 async function main(): Promise<void> {
   buildKpiTable();
   buildCharts();
+  renderAuthNote();
   try {
-    const cfg = await request<AppConfig>('/api/config');
+    const cfg = await request<AppConfig>('/api/config', { headers: sluiceHeaders() });
+    authRequired = cfg.auth !== false;
     if (cfg.currency) currency = cfg.currency;
     if (cfg.version) setText($('#version'), `sluice ${cfg.version}`);
   } catch {
     /* the polls below report the connection state */
   }
+  renderAuthNote();
   every(POLL_MS, async () => {
     await pollHeadline();
     await pollSeries();

@@ -3,6 +3,7 @@
 
 import './styles.css';
 import { Connection, HttpError, request, every, generatorUrl, type AppConfig } from './lib/api';
+import { adoptFromLocation, authHeader } from './lib/auth';
 import { formatClock, formatDuration, formatInt, formatRate } from './lib/format';
 import {
   EVENT_TYPES,
@@ -238,7 +239,9 @@ async function main(): Promise<void> {
   $('#toggle').addEventListener('click', () => void toggle());
   $('#emit-form').addEventListener('submit', (ev) => void emit(ev));
   try {
-    const cfg = await request<AppConfig>('/api/config', { timeoutMs: 3000 });
+    // a ?token= link to this page is kept for the dashboard (same tab) and stripped from the URL;
+    // it goes to sluice only, never to sluice-gen
+    const cfg = await request<AppConfig>('/api/config', { timeoutMs: 3000, headers: authHeader(adoptFromLocation()) });
     base = generatorUrl(cfg, location.search);
     if (cfg.version) setText($('#version'), `sluice ${cfg.version}`);
   } catch {

@@ -19,6 +19,8 @@ export interface RequestOpts {
   body?: unknown;
   timeoutMs?: number;
   accept?: 'json' | 'text';
+  /** Extra request headers (e.g. Authorization for sluice; see auth.ts). */
+  headers?: Record<string, string>;
 }
 
 export async function request<T = unknown>(url: string, opts: RequestOpts = {}): Promise<T> {
@@ -28,7 +30,7 @@ export async function request<T = unknown>(url: string, opts: RequestOpts = {}):
   try {
     res = await fetch(url, {
       method: opts.method ?? 'GET',
-      headers: opts.body !== undefined ? { 'Content-Type': 'application/json' } : undefined,
+      headers: { ...(opts.body !== undefined ? { 'Content-Type': 'application/json' } : {}), ...opts.headers },
       body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
       signal: ctl.signal,
       cache: 'no-store',
@@ -118,6 +120,8 @@ export function every(ms: number, fn: () => Promise<void>): () => void {
 
 export interface AppConfig {
   generator_url: string;
+  /** false when sluice runs with --no-auth: changes need no token */
+  auth?: boolean;
   version?: string;
   currency?: string;
 }

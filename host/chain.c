@@ -1,0 +1,267 @@
+/* chain.c — running a wave through the chain: each stage's process with retries, the dead
+ * letters, flushes, commits, draining, and partition assignment, revocation and restore. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime_int.h"
+
+/* ---- running the chain -------------------------------------------------------------------- */
+
+int stopping(const task *t) { return atomic_load(&stop_requested) || t->failed; }
+
+/* Hands `in` to stage `s`, collecting what it emits in `out` (NULL for sinks). On success the
+ * batch's own references on the inputs are dropped; a record the stage neither forwarded, held
+ * nor rejected is then finished. On failure they are kept: the positions stay uncommitted and
+ * the records are redelivered after a restart. */
+int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
+{
+    if (!in->n) return 0;
+    if (!(s->d->flags & SL_STAGE_JSON_ONLY))
+        for (size_t i = 0; i < in->n; i++) {
+            hrec *h = (hrec *)in->v[i];
+            if (h->dirty) materialize(h);
+        }
+    atomic_fetch_add_explicit(&s->in, in->n, memory_order_relaxed);
+    sl_batch b = {in->v, in->n};
+    size_t mark = out ? out->n : 0;
+    int64_t backoff = 100;
+    recvec *saved = t->target;
+    for (int attempt = 0;; attempt++) {
+        t->seq++;
+        t->target = out;
+        int64_t t0 = sl_monotonic_ms();
+        sl_err rc = s->d->process(s->self, &s->ctx, &b);
+        t->target = saved;
+        if (rc == SL_OK) {
+            double secs = (double)(sl_monotonic_ms() - t0) / 1000.0;
+            pthread_mutex_lock(&s->mlock);
+            hist_add(&s->batch, secs);
+            pthread_mutex_unlock(&s->mlock);
+            if (s->index >= 0 && (size_t)s->index + 1 == t->nstages) {
+                /* End-to-end latency: record timestamp to the sink's return. */
+                int64_t now = sl_now_ms();
+                pthread_mutex_lock(&t->slock);
+                for (size_t i = 0; i < in->n; i++)
+                    hist_add(&t->e2e, (double)(now - in->v[i]->timestamp_ms) / 1000.0);
+                pthread_mutex_unlock(&t->slock);
+            }
+            break;
+        }
+        for (size_t i = mark; out && i < out->n; i++) ack_release(out->v[i]->ack);
+        if (out) {
+            atomic_fetch_sub_explicit(&s->out, out->n - mark, memory_order_relaxed);
+            out->n = mark;
+        }
+        if (rc == SL_RETRY && !stopping(t)) {
+            atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
+            if (attempt == 0 || backoff >= 5000)
+                tlog(t, s, SL_LOG_WARN, "batch of %zu records failed transiently; retrying (backoff %lld ms)",
+                     in->n, (long long)backoff);
+            sl_sleep_ms(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        if (rc == SL_RETRY) {
+            tlog(t, s, SL_LOG_WARN, "stopping while the stage retries; %zu records stay uncommitted", in->n);
+        } else {
+            tlog(t, s, SL_LOG_ERROR, "stage failed: %s; the pipeline stops", sl_strerror(rc));
+        }
+        t->failed = 1;
+        return -1;
+    }
+    uint64_t dropped = 0;
+    for (size_t i = 0; i < in->n; i++) {
+        dropped += ((hrec *)in->v[i])->mark != t->seq;
+        ack_release(in->v[i]->ack);
+    }
+    if (s->d->kind == SL_KIND_TRANSFORM)
+        atomic_fetch_add_explicit(&s->dropped, dropped, memory_order_relaxed);
+    return 0;
+}
+
+static void run_dead_letters(task *t)
+{
+    while (t->dlq_pending.n && !t->failed) {
+        recvec v = t->dlq_pending;
+        t->dlq_pending = (recvec){0};
+        run_stage(t, t->dlq, &v, NULL);
+        free(v.v);
+    }
+}
+
+/* Runs `in` through stages[from..] and then the dead letters. A wave ends (arena and slab
+ * recycled) when the outermost run returns. */
+int run_chain(task *t, size_t from, recvec *in)
+{
+    int rc = 0;
+    t->depth++;
+    recvec a = *in, b = {0};
+    int owns_a = 0;
+    for (size_t i = from; i < t->nstages && a.n; i++) {
+        b.n = 0;
+        int last = i + 1 == t->nstages;
+        rc = run_stage(t, &t->stages[i], &a, last ? NULL : &b);
+        if (rc) break;
+        if (!last) {
+            recvec tmp = a;
+            a = b;
+            b = owns_a ? tmp : (recvec){0};
+            owns_a = 1;
+        }
+    }
+    if (owns_a) free(a.v);
+    free(b.v);
+    if (!rc) run_dead_letters(t);
+    if (--t->depth == 0) wave_end(t);
+    return rc;
+}
+
+void flush_all(task *t, int final)
+{
+    for (size_t i = 0; i <= t->nstages && !t->failed; i++) {
+        stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
+        if (!s || !s->d->flush) continue;
+        recvec v = {0};
+        recvec *saved = t->target;
+        t->target = s->d->kind == SL_KIND_SINK ? NULL : &v;
+        sl_err rc = s->d->flush(s->self, &s->ctx, final);
+        t->target = saved;
+        if (rc == SL_FATAL || rc == SL_ENOMEM) {
+            tlog(t, s, SL_LOG_ERROR, "flush failed: %s; the pipeline stops", sl_strerror(rc));
+            t->failed = 1;
+        }
+        if (v.n || t->dlq_pending.n) run_chain(t, i < t->nstages ? i + 1 : t->nstages, &v);
+        free(v.v);
+    }
+}
+
+/* Keeps the last committed position per partition for the status line (GET .../offsets). */
+static void remember_commits(task *t, const sl_position *pos, size_t n)
+{
+    pthread_mutex_lock(&t->slock);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < t->ncommitted && !(t->committed[j].partition == pos[i].partition &&
+                                      !strcmp(t->committed[j].topic, pos[i].topic ? pos[i].topic : "")))
+            j++;
+        if (j == t->ncommitted) {
+            t->committed = xrealloc(t->committed, (j + 1) * sizeof *t->committed);
+            t->committed[j] = (sl_position){xstrdup(pos[i].topic ? pos[i].topic : ""), pos[i].partition, -1};
+            t->ncommitted++;
+        }
+        t->committed[j].offset = pos[i].offset;
+    }
+    pthread_mutex_unlock(&t->slock);
+}
+
+void commit(task *t)
+{
+    stage_inst *src = &t->stages[0];
+    sl_position pos[64];
+    size_t n;
+    while ((n = ack_take_commits(&t->acks, pos, 64)) > 0) {
+        if (!src->d->commit) continue;
+        for (int attempt = 0; attempt < 5; attempt++) {
+            sl_err rc = src->d->commit(src->self, &src->ctx, pos, n);
+            if (rc == SL_OK) {
+                remember_commits(t, pos, n);
+                break;
+            }
+            tlog(t, src, SL_LOG_WARN, "commit failed: %s%s", sl_strerror(rc), attempt < 4 ? "; retrying" : "");
+            sl_sleep_ms(200);
+        }
+    }
+    t->last_commit = sl_monotonic_ms();
+}
+
+/* Flushes until every record that entered is finished (or the bound passes): what is still
+ * unfinished then is simply not committed, and is redelivered next time. */
+void drain(task *t, int64_t timeout_ms)
+{
+    flush_all(t, 1);
+    int64_t deadline = sl_monotonic_ms() + timeout_ms;
+    while (!t->failed && ack_pending(&t->acks) > 0 && sl_monotonic_ms() < deadline) {
+        sl_sleep_ms(10);
+        flush_all(t, 1);
+    }
+    long left = ack_pending(&t->acks);
+    if (left > 0)
+        tlog(t, NULL, SL_LOG_WARN, "%ld records unfinished when draining; they stay uncommitted and will be redelivered", left);
+    commit(t);
+}
+
+/* The partitions a task owns now, for the status line: what a host of a consumer group
+ * holds (REST, and the autoscaler's cap: no more tasks than partitions). */
+static void track_owned(task *t, const sl_position *parts, size_t n, int add)
+{
+    pthread_mutex_lock(&t->slock);
+    for (size_t i = 0; i < n; i++) {
+        const char *topic = parts[i].topic ? parts[i].topic : "";
+        size_t j = 0;
+        while (j < t->nowned && !(t->owned[j].partition == parts[i].partition && !strcmp(t->owned[j].topic, topic))) j++;
+        if (add && j == t->nowned) {
+            t->owned = xrealloc(t->owned, (j + 1) * sizeof *t->owned);
+            t->owned[t->nowned++] = (sl_position){xstrdup(topic), parts[i].partition, -1};
+        } else if (!add && j < t->nowned) {
+            free((char *)t->owned[j].topic);
+            t->owned[j] = t->owned[--t->nowned];
+        }
+    }
+    pthread_mutex_unlock(&t->slock);
+}
+
+void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n)
+{
+    task *t = ctx->task;
+    track_owned(t, parts, n, 1);
+    for (size_t i = 1; i <= t->nstages; i++) {
+        stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
+        /* A stage that cannot set up (restore) its partition state must not go on without
+         * it: results would be silently wrong. Stop; the supervisor restarts the pipeline. */
+        sl_err rc = s && s->d->on_assign ? s->d->on_assign(s->self, &s->ctx, parts, n) : SL_OK;
+        if (rc != SL_OK) {
+            tlog(t, s, SL_LOG_ERROR, "on_assign failed for %zu partitions: %s; the pipeline stops", n, sl_strerror(rc));
+            t->failed = 1;
+        }
+    }
+}
+
+/* A stage hands back durable state: every stage before it may rebuild from it. */
+void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n)
+{
+    task *t = ctx->task;
+    if (!n) return;
+    sl_record **v = xmalloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = (sl_record *)&recs[i];
+    sl_batch b = {v, n};
+    int upto = ctx->st->index < 0 ? (int)t->nstages : ctx->st->index;
+    for (int i = 0; i < upto; i++) {
+        stage_inst *s = &t->stages[i];
+        if (s->d->on_restore && s->d->on_restore(s->self, &s->ctx, &b) != SL_OK)
+            tlog(t, s, SL_LOG_WARN, "on_restore failed for %zu state records", n);
+    }
+    free(v);
+}
+
+void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n)
+{
+    task *t = ctx->task;
+    track_owned(t, parts, n, 0);
+    /* Finish what the source produced so far, make it durable and commit, so the next owner of
+     * these partitions starts right after what we finished. */
+    recvec *src = t->target;
+    if (src && src->n) {
+        recvec copy = *src;
+        t->target = NULL;
+        run_chain(t, 1, &copy);
+        src->n = 0;
+        t->target = src;
+    }
+    recvec *saved = t->target;
+    drain(t, DRAIN_TIMEOUT_MS);
+    t->target = saved;
+    for (size_t i = 1; i <= t->nstages; i++) {
+        stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
+        if (s && s->d->on_revoke) s->d->on_revoke(s->self, &s->ctx, parts, n);
+    }
+}

@@ -1,0 +1,168 @@
+/* runtime_int.h — what the parts of the runtime share (not a public interface).
+ *
+ * record.c    host records, the record slab and record vectors
+ * json_api.c  lazy JSON access for stages (api->json*, api->value, api->set_topic)
+ * stage_api.c the sl_api table: logging, metrics, emit, hold, reject
+ * chain.c     running a batch through the chain, dead letters, flush, commit, drain, partitions
+ * status.c    the status line for the supervisor
+ * runtime.c   tasks (threads), setup and teardown, runtime_run
+ */
+#ifndef SL_HOST_RUNTIME_INT_H
+#define SL_HOST_RUNTIME_INT_H
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "acks.h"
+#include "runtime.h"
+#include "util.h"
+
+#define HREC_MAGIC 0x52454331u
+#define SLAB_CHUNK 1024
+#define TICK_MS 10 /* flush cadence: bounds how long a sink's buffer waits */
+#define DRAIN_TIMEOUT_MS 30000
+
+/* A host record: the public record first, so a stage's sl_record* converts back. */
+typedef struct hrec {
+    sl_record r;
+    uint32_t magic;
+    uint8_t json_state; /* 0 not parsed, 1 parsed, 2 not JSON */
+    uint8_t dirty;      /* JSON changed since value was serialised */
+    cJSON *json;        /* parsed value, in the task arena */
+    uint32_t mark;      /* == task seq when the current stage forwarded, held or rejected it */
+} hrec;
+
+typedef struct slab_chunk {
+    struct slab_chunk *next;
+    size_t used;
+    hrec recs[SLAB_CHUNK];
+} slab_chunk;
+
+typedef struct recvec {
+    sl_record **v;
+    size_t n, cap;
+} recvec;
+
+typedef struct counter {
+    char *name;
+    atomic_uint_fast64_t value;
+} counter;
+
+#define NBUCKETS 14
+extern const double bucket_bounds[NBUCKETS];
+typedef struct histogram {
+    char *name;
+    uint64_t buckets[NBUCKETS + 1];
+    uint64_t count;
+    double sum;
+} histogram;
+
+typedef struct task task;
+
+struct sl_ctx {
+    task *task;
+    struct stage_inst *st;
+};
+
+typedef struct stage_inst {
+    stage_cfg *cfg;
+    const sl_stage_desc *d;
+    void *self;
+    int initialised;
+    int index; /* position in the chain; -1 for the dead-letter sink */
+    struct sl_ctx ctx;
+    atomic_uint_fast64_t in, out, rejected, dropped, retries;
+    pthread_mutex_t mlock; /* guards the metric arrays below */
+    counter *counters;
+    size_t ncounters;
+    histogram *hists;
+    size_t nhists;
+    histogram batch; /* seconds per successful process() call (guarded by mlock) */
+} stage_inst;
+
+struct task {
+    pipeline_cfg *cfg;
+    int index;
+    pthread_t thread;
+    stage_inst *stages;
+    size_t nstages;
+    stage_inst *dlq;
+    ack_tracker acks;
+    sl_arena arena;
+    slab_chunk *slab_head, *slab_free;
+    int depth;            /* nesting of chain runs, to know when a wave is over */
+    recvec *target;       /* where emit() appends */
+    recvec dlq_pending;
+    int failed;           /* a stage returned FATAL */
+    int paused;           /* the source is paused on the supervisor's request */
+    pthread_mutex_t slock; /* guards e2e, committed and owned (read by write_status) */
+    histogram e2e;        /* record timestamp -> the sink returned, seconds */
+    sl_position *committed; /* last committed position per partition (topic strdup'd) */
+    size_t ncommitted;
+    sl_position *owned; /* partitions the source owns now (status "assigned"; topic strdup'd) */
+    size_t nowned;
+    int done;             /* the source is exhausted */
+    int64_t last_commit;
+    uint32_t seq;         /* one per process call, for the dropped count */
+    ack_partition *last_part; /* the source's last partition: most records hit it again */
+    int64_t wave_now;     /* wall clock for this wave's ingest timestamps; 0 = not read yet */
+};
+
+/* process-wide runtime state (runtime.c) */
+extern atomic_int stop_requested;
+extern atomic_int pause_requested; /* set from the supervisor's control pipe */
+extern pthread_mutex_t error_lock;
+extern char last_error[512]; /* the first error-level log line, for the status line */
+extern task *tasks;
+extern int ntasks;
+
+/* record.c */
+void vec_push(recvec *v, sl_record *r);
+hrec *hrec_new(task *t);
+hrec *as_hrec(task *t, const sl_record *r);
+void wave_end(task *t);
+hrec *copy_record(task *t, const sl_record *src, sl_ack *ack);
+void materialize(hrec *h);
+
+/* json_api.c */
+extern __thread sl_arena *json_arena;
+void *json_malloc(size_t n);
+void json_free(void *p);
+sl_json *api_json(sl_ctx *ctx, const sl_record *rec, const char **err);
+sl_json *api_json_get(const sl_json *obj, const char *key);
+sl_json_type api_json_type(const sl_json *node);
+const char *api_json_string(const sl_json *node);
+double api_json_number(const sl_json *node);
+size_t api_json_size(const sl_json *node);
+sl_json *api_json_at(const sl_json *node, size_t i);
+sl_json *api_json_next(const sl_json *node);
+const char *api_json_key(const sl_json *node);
+sl_err api_json_set_string(sl_ctx *ctx, const sl_record *rec, const char *key, const char *v);
+sl_err api_json_set_number(sl_ctx *ctx, const sl_record *rec, const char *key, double v);
+sl_err api_json_set_bool(sl_ctx *ctx, const sl_record *rec, const char *key, int v);
+sl_err api_json_set_null(sl_ctx *ctx, const sl_record *rec, const char *key);
+const void *api_value(sl_ctx *ctx, const sl_record *rec, size_t *len);
+sl_err api_set_topic(sl_ctx *ctx, const sl_record *rec, const char *topic);
+
+/* stage_api.c */
+void hist_add(histogram *h, double v);
+void tlog(task *t, stage_inst *s, sl_log_level level, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* chain.c */
+int stopping(const task *t);
+int run_stage(task *t, stage_inst *s, recvec *in, recvec *out);
+int run_chain(task *t, size_t from, recvec *in);
+void flush_all(task *t, int final);
+void commit(task *t);
+void drain(task *t, int64_t timeout_ms);
+void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n);
+void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n);
+void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n);
+
+/* status.c */
+void write_status(pipeline_cfg *cfg, int fd, const char *state);
+void write_failure(pipeline_cfg *cfg, int fd);
+
+#endif

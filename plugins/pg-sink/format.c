@@ -1,0 +1,371 @@
+/*
+ * format.c — pg-sink: growable buffers, COPY text and JSON text of a record's values, and the
+ * buffered rows (route, render, save for the dead letter, hold).
+ */
+#include "pg-sink.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ---- growable byte buffer with a sticky out-of-memory flag ---------------------------- */
+
+bool buf_reserve(buf *b, size_t more)
+{
+    if (b->oom) return false;
+    if (b->len + more + 1 <= b->cap) return true;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more + 1) cap *= 2;
+    char *p = realloc(b->p, cap);
+    if (!p) {
+        b->oom = true;
+        return false;
+    }
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+void buf_put(buf *b, const void *s, size_t n)
+{
+    if (!buf_reserve(b, n)) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0'; /* keeps SQL built here usable as a C string */
+}
+
+
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_printf(buf *b, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        buf_put(b, tmp, (size_t)n);
+        return;
+    }
+    if (!buf_reserve(b, (size_t)n)) return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void buf_free(buf *b)
+{
+    free(b->p);
+    *b = (buf){0};
+}
+
+/* Appends `s` as one field of COPY text format: backslash, tab, newline and CR are escaped; a
+ * NUL-free string is assumed (PostgreSQL text cannot hold NUL anyway). */
+void buf_put_copy(buf *b, const char *s, size_t n)
+{
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *esc = NULL;
+        switch (s[i]) {
+        case '\\': esc = "\\\\"; break;
+        case '\t': esc = "\\t"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        default: continue;
+        }
+        buf_put(b, s + run, i - run);
+        buf_put(b, esc, 2);
+        run = i + 1;
+    }
+    buf_put(b, s + run, n - run);
+}
+
+/* Shortest decimal text that reads back as the same double; integers without exponent. The
+ * host's JSON API hands numbers as doubles, so integers beyond 2^53 lose precision. */
+void buf_put_number(buf *b, double d)
+{
+    if (!isfinite(d)) {
+        buf_puts(b, "NaN");
+        return;
+    }
+    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
+        buf_printf(b, "%.0f", d);
+        return;
+    }
+    char tmp[40];
+    snprintf(tmp, sizeof tmp, "%.15g", d);
+    if (strtod(tmp, NULL) != d) snprintf(tmp, sizeof tmp, "%.17g", d);
+    buf_puts(b, tmp);
+}
+
+/* "YYYY-MM-DD HH:MM:SS.mmm+00", which PostgreSQL reads as timestamptz (and date/timestamp). */
+void buf_put_time(buf *b, int64_t ms)
+{
+    int64_t sec = ms / 1000, frac = ms % 1000;
+    if (frac < 0) {
+        frac += 1000;
+        sec -= 1;
+    }
+    time_t t = (time_t)sec;
+    struct tm tm;
+    if (!gmtime_r(&t, &tm)) {
+        buf_puts(b, "\\N");
+        return;
+    }
+    buf_printf(b, "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", tm.tm_year + 1900, tm.tm_mon + 1,
+               tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+}
+
+/* ---- JSON text of a node (for json/jsonb columns and nested values) -------------------- */
+
+void json_put_string(buf *b, const char *s)
+{
+    buf_putc(b, '"');
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf_putc(b, '\\');
+            buf_putc(b, (char)c);
+        } else if (c < 0x20) {
+            buf_printf(b, "\\u%04x", c);
+        } else {
+            buf_putc(b, (char)c);
+        }
+    }
+    buf_putc(b, '"');
+}
+
+void json_write(const sl_api *api, buf *b, const sl_json *n)
+{
+    switch (api->json_type(n)) {
+    case SL_JSON_BOOL: buf_puts(b, api->json_number(n) != 0 ? "true" : "false"); break;
+    case SL_JSON_NUMBER: {
+        double d = api->json_number(n);
+        if (isfinite(d)) buf_put_number(b, d);
+        else buf_puts(b, "null");
+        break;
+    }
+    case SL_JSON_STRING: json_put_string(b, api->json_string(n)); break;
+    case SL_JSON_ARRAY:
+    case SL_JSON_OBJECT: {
+        bool obj = api->json_type(n) == SL_JSON_OBJECT;
+        size_t k = api->json_size(n);
+        buf_putc(b, obj ? '{' : '[');
+        for (size_t i = 0; i < k; i++) {
+            const sl_json *item = api->json_at(n, i);
+            if (i) buf_putc(b, ',');
+            if (obj) {
+                const char *key = api->json_key(item);
+                json_put_string(b, key ? key : "");
+                buf_putc(b, ':');
+            }
+            json_write(api, b, item);
+        }
+        buf_putc(b, obj ? '}' : ']');
+        break;
+    }
+    default: buf_puts(b, "null"); break;
+    }
+}
+
+/* ---- buffered rows ------------------------------------------------------------------- */
+
+table_spec *route(pg_sink *s, const char *topic)
+{
+    table_spec *star = NULL;
+    for (size_t i = 0; i < s->nspecs; i++) {
+        if (strcmp(s->specs[i].topic, "*") == 0) star = &s->specs[i];
+        else if (topic && strcmp(s->specs[i].topic, topic) == 0) return &s->specs[i];
+    }
+    return star;
+}
+
+const sl_header *find_header(const sl_record *rec, const char *name)
+{
+    for (size_t i = 0; i < rec->n_headers; i++)
+        if (strcmp(rec->headers[i].name, name) == 0) return &rec->headers[i];
+    return NULL;
+}
+
+/* One column's value as a COPY field. */
+void put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
+                      const sl_json *root)
+{
+    const sl_api *api = s->api;
+    switch (col->src) {
+    case SRC_PARTITION:
+        if (rec->partition < 0) buf_puts(b, "\\N");
+        else buf_printf(b, "%d", (int)rec->partition);
+        return;
+    case SRC_OFFSET:
+        if (rec->partition < 0) buf_puts(b, "\\N");
+        else buf_printf(b, "%lld", (long long)rec->offset);
+        return;
+    case SRC_TIMESTAMP:
+        if (col->is_time) buf_put_time(b, rec->timestamp_ms);
+        else buf_printf(b, "%lld", (long long)rec->timestamp_ms);
+        return;
+    case SRC_KEY:
+        if (rec->key) buf_put_copy(b, rec->key, rec->key_len);
+        else buf_puts(b, "\\N");
+        return;
+    case SRC_TOPIC:
+        if (rec->topic) buf_put_copy(b, rec->topic, strlen(rec->topic));
+        else buf_puts(b, "\\N");
+        return;
+    case SRC_VALUE: {
+        size_t n = 0;
+        const void *v = api->value(s->ctx, rec, &n);
+        if (v) buf_put_copy(b, v, n);
+        else buf_puts(b, "\\N");
+        return;
+    }
+    case SRC_HEADER: {
+        const sl_header *h = find_header(rec, col->arg);
+        if (h && h->value) buf_put_copy(b, h->value, h->value_len);
+        else buf_puts(b, "\\N");
+        return;
+    }
+    case SRC_FIELD: break;
+    }
+    const sl_json *n = root ? api->json_get(root, col->arg) : NULL;
+    sl_json_type ty = n ? api->json_type(n) : SL_JSON_INVALID;
+    if (ty == SL_JSON_INVALID || ty == SL_JSON_NULL) {
+        buf_puts(b, "\\N");
+    } else if (col->is_json || ty == SL_JSON_ARRAY || ty == SL_JSON_OBJECT) {
+        s->scratch.len = 0;
+        json_write(api, &s->scratch, n);
+        if (s->scratch.oom) b->oom = true;
+        else buf_put_copy(b, s->scratch.p, s->scratch.len);
+    } else if (ty == SL_JSON_STRING) {
+        const char *str = api->json_string(n);
+        buf_put_copy(b, str, strlen(str));
+    } else if (ty == SL_JSON_BOOL) {
+        buf_puts(b, api->json_number(n) != 0 ? "true" : "false");
+    } else {
+        buf_put_number(b, api->json_number(n));
+    }
+}
+
+/* Copies what the dead letter needs of a record into s->saved. */
+void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec)
+{
+    buf *b = &bt->saved;
+    r->topic_len = rec->topic ? strlen(rec->topic) : SIZE_MAX;
+    r->topic_off = b->len;
+    if (rec->topic) buf_put(b, rec->topic, r->topic_len + 1);
+    r->key_len = rec->key ? rec->key_len : SIZE_MAX;
+    r->key_off = b->len;
+    if (rec->key) buf_put(b, rec->key, rec->key_len);
+    size_t vlen = 0;
+    const void *v = s->api->value(s->ctx, rec, &vlen);
+    r->val_off = b->len;
+    r->val_len = v ? vlen : 0;
+    if (v) buf_put(b, v, vlen);
+    r->hdr_off = b->len;
+    r->n_headers = rec->n_headers;
+    for (size_t i = 0; i < rec->n_headers; i++) {
+        const sl_header *h = &rec->headers[i];
+        size_t lens[2] = {strlen(h->name), h->value ? h->value_len : 0};
+        buf_put(b, lens, sizeof lens);
+        buf_put(b, h->name, lens[0] + 1);
+        if (lens[1]) buf_put(b, h->value, lens[1]);
+    }
+    r->ts = rec->timestamp_ms;
+    r->partition = rec->partition;
+    r->offset = rec->offset;
+}
+
+/* Sends a buffered row to the dead letter, rebuilt from its saved copy. The rebuilt record is
+ * anchored to our held token; the host takes its own reference, then we release ours. */
+void reject_row(pg_sink *s, batch *b, row *r, const char *reason)
+{
+    const char *base = b->saved.p;
+    sl_header *hdrs = r->n_headers ? calloc(r->n_headers, sizeof *hdrs) : NULL;
+    size_t off = r->hdr_off, nh = 0;
+    for (size_t i = 0; hdrs && i < r->n_headers; i++, nh++) {
+        size_t lens[2];
+        memcpy(lens, base + off, sizeof lens);
+        off += sizeof lens;
+        hdrs[i].name = base + off;
+        off += lens[0] + 1;
+        hdrs[i].value = base + off;
+        hdrs[i].value_len = lens[1];
+        off += lens[1];
+    }
+    sl_record rec = {
+        .key = r->key_len == SIZE_MAX ? NULL : base + r->key_off,
+        .key_len = r->key_len == SIZE_MAX ? 0 : r->key_len,
+        .value = base + r->val_off,
+        .value_len = r->val_len,
+        .headers = hdrs,
+        .n_headers = nh,
+        .timestamp_ms = r->ts,
+        .topic = r->topic_len == SIZE_MAX ? NULL : base + r->topic_off,
+        .partition = r->partition,
+        .offset = r->offset,
+        .ack = r->ack,
+    };
+    char full[1200];
+    snprintf(full, sizeof full, "pg-sink: %s", reason);
+    s->api->reject(s->ctx, &rec, full);
+    s->api->count(s->ctx, "rows_rejected", 1);
+    free(hdrs);
+    s->api->release(r->ack);
+    r->ack = NULL;
+    r->done = true;
+}
+
+/* Adds one record to the buffer: routes it, renders its COPY line, saves it, holds it. */
+sl_err add_record(pg_sink *s, const sl_record *rec)
+{
+    table_spec *t = route(s, rec->topic);
+    if (!t) {
+        char why[300];
+        snprintf(why, sizeof why, "pg-sink: no table configured for topic '%.200s'",
+                 rec->topic ? rec->topic : "(none)");
+        s->api->reject(s->ctx, rec, why);
+        s->api->count(s->ctx, "rows_rejected", 1);
+        return SL_OK;
+    }
+    const sl_json *root = NULL;
+    if (t->needs_json) {
+        const char *err = NULL;
+        root = s->api->json(s->ctx, rec, &err);
+        if (!root || s->api->json_type(root) != SL_JSON_OBJECT) {
+            char why[300];
+            snprintf(why, sizeof why, "pg-sink: value is not a JSON object%s%.200s",
+                     err ? ": " : "", err ? err : "");
+            s->api->reject(s->ctx, rec, why);
+            s->api->count(s->ctx, "rows_rejected", 1);
+            return SL_OK;
+        }
+    }
+    batch *b = s->fill;
+    if (b->nrows == b->cap_rows) {
+        size_t cap = b->cap_rows ? b->cap_rows * 2 : 1024;
+        row *p = realloc(b->rows, cap * sizeof *p);
+        if (!p) return SL_ENOMEM;
+        b->rows = p;
+        b->cap_rows = cap;
+    }
+    row *r = &b->rows[b->nrows];
+    *r = (row){.table = (size_t)(t - s->specs), .line_off = b->lines.len};
+    for (size_t c = 0; c < t->ncols; c++) {
+        put_field(s, &b->lines, &t->cols[c], rec, root);
+        buf_putc(&b->lines, '\t');
+    }
+    buf_printf(&b->lines, "%lld\n", (long long)s->seq++);
+    r->line_len = b->lines.len - r->line_off;
+    save_record(s, b, r, rec);
+    if (b->lines.oom || b->saved.oom) return SL_ENOMEM;
+    r->ack = s->api->hold(s->ctx, rec);
+    if (b->nrows++ == 0) b->first_ms = now_ms();
+    return SL_OK;
+}

@@ -1,0 +1,254 @@
+/*
+ * pg-sink.h — what the files of the pg-sink stage share: the configuration model, the row
+ * buffers, the connection state and the functions each file offers the others.
+ *
+ *   pg-sink.c  the callbacks and the descriptor
+ *   config.c   parsing `tables`
+ *   format.c   buffers, COPY/JSON text of a record's values, buffered rows
+ *   sql.c      SQL building, catalog, error classification
+ *   writer.c   connections, the writer thread, bisection of refused rows
+ *   restore.c  state restore on partition assignment
+ */
+#ifndef PG_SINK_H
+#define PG_SINK_H
+
+#include <sluice/stage.h>
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---- growable byte buffer with a sticky out-of-memory flag ---------------------------- */
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} buf;
+
+static inline void buf_puts(buf *b, const char *s);
+static inline void buf_putc(buf *b, char c);
+
+/* ---- configuration model ------------------------------------------------------------- */
+
+typedef enum src_kind {
+    SRC_FIELD, /* a top-level JSON field of the value */
+    SRC_PARTITION,
+    SRC_OFFSET,
+    SRC_TIMESTAMP,
+    SRC_KEY,
+    SRC_TOPIC,
+    SRC_VALUE, /* the whole value */
+    SRC_HEADER
+} src_kind;
+
+typedef enum conflict_mode { ON_CONFLICT_NONE, ON_CONFLICT_IGNORE, ON_CONFLICT_UPDATE } conflict_mode;
+
+typedef struct column {
+    char *name;     /* column name, unquoted */
+    char *cfg_type; /* SQL type from the config (create_tables), or NULL */
+    src_kind src;
+    char *arg;      /* field or header name */
+    /* from the catalog */
+    char *sql_type; /* format_type() of the target column */
+    char *def_expr; /* its DEFAULT expression, or NULL */
+    bool is_json, is_time;
+} column;
+
+typedef struct table_spec {
+    char *topic; /* the `tables` key; "*" is the fallback */
+    char *schema, *table;
+    column *cols;
+    size_t ncols;
+    bool auto_cols; /* columns omitted: every column of the table, same-named field */
+    char **keys;
+    size_t nkeys;
+    conflict_mode mode;
+    bool needs_json;
+    bool loaded; /* catalog read (once; the table's shape is assumed stable) */
+    /* restore: on partition assignment, hand recent rows back to earlier stages */
+    bool restore;
+    int64_t restore_within_ms; /* 0: no time bound */
+    char *restore_time_col;    /* NULL: no time bound, rows in partition order */
+    int64_t restore_max_rows;
+} table_spec;
+
+typedef struct pg_config {
+    char *dsn;
+    char *tables;
+    int64_t batch_size;
+    int64_t flush_interval_ms;
+    int create_tables;
+    int store_offsets;
+    char *offsets_table;
+    char *offsets_topic;
+} pg_config;
+
+/* One buffered record: its COPY line and a copy of the record for the dead letter. */
+typedef struct row {
+    sl_ack *ack;
+    size_t table;
+    bool done;
+    size_t line_off, line_len; /* in batch.lines */
+    size_t topic_off, topic_len; /* in batch.saved; topic_len SIZE_MAX: no topic */
+    size_t key_off, key_len;     /* key_len SIZE_MAX: no key */
+    size_t val_off, val_len;
+    size_t hdr_off, n_headers;
+    int64_t ts;
+    int32_t partition;
+    int64_t offset;
+} row;
+
+/* WR_REFUSED: a row PostgreSQL refuses was found alone; the task thread rejects it. */
+typedef enum wr_result { WR_OK, WR_DATA, WR_RETRY, WR_FATAL, WR_REFUSED, WR_STOPPED } wr_result;
+
+#define NO_ROW SIZE_MAX
+
+/* The rows of one transaction. Two of them: process() fills one while the writer thread writes
+ * the other. Whoever holds a batch is the only one touching it: the task thread while it fills
+ * it or handles what came back, the writer while it is handed over (wstate W_BUSY). */
+typedef struct batch {
+    row *rows;
+    size_t nrows, cap_rows;
+    buf lines, saved;
+    int64_t first_ms; /* when the oldest row arrived */
+    /* from the writer, for the task thread (which alone may call reject, log, count) */
+    wr_result result;
+    size_t refused;   /* WR_REFUSED: that row, with `reason` */
+    size_t pos_row;   /* a rejected row whose position goes first (its own transaction), or NO_ROW */
+    char reason[1024];
+    uint64_t written, flushes;
+    double seconds;
+} batch;
+
+/* A connection and its up/down state: the task thread has one (catalog, restore), the writer
+ * thread its own (the transactions). */
+typedef struct pgc {
+    PGconn *conn;
+    bool writer;         /* log lines go through the notes queue (see say()) */
+    int up;              /* -1 never connected, 0 down, 1 up: logs once per change */
+    int attempts;        /* failed tries since the last success */
+    int64_t next_try_ms; /* backoff: no connection attempt before this */
+    int64_t backoff_ms;
+    buf *sql;            /* per spec: [2i] COPY, [2i+1] INSERT (quoting needs the connection) */
+    char *offsets_put;   /* upsert of the offsets table */
+    char reason[1024];   /* the server's message for the last failure */
+} pgc;
+
+enum { W_IDLE, W_BUSY, W_DONE };
+
+typedef struct note {
+    sl_log_level level;
+    char msg[1200];
+} note;
+
+typedef struct pg_sink {
+    const sl_api *api;
+    sl_ctx *ctx;
+    const pg_config *cfg;
+    const char *pipeline;
+    table_spec *specs;
+    size_t nspecs;
+
+    pgc task;               /* the task thread's connection */
+    bool tables_created;
+    bool store_offsets;     /* the store_offsets setting */
+    bool broken;            /* state restore failed: stop rather than run without state */
+    bool failed;            /* the writer hit a setup error: stop */
+
+    batch bufs[2];
+    batch *fill;            /* process() adds rows here (task thread) */
+    batch *out;             /* the writer's, while wstate != W_IDLE */
+    buf scratch;
+    int64_t seq;            /* arrival order inside the staging table */
+
+    /* The writer thread and what it shares with the task thread, under `mu`. */
+    pthread_t thread;
+    pgc wr;                 /* the writer's connection (writer thread only) */
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    int wstate;             /* W_IDLE: no batch; W_BUSY: writing `out`; W_DONE: back */
+    bool wdown;             /* the writer's PostgreSQL is away (it retries with backoff) */
+    bool stop;
+    note notes[8];          /* the writer's log lines, logged by the task thread */
+    size_t nnotes;
+    uint64_t reconnects;
+} pg_sink;
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define SEQ_COLUMN "__sluice_seq"
+
+/* format.c */
+bool buf_reserve(buf *b, size_t more);
+void buf_put(buf *b, const void *s, size_t n);
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_free(buf *b);
+void buf_put_copy(buf *b, const char *s, size_t n);
+void buf_put_number(buf *b, double d);
+void buf_put_time(buf *b, int64_t ms);
+void json_put_string(buf *b, const char *s);
+void json_write(const sl_api *api, buf *b, const sl_json *n);
+table_spec *route(pg_sink *s, const char *topic);
+const sl_header *find_header(const sl_record *rec, const char *name);
+void put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
+                      const sl_json *root);
+void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec);
+void reject_row(pg_sink *s, batch *b, row *r, const char *reason);
+sl_err add_record(pg_sink *s, const sl_record *rec);
+/* config.c */
+bool parse_source(column *c, const char *s);
+bool parse_string_list(const cJSON *j, char ***out, size_t *n);
+const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api);
+const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api);
+void free_columns(table_spec *t);
+void free_specs(table_spec *specs, size_t n);
+/* sql.c */
+bool put_ident(PGconn *conn, buf *b, const char *name);
+bool put_table_name(PGconn *conn, buf *b, const table_spec *t);
+const column *find_column(const table_spec *t, const char *name);
+void put_staging(buf *b, size_t i);
+bool is_key(const table_spec *t, const char *name);
+bool build_sql(PGconn *conn, const table_spec *t, size_t i, buf *cp, buf *ins, buf *create);
+wr_result classify(PGconn *conn, const PGresult *res);
+void squeeze_spaces(char *s);
+void describe_error(pgc *l, const PGresult *res);
+wr_result exec_cmd(pgc *l, const char *sql);
+wr_result load_catalog(pgc *l, table_spec *t);
+wr_result create_tables(pg_sink *s, pgc *l);
+wr_result prepare_offsets(pg_sink *s, pgc *l);
+/* writer.c */
+void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+int64_t now_ms(void);
+void set_down(pg_sink *s, pgc *l, size_t rows, const char *why);
+void set_up(pg_sink *s, pgc *l);
+wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows);
+const char *offsets_topic(const pg_sink *s, const batch *b, const row *r);
+wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
+wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi);
+wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only);
+wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi);
+size_t pending_rows(const batch *b);
+wr_result write_batch(pg_sink *s, batch *b);
+void *writer_main(void *arg);
+void batch_clear(batch *b);
+void report_notes(pg_sink *s);
+sl_err collect(pg_sink *s, bool wait);
+bool submit(pg_sink *s);
+/* restore.c */
+const column *column_from(const table_spec *t, src_kind src);
+wr_result restore_query(pg_sink *s, const table_spec *t, const sl_position *parts,
+                               size_t n, PGresult **out);
+void restore_deliver(pg_sink *s, const table_spec *t, PGresult *res);
+void sleep_ms(int64_t ms);
+sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
+
+static inline void buf_puts(buf *b, const char *s) { buf_put(b, s, strlen(s)); }
+static inline void buf_putc(buf *b, char c) { buf_put(b, &c, 1); }
+
+#endif
