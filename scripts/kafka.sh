@@ -40,6 +40,10 @@ fetch() {
   command -v mvn >/dev/null || die "maven is missing (scripts/deps.sh installs it)"
   command -v java >/dev/null || die "java is missing (scripts/deps.sh installs default-jre-headless)"
   mkdir -p "$CACHE"
+  # Parallel tests may fetch at the same time: one does, the others wait and find it done.
+  exec 9>"$CACHE/.fetch.lock"
+  flock 9
+  [ -f "$LIBS/.complete" ] && { exec 9>&-; return 0; }
   local pomdir; pomdir=$(mktemp -d "$CACHE/pom.XXXXXX")
   cat >"$pomdir/pom.xml" <<EOF
 <project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -60,6 +64,7 @@ EOF
   rm -rf "$pomdir" "$LIBS"
   mv "$LIBS.tmp" "$LIBS"
   touch "$LIBS/.complete"
+  exec 9>&-
 }
 
 classpath() { local IFS=:; local jars=("$LIBS"/*.jar); echo "${jars[*]}"; }
