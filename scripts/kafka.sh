@@ -2,7 +2,11 @@
 # A throwaway Apache Kafka cluster (KRaft, every node broker + controller) on loopback, for
 # tests, benchmarks, the chaos run and the demo.
 #
-#   kafka.sh start [--brokers N] [--dir DIR]       start N nodes; prints KAFKA_BROKERS=h:p,...
+#   kafka.sh start [--brokers N] [--dir DIR] [--listen IP]
+#                                                  start N nodes; prints KAFKA_BROKERS=h:p,...
+#                                                  (clients connect to IP, default 127.0.0.1:
+#                                                  e.g. a bridge the test's network namespaces
+#                                                  reach; the controllers stay on 127.0.0.1)
 #   kafka.sh topic NAME --partitions N [--replication R] [--config k=v ...] --dir DIR
 #   kafka.sh stop --dir DIR                        stop every node (SIGTERM, SIGKILL after 30 s)
 #   kafka.sh env --dir DIR                         print KAFKA_BROKERS=... again
@@ -69,7 +73,7 @@ EOF
 
 classpath() { local IFS=:; local jars=("$LIBS"/*.jar); echo "${jars[*]}"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 -c 'import socket, sys; s=socket.socket(); s.bind((sys.argv[1],0)); print(s.getsockname()[1])' "${1:-127.0.0.1}"; }
 
 # log4j2 configuration: warnings to the node's server.log, plus the lines that say it started.
 write_log4j() {
@@ -111,10 +115,10 @@ wait_ready() {
   local deadline=$((SECONDS + ${KAFKA_START_TIMEOUT:-120})) id port want
   want=0; for id in $(seq 1 "$BROKERS"); do node_alive "$id" && want=$((want + 1)); done
   for id in "$@"; do
-    port=$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$DIR/node-$id/server.properties")
+    port=$(sed -n 's/^listeners=PLAINTEXT:\/\/\([0-9.]*:[0-9]*\),.*/\1/p' "$DIR/node-$id/server.properties")
     while :; do
       node_alive "$id" || { tail -20 "$DIR/node-$id/stdout.log" "$DIR/node-$id/server.log" >&2 2>/dev/null; die "node $id exited while starting"; }
-      if kcat -b "127.0.0.1:$port" -L -m 3 2>/dev/null | grep -q "^ $want brokers:"; then break; fi
+      if kcat -b "$port" -L -m 3 2>/dev/null | grep -q "^ $want brokers:"; then break; fi
       [ $SECONDS -lt $deadline ] || die "node $id not ready after ${KAFKA_START_TIMEOUT:-120} s (see $DIR/node-$id)"
       sleep 0.3
     done
@@ -122,15 +126,17 @@ wait_ready() {
 }
 
 cmd_start() {
-  local brokers=1
+  local brokers=1 ip=127.0.0.1
   while [ $# -gt 0 ]; do
     case "$1" in
       --brokers) brokers="$2"; shift 2 ;;
+      --listen) ip="$2"; shift 2 ;;
       --dir) DIR="$2"; shift 2 ;;
       *) die "start: unknown argument $1" ;;
     esac
   done
   [[ "$brokers" =~ ^[1-9]$ ]] || die "--brokers must be 1..9"
+  [[ "$ip" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "--listen takes an IPv4 address"
   fetch
   local made=""
   if [ -z "${DIR:-}" ]; then DIR=$(mktemp -d /tmp/sluice-kafka.XXXXXX); made=1; fi
@@ -140,9 +146,9 @@ cmd_start() {
   rf=$((brokers < 3 ? brokers : 3))
   declare -a bport cport
   for i in $(seq 1 "$brokers"); do
-    bport[$i]=$(free_port); cport[$i]=$(free_port)
+    bport[$i]=$(free_port "$ip"); cport[$i]=$(free_port)
     voters+="${voters:+,}$i@127.0.0.1:${cport[$i]}"
-    bootstrap+="${bootstrap:+,}127.0.0.1:${bport[$i]}"
+    bootstrap+="${bootstrap:+,}$ip:${bport[$i]}"
   done
   cluster_id=$(python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')
   write_log4j "$DIR/log4j2.properties"
@@ -152,8 +158,8 @@ cmd_start() {
 process.roles=broker,controller
 node.id=$i
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:${bport[$i]},CONTROLLER://127.0.0.1:${cport[$i]}
-advertised.listeners=PLAINTEXT://127.0.0.1:${bport[$i]}
+listeners=PLAINTEXT://$ip:${bport[$i]},CONTROLLER://127.0.0.1:${cport[$i]}
+advertised.listeners=PLAINTEXT://$ip:${bport[$i]}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT

@@ -4,8 +4,12 @@
 #   sluice-gen -> sluice A (ecommerce-ingest.yaml) -> Apache Kafka (scripts/kafka.sh,
 #   events_raw: 8 partitions) -> hosts H1..H3 (ecommerce-analytics.yaml, one group) -> PostgreSQL
 #
-# Each host is its own process tree with its own working dir, state dir and REST port (loopback: the
-# throwaway Kafka and PostgreSQL listen on 127.0.0.1 only). The pipeline is the shipped file with
+# Each host is its own process tree with its own working dir, state dir and REST port, and, when
+# the test can make them (root, `ip netns`), its own network namespace: a veth into a bridge the
+# test creates, Kafka listening on the bridge (kafka.sh --listen), PostgreSQL reached through its
+# unix socket (pgtmp listens on 127.0.0.1 only; a socket file is visible from every namespace),
+# REST on the namespace's own address. Otherwise (SCALE_NETNS=0, or not possible) loopback.
+# The pipeline is the shipped file with
 # two changes made in a copy: the group name (so the single-host run below uses another group)
 # and, unless SCALE_ASSIGNOR says otherwise, partition.assignment.strategy cooperative-sticky.
 # The hosts run the supervisor's lag autoscaler (tasks: {min: 1, max: 8}).
@@ -21,7 +25,7 @@
 #   5. The KPI tables are saved, emptied, and one host alone (another group) consumes the same
 #      topic from the start: its KPI tables equal the scaled-out ones.
 #
-# Knobs: SCALE_HOSTS (3), SCALE_EVENTS (90000), SCALE_RATE (3000/s), SCALE_ASSIGNOR
+# Knobs: SCALE_NETNS (1: namespaces if possible; 0: loopback), SCALE_HOSTS (3), SCALE_EVENTS (90000), SCALE_RATE (3000/s), SCALE_ASSIGNOR
 # (cooperative-sticky | range,roundrobin), KEEP_LOGS (a directory to keep the logs in).
 . "$SLUICE_SOURCE_DIR/tests/lib/testlib.sh"
 . "$SLUICE_SOURCE_DIR/tests/lib/pgtmp.sh"
@@ -45,7 +49,9 @@ since() { python3 -c "print(round($(now) - $1, 1))"; }
 echo "seed $SEED: $EVENTS events at $RATE/s, $HOSTS hosts, $PARTS partitions, assignor $ASSIGNOR"
 
 declare -A HPID
-A_PID= GEN_PID= MOCK_PID= KDIR= SINGLE_PID=
+A_PID= GEN_PID= MOCK_PID= KDIR= SINGLE_PID= NETNS=
+# Names unique to this run (interface names: at most 15 characters).
+NS_PREFIX=sl$$h BRIDGE=sl$$br NET=10.$((100 + $$ % 100)).$(($$ / 100 % 250)).
 scale_cleanup() {
     local h
     for h in "${!HPID[@]}"; do [ -n "${HPID[$h]}" ] && kill -KILL -- "-${HPID[$h]}" 2>/dev/null; done
@@ -54,6 +60,10 @@ scale_cleanup() {
     [ -n "$GEN_PID" ] && kill -TERM "$GEN_PID" 2>/dev/null
     [ -n "$MOCK_PID" ] && kill -TERM "$MOCK_PID" 2>/dev/null
     [ -n "$KDIR" ] && bash "$KAFKA_SH" stop --dir "$KDIR" >/dev/null
+    if [ -n "$NETNS" ]; then
+        for h in $(seq 1 "$HOSTS"); do ip netns del "$NS_PREFIX$h" 2>/dev/null; done
+        ip link del "$BRIDGE" 2>/dev/null
+    fi
     if [ -n "${KEEP_LOGS:-}" ]; then
         mkdir -p "$KEEP_LOGS" && cp "$T"/*.log "$T"/h*/*.log "$T"/*.txt "$KEEP_LOGS"/ 2>/dev/null
     fi
@@ -64,10 +74,32 @@ pgtmp_start >"$T/pgtmp.log" 2>&1 || { cat "$T/pgtmp.log" >&2; fail "cannot start
 export PGTZ=UTC SLUICE_PLUGIN_PATH
 cd "$T" || exit 1
 
+# ---- network namespaces ------------------------------------------------------------------------
+LISTEN=127.0.0.1
+if [ "${SCALE_NETNS:-1}" = 1 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "network namespaces: not root; the hosts share loopback"
+    elif ! { ip link add "$BRIDGE" type bridge && NETNS=1 && ip addr add "${NET}1/24" dev "$BRIDGE" &&
+             ip link set "$BRIDGE" up; } 2>netns.log; then
+        echo "network namespaces: cannot make a bridge ($(cat netns.log)); the hosts share loopback"
+    else
+        for h in $(seq 1 "$HOSTS"); do
+            ns=$NS_PREFIX$h
+            ip netns add "$ns" && ip link add "${ns}v" type veth peer name eth0 netns "$ns" &&
+                ip link set "${ns}v" master "$BRIDGE" up &&
+                ip netns exec "$ns" ip addr add "${NET}$((10 + h))/24" dev eth0 &&
+                ip netns exec "$ns" ip link set eth0 up && ip netns exec "$ns" ip link set lo up ||
+                fail "cannot set up network namespace $ns"
+        done
+        LISTEN=${NET}1
+        echo "network namespaces: ${NS_PREFIX}1..$HOSTS at ${NET}11.., bridge $BRIDGE at $LISTEN"
+    fi
+fi
+
 # ---- Kafka -------------------------------------------------------------------------------------
 KDIR=$T/kafka
 t0=$(now)
-KAFKA_BROKERS=$(bash "$KAFKA_SH" start --dir "$KDIR" 2>kafka.log | sed -n 's/^KAFKA_BROKERS=//p')
+KAFKA_BROKERS=$(bash "$KAFKA_SH" start --dir "$KDIR" --listen "$LISTEN" 2>kafka.log | sed -n 's/^KAFKA_BROKERS=//p')
 [ -n "$KAFKA_BROKERS" ] || fail "scripts/kafka.sh start failed: $(tail -20 kafka.log)"
 export KAFKA_BROKERS
 bash "$KAFKA_SH" topic events_raw --partitions $PARTS --dir "$KDIR" 2>>kafka.log || fail "topic: $(tail kafka.log)"
@@ -114,10 +146,17 @@ setsid "$SLUICE" run "$SLUICE_SOURCE_DIR/pipelines/ecommerce-ingest.yaml" >a.out
 A_PID=$!
 
 # ---- hosts -------------------------------------------------------------------------------------
-start_host() { # N [GROUP]
+start_host() { # N: in its namespace (if any), PostgreSQL through the unix socket there
     mkdir -p "h$1"
-    (cd "h$1" && SCALE_GROUP=${2:-scaleout} SLUICE_STATE_DIR=$T/h$1/state exec setsid "$SLUICE" run -c ../host.yaml ../pl/ecommerce-analytics.yaml \
-        >>out.log 2>>host.log) &
+    if [ -n "$NETNS" ]; then
+        (cd "h$1" && SCALE_GROUP=scaleout SLUICE_STATE_DIR=$T/h$1/state \
+            PG_DSN="host=$PGTMP_DIR port=$PGTMP_PORT user=app dbname=realtime" \
+            exec ip netns exec "$NS_PREFIX$1" setsid "$SLUICE" run -c ../host.yaml \
+            --rest "${NET}$((10 + $1)):0" ../pl/ecommerce-analytics.yaml >>out.log 2>>host.log) &
+    else
+        (cd "h$1" && SCALE_GROUP=scaleout SLUICE_STATE_DIR=$T/h$1/state exec setsid "$SLUICE" run \
+            -c ../host.yaml ../pl/ecommerce-analytics.yaml >>out.log 2>>host.log) &
+    fi
     HPID[$1]=$!
 }
 rest_url() { sed -n 's/.*REST API listening on \(http:[^ "]*\)\/.*/\1/p' "h$1/host.log" | tail -1; }
@@ -125,12 +164,16 @@ rest_url() { sed -n 's/.*REST API listening on \(http:[^ "]*\)\/.*/\1/p' "h$1/ho
 owned() {
     local url; url=$(rest_url "$1")
     [ -n "$url" ] || return 0
+    # Off loopback even reads need the host's REST token (from its state directory).
     python3 -c 'import json, sys, urllib.request
 try:
-    st = json.load(urllib.request.urlopen(sys.argv[1] + "/connectors/ecommerce-analytics/status", timeout=5))
+    tok = open(sys.argv[2]).read().strip()
+    req = urllib.request.Request(sys.argv[1] + "/connectors/ecommerce-analytics/status",
+                                 headers={"Authorization": "Bearer " + tok})
+    st = json.load(urllib.request.urlopen(req, timeout=5))
 except Exception:
     sys.exit(0)
-print(" ".join(str(p["partition"]) for t in st["tasks"] for p in t.get("partitions", [])))' "$url"
+print(" ".join(str(p["partition"]) for t in st["tasks"] for p in t.get("partitions", [])))' "$url" "h$1/state/rest.token"
 }
 # split_ok HOST...: every partition owned by exactly one of the hosts, each of them owns some.
 # SPLIT: what each host owned at that moment.
@@ -248,5 +291,5 @@ pgtmp_psql -c "COPY (SELECT event_id FROM events_clean ORDER BY 1) TO STDOUT" >c
 assert_file_eq clean-single.txt clean-scaleout.txt "events_clean: the same events with one host as with $HOSTS"
 assert_file_eq kpi-single.txt kpi-scaleout.txt "every KPI row: the same with one host as with $HOSTS ($(wc -l <kpi-single.txt) rows)"
 
-echo "figures: $HOSTS hosts, $PARTS partitions, assignor $ASSIGNOR; kill -9 of a host: partitions moved in $MOVE_S s; rejoin: partitions back in $REJOIN_S s; $scalings scaling decisions; $(elapsed) s in all"
+echo "figures: $HOSTS hosts ($([ -n "$NETNS" ] && echo "own network namespaces" || echo loopback)), $PARTS partitions, assignor $ASSIGNOR; kill -9 of a host: partitions moved in $MOVE_S s; rejoin: partitions back in $REJOIN_S s; $scalings scaling decisions; $(elapsed) s in all"
 echo "$CHECKS checks passed"
