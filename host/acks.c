@@ -30,6 +30,7 @@ struct ack_partition {
     sl_ack *free_list;      /* popped tokens kept for reuse: no malloc per record */
     int64_t committed;      /* last offset with everything up to it finished; -1 none */
     int moved;              /* committed changed since ack_take_commits */
+    int detached;           /* revoked: releases only recycle tokens (under lock) */
 };
 
 void ack_tracker_init(ack_tracker *t)
@@ -39,8 +40,25 @@ void ack_tracker_init(ack_tracker *t)
     atomic_init(&t->pending, 0);
 }
 
+static void partition_free(ack_partition *p)
+{
+    for (sl_ack *a = p->head, *n; a; a = n) {
+        n = a->next;
+        free(a);
+    }
+    for (sl_ack *a = p->free_list, *n; a; a = n) {
+        n = a->next;
+        free(a);
+    }
+    pthread_mutex_destroy(&p->lock);
+    free(p->topic);
+    free(p);
+}
+
 void ack_tracker_destroy(ack_tracker *t)
 {
+    for (size_t i = 0; i < t->ndetached; i++) partition_free(t->detached[i]);
+    free(t->detached);
     for (size_t i = 0; i < t->nparts; i++) {
         ack_partition *p = t->parts[i];
         for (sl_ack *a = p->head, *n; a; a = n) {
@@ -142,19 +160,23 @@ static void entry_finished(sl_ack *a)
     long done = 0;
     pthread_mutex_lock(&p->lock);
     a->finished = 1;
-    /* Pop the finished prefix: everything up to and including the last popped is committable. */
+    /* Pop the finished prefix: everything up to and including the last popped is committable
+     * (a detached partition only recycles: its positions belong to another owner now). */
     while (p->head && p->head->finished) {
         sl_ack *h = p->head;
-        p->committed = h->offset;
-        p->moved = 1;
+        if (!p->detached) {
+            p->committed = h->offset;
+            p->moved = 1;
+        }
         p->head = h->next;
         if (!p->head) p->tail = NULL;
         h->next = p->free_list;
         p->free_list = h;
         done++;
     }
+    int counted = !p->detached;
     pthread_mutex_unlock(&p->lock);
-    if (done) atomic_fetch_sub(&t->pending, done);
+    if (done && counted) atomic_fetch_sub(&t->pending, done);
 }
 
 void ack_release(sl_ack *a)
@@ -208,4 +230,28 @@ void ack_partition_reset(ack_partition *p)
     p->committed = -1;
     p->moved = 0;
     pthread_mutex_unlock(&p->lock);
+}
+
+long ack_partition_detach(ack_tracker *t, const char *topic, int32_t partition)
+{
+    pthread_mutex_lock(&t->lock);
+    size_t i = 0;
+    while (i < t->nparts && !ack_partition_is(t->parts[i], topic, partition)) i++;
+    if (i == t->nparts) {
+        pthread_mutex_unlock(&t->lock);
+        return 0;
+    }
+    ack_partition *p = t->parts[i];
+    t->parts[i] = t->parts[--t->nparts];
+    t->detached = xrealloc(t->detached, (t->ndetached + 1) * sizeof *t->detached);
+    t->detached[t->ndetached++] = p;
+    pthread_mutex_lock(&p->lock);
+    long left = 0;
+    for (sl_ack *a = p->head; a; a = a->next) left++;
+    p->detached = 1;
+    p->moved = 0;
+    pthread_mutex_unlock(&p->lock);
+    pthread_mutex_unlock(&t->lock);
+    if (left) atomic_fetch_sub(&t->pending, left);
+    return left;
 }

@@ -25,6 +25,8 @@ typedef struct ack_tracker {
     pthread_mutex_t lock;  /* guards the partition table (not the FIFOs) */
     ack_partition **parts;
     size_t nparts;
+    ack_partition **detached; /* revoked with tokens still out: freed at destroy */
+    size_t ndetached;
     atomic_long pending;   /* tokens not yet finished, over all partitions */
 } ack_tracker;
 
@@ -53,5 +55,11 @@ int64_t ack_committed(ack_partition *p);
 long ack_pending(ack_tracker *t);
 /** Forgets a partition's unfinished tokens' effect on commits (on revoke, after draining). */
 void ack_partition_reset(ack_partition *p);
+
+/** After a revoke: takes (topic, partition) out of the tracker. Tokens still out may be released
+ *  later (from any thread) but no longer count as pending, never move a commit and never block
+ *  a new entry for the same partition (created by the next ack_partition_get, on reassignment).
+ *  Returns how many tokens were still unfinished. */
+long ack_partition_detach(ack_tracker *t, const char *topic, int32_t partition);
 
 #endif

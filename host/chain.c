@@ -9,6 +9,74 @@
 
 int stopping(const task *t) { return atomic_load(&stop_requested) || t->failed; }
 
+/* A failed process call is undone before it is retried: what it emitted and the dead letters
+ * of the input records it rejected are discarded, so the retry decides about each record once.
+ * (Holds cannot be taken back: the stage owns them; run_stage refuses a RETRY after a hold.) */
+static void undo_call(task *t, stage_inst *s, recvec *out, size_t mark, size_t dmark)
+{
+    for (size_t i = mark; out && i < out->n; i++) ack_release(out->v[i]->ack);
+    if (out) {
+        atomic_fetch_sub_explicit(&s->out, out->n - mark, memory_order_relaxed);
+        out->n = mark;
+    }
+    recvec *d = &t->dlq_pending;
+    size_t keep = dmark < d->n ? dmark : d->n, undone = 0;
+    for (size_t i = keep; i < d->n; i++) {
+        hrec *h = (hrec *)d->v[i];
+        if (h->rollback && h->rejected_by == s) {
+            ack_release(h->r.ack);
+            undone++;
+        } else {
+            d->v[keep++] = d->v[i]; /* a delayed reject of an earlier batch's record stays */
+        }
+    }
+    d->n = keep;
+    atomic_fetch_sub_explicit(&s->rejected, undone, memory_order_relaxed);
+}
+
+/* Waits `ms` while a stage retries. A source that can pause is paused and keeps being polled
+ * (max 0): a Kafka consumer that stops polling is evicted from its group, and its rebalance
+ * callbacks run from poll. Anything it still hands over waits in t->deferred for the chain. */
+static void wait_polling(task *t, int64_t ms)
+{
+    stage_inst *src = &t->stages[0];
+    /* Not from inside the source's own poll (a revoke's drain): polling it again there would
+     * re-enter the consumer from its rebalance callback. */
+    if (!src->d->pause || !src->d->resume || t->retry_polling || t->in_poll) {
+        sl_sleep_ms(ms);
+        return;
+    }
+    if (!t->retry_paused) {
+        if (!t->paused && src->d->pause(src->self, &src->ctx) != SL_OK)
+            tlog(t, src, SL_LOG_WARN, "pause failed");
+        t->retry_paused = 1;
+    }
+    t->retry_polling = 1;
+    recvec *saved = t->target;
+    int64_t end = sl_monotonic_ms() + ms, left;
+    while ((left = end - sl_monotonic_ms()) > 0 && !stopping(t)) {
+        t->target = &t->deferred;
+        sl_err rc = src->d->poll(src->self, &src->ctx, 0, left < 100 ? (int)left : 100);
+        t->target = saved;
+        if (rc == SL_FATAL || rc == SL_ENOMEM) {
+            tlog(t, src, SL_LOG_ERROR, "poll failed: %s; the pipeline stops", sl_strerror(rc));
+            t->failed = 1;
+        } else if (rc != SL_OK) {
+            sl_sleep_ms(left < 100 ? left : 100); /* RETRY or DONE: nothing to serve now */
+        }
+    }
+    t->retry_polling = 0;
+}
+
+/* After the retries: the source produces again (unless the supervisor paused it meanwhile). */
+static void end_retry_pause(task *t)
+{
+    stage_inst *src = &t->stages[0];
+    if (!t->retry_paused || t->retry_polling) return;
+    t->retry_paused = 0;
+    if (!t->paused && src->d->resume(src->self, &src->ctx) != SL_OK) tlog(t, src, SL_LOG_WARN, "resume failed");
+}
+
 /* Hands `in` to stage `s`, collecting what it emits in `out` (NULL for sinks). On success the
  * batch's own references on the inputs are dropped; a record the stage neither forwarded, held
  * nor rejected is then finished. On failure they are kept: the positions stay uncommitted and
@@ -26,12 +94,20 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
     size_t mark = out ? out->n : 0;
     int64_t backoff = 100;
     recvec *saved = t->target;
+    int saved_in = t->in_process;
+    size_t saved_holds = t->call_holds;
     for (int attempt = 0;; attempt++) {
         t->seq++;
         t->target = out;
+        t->in_process = 1;
+        t->call_holds = 0;
+        size_t dmark = t->dlq_pending.n;
         int64_t t0 = sl_monotonic_ms();
         sl_err rc = s->d->process(s->self, &s->ctx, &b);
+        size_t holds = t->call_holds;
         t->target = saved;
+        t->in_process = saved_in;
+        t->call_holds = saved_holds;
         if (rc == SL_OK) {
             double secs = (double)(sl_monotonic_ms() - t0) / 1000.0;
             pthread_mutex_lock(&s->mlock);
@@ -47,17 +123,22 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
             }
             break;
         }
-        for (size_t i = mark; out && i < out->n; i++) ack_release(out->v[i]->ack);
-        if (out) {
-            atomic_fetch_sub_explicit(&s->out, out->n - mark, memory_order_relaxed);
-            out->n = mark;
+        undo_call(t, s, out, mark, dmark);
+        if (rc == SL_RETRY && holds) {
+            /* The stage kept references it may act on later (a buffered row, say): a retry of
+             * the same batch could then finish those records twice. */
+            tlog(t, s, SL_LOG_ERROR,
+                 "stage held %zu input records and then returned RETRY; a retry could finish them twice "
+                 "(stages must not hold before returning RETRY); the pipeline stops", holds);
+            t->failed = 1;
+            return -1;
         }
         if (rc == SL_RETRY && !stopping(t)) {
             atomic_fetch_add_explicit(&s->retries, 1, memory_order_relaxed);
             if (attempt == 0 || backoff >= 5000)
                 tlog(t, s, SL_LOG_WARN, "batch of %zu records failed transiently; retrying (backoff %lld ms)",
                      in->n, (long long)backoff);
-            sl_sleep_ms(backoff);
+            wait_polling(t, backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             continue;
         }
@@ -69,6 +150,7 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
         t->failed = 1;
         return -1;
     }
+    end_retry_pause(t);
     uint64_t dropped = 0;
     for (size_t i = 0; i < in->n; i++) {
         dropped += ((hrec *)in->v[i])->mark != t->seq;
@@ -84,7 +166,18 @@ static void run_dead_letters(task *t)
     while (t->dlq_pending.n && !t->failed) {
         recvec v = t->dlq_pending;
         t->dlq_pending = (recvec){0};
-        run_stage(t, t->dlq, &v, NULL);
+        if (t->dlq) {
+            run_stage(t, t->dlq, &v, NULL);
+        } else {
+            for (size_t i = 0; i < v.n; i++) {
+                hrec *h = (hrec *)v.v[i];
+                if (t->failed) { /* already stopping: keep it pending, like the rest */
+                    vec_push(&t->dlq_pending, &h->r);
+                    continue;
+                }
+                give_up(t, h->rejected_by, &h->r, h->r.ack, h->reason);
+            }
+        }
         free(v.v);
     }
 }
@@ -112,6 +205,13 @@ int run_chain(task *t, size_t from, recvec *in)
     if (owns_a) free(a.v);
     free(b.v);
     if (!rc) run_dead_letters(t);
+    /* Records a paused source handed over during retries belong to this wave: run them now. */
+    while (!rc && t->depth == 1 && t->deferred.n && !t->failed) {
+        recvec d = t->deferred;
+        t->deferred = (recvec){0};
+        rc = run_chain(t, 1, &d);
+        free(d.v);
+    }
     if (--t->depth == 0) wave_end(t);
     return rc;
 }
@@ -248,18 +348,30 @@ void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n)
     task *t = ctx->task;
     track_owned(t, parts, n, 0);
     /* Finish what the source produced so far, make it durable and commit, so the next owner of
-     * these partitions starts right after what we finished. */
-    recvec *src = t->target;
-    if (src && src->n) {
-        recvec copy = *src;
-        t->target = NULL;
-        run_chain(t, 1, &copy);
-        src->n = 0;
-        t->target = src;
+     * these partitions starts right after what we finished. Not while a stage retries (the
+     * revoke comes from the poll that keeps the member alive): nothing can be drained then. */
+    if (!t->retry_polling) {
+        recvec *src = t->target;
+        if (src && src->n) {
+            recvec copy = *src;
+            t->target = NULL;
+            run_chain(t, 1, &copy);
+            src->n = 0;
+            t->target = src;
+        }
+        recvec *saved = t->target;
+        drain(t, DRAIN_TIMEOUT_MS);
+        t->target = saved;
     }
-    recvec *saved = t->target;
-    drain(t, DRAIN_TIMEOUT_MS);
-    t->target = saved;
+    /* The partitions are another member's now: tokens still out (a drain that timed out, a
+     * stage mid-retry) must neither block our other commits nor commit for them. */
+    for (size_t i = 0; i < n; i++) {
+        long left = ack_partition_detach(&t->acks, parts[i].topic, parts[i].partition);
+        if (left)
+            tlog(t, NULL, SL_LOG_WARN, "revoked %s[%d] with %ld records unfinished: they will not be committed here",
+                 parts[i].topic ? parts[i].topic : "", (int)parts[i].partition, left);
+    }
+    t->last_part = NULL;
     for (size_t i = 1; i <= t->nstages; i++) {
         stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
         if (s && s->d->on_revoke) s->d->on_revoke(s->self, &s->ctx, parts, n);

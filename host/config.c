@@ -225,7 +225,7 @@ int stage_config_build(const sl_stage_desc *d, const ynode *with, const ynode *a
 }
 
 static const char *const top_keys[] = {"pipeline", "description", "tasks", "batch_size",
-                                       "commit_interval", "stages", "dead_letter"};
+                                       "commit_interval", "stages", "dead_letter", "errors"};
 
 static int parse_int_node(const ynode *n, const char *what, long lo, long hi, long *out, char *err,
                           size_t errlen)
@@ -292,7 +292,7 @@ pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen)
         if (j < nk) continue;
         const char *hint = closest(k, top_keys, nk);
         if (hint) FAIL(root->keys[i], "unknown key '%s' (did you mean '%s'?)", k, hint);
-        FAIL(root->keys[i], "unknown key '%s' (a pipeline has: pipeline, tasks, stages, dead_letter, batch_size, commit_interval, description)", k);
+        FAIL(root->keys[i], "unknown key '%s' (a pipeline has: pipeline, tasks, stages, dead_letter, errors, batch_size, commit_interval, description)", k);
     }
     const ynode *n = ynode_get(root, "pipeline");
     if (!n) FAIL(root, "missing 'pipeline' (the pipeline's name)");
@@ -325,6 +325,14 @@ pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen)
     if ((n = ynode_get(root, "commit_interval"))) {
         if (n->kind != YN_SCALAR || sl_parse_duration(n->str, &p->commit_interval_ms) != SL_OK)
             FAIL(n, "'commit_interval' must be a duration (e.g. 1s)");
+    }
+    if ((n = ynode_get(root, "errors"))) {
+        /* Kafka Connect's errors.tolerance: what happens to a record nobody can take. */
+        const ynode *tol = n->kind == YN_MAP ? ynode_get(n, "tolerance") : NULL;
+        if (!tol || n->n != 1) FAIL(n, "'errors' must be a map with one key, tolerance: none|all");
+        if (tol->kind != YN_SCALAR || (strcmp(tol->str, "none") && strcmp(tol->str, "all")))
+            FAIL(tol, "'errors.tolerance' must be none or all");
+        p->errors_tolerance_all = !strcmp(tol->str, "all");
     }
     const ynode *stages = ynode_get(root, "stages");
     if (!stages) FAIL(root, "missing 'stages' (a list: one source, transforms, one sink)");

@@ -28,6 +28,7 @@ typedef struct pipeline_cfg {
     stage_cfg *stages;
     size_t nstages;
     stage_cfg *dead_letter; /* NULL when none */
+    int errors_tolerance_all; /* errors: {tolerance: all}: records nobody can take are dropped */
     ytree *tree;
 } pipeline_cfg;
 

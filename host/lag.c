@@ -2,6 +2,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,8 @@ typedef struct watch {
     rd_kafka_t *rk;  /* lag thread only */
     part_lag *parts;
     size_t nparts;
-    int ok, gone;
+    int ok;
+    atomic_int gone; /* set under the lock, read by the lag thread outside it */
 } watch;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -33,7 +35,8 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static watch **W;
 static size_t NW;
 static pthread_t thread;
-static int running, quit;
+static int running;
+static atomic_int quit; /* read by the lag thread outside the lock */
 
 static void parts_free(part_lag *p, size_t n)
 {
@@ -279,5 +282,6 @@ void lag_stop(void)
     free(W);
     W = NULL;
     NW = 0;
-    running = quit = 0;
+    running = 0;
+    quit = 0;
 }

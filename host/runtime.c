@@ -67,7 +67,9 @@ static void *task_main(void *arg)
         }
         recvec out = {0};
         t->target = &out;
+        t->in_poll = 1;
         sl_err rc = src->d->poll(src->self, &src->ctx, (size_t)t->cfg->batch_size, TICK_MS);
+        t->in_poll = 0;
         t->target = NULL;
         if (out.n || t->dlq_pending.n) run_chain(t, 1, &out);
         else wave_end(t);
@@ -130,6 +132,13 @@ static void stage_teardown(stage_inst *s)
 
 static void task_free(task *t)
 {
+    /* Nothing commits any more: references kept on unfinished records can go. */
+    for (size_t i = 0; i < t->nstuck; i++) ack_release(t->stuck[i]);
+    free(t->stuck);
+    for (size_t i = 0; i < t->dlq_pending.n; i++) ack_release(t->dlq_pending.v[i]->ack);
+    t->dlq_pending.n = 0;
+    for (size_t i = 0; i < t->deferred.n; i++) ack_release(t->deferred.v[i]->ack);
+    free(t->deferred.v);
     for (size_t i = 0; i < t->ncommitted; i++) free((char *)t->committed[i].topic);
     free(t->committed);
     for (size_t i = 0; i < t->nowned; i++) free((char *)t->owned[i].topic);

@@ -32,6 +32,10 @@ typedef struct hrec {
     uint8_t dirty;      /* JSON changed since value was serialised */
     cJSON *json;        /* parsed value, in the task arena */
     uint32_t mark;      /* == task seq when the current stage forwarded, held or rejected it */
+    uint8_t rollback;   /* a dead letter from a reject of an input record, made during a process
+                           call: discarded if that call fails (the retry decides again) */
+    struct stage_inst *rejected_by; /* dead letters: the stage that rejected the record */
+    const char *reason;             /* dead letters: why (in the arena) */
 } hrec;
 
 typedef struct slab_chunk {
@@ -95,15 +99,24 @@ struct task {
     int depth;            /* nesting of chain runs, to know when a wave is over */
     recvec *target;       /* where emit() appends */
     recvec dlq_pending;
-    int failed;           /* a stage returned FATAL */
-    int paused;           /* the source is paused on the supervisor's request */
+    sl_ack **stuck;       /* records nobody could take under errors.tolerance none: kept
+                             unfinished so no commit passes them; released at teardown */
+    size_t nstuck;
+    int in_process;       /* inside a transform's or sink's process call */
+    int in_poll;          /* inside the source's poll (its rebalance callbacks run there) */
+    int retry_polling;    /* polling the paused source while a stage retries */
+    int retry_paused;     /* the source was paused for a stage's retries */
+    recvec deferred;      /* records a paused source still handed over during retries */
+    size_t call_holds;    /* input records held during the current process call */
+    atomic_int failed;    /* a stage returned FATAL (read by the status writer) */
+    atomic_int paused;    /* the source is paused on the supervisor's request */
     pthread_mutex_t slock; /* guards e2e, committed and owned (read by write_status) */
     histogram e2e;        /* record timestamp -> the sink returned, seconds */
     sl_position *committed; /* last committed position per partition (topic strdup'd) */
     size_t ncommitted;
     sl_position *owned; /* partitions the source owns now (status "assigned"; topic strdup'd) */
     size_t nowned;
-    int done;             /* the source is exhausted */
+    atomic_int done;      /* the source is exhausted */
     int64_t last_commit;
     uint32_t seq;         /* one per process call, for the dropped count */
     ack_partition *last_part; /* the source's last partition: most records hit it again */
@@ -149,6 +162,10 @@ sl_err api_set_topic(sl_ctx *ctx, const sl_record *rec, const char *topic);
 /* stage_api.c */
 void hist_add(histogram *h, double v);
 void tlog(task *t, stage_inst *s, sl_log_level level, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Called for a record nobody can take (rejected with no dead letter, or refused by the dead
+ * letter): errors.tolerance decides whether it is dropped or the pipeline stops. */
+void give_up(task *t, stage_inst *s, const sl_record *rec, sl_ack *ack, const char *reason);
 
 /* chain.c */
 int stopping(const task *t);

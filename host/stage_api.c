@@ -128,6 +128,7 @@ static sl_ack *api_hold(sl_ctx *ctx, const sl_record *rec)
 {
     hrec *h = as_hrec(ctx->task, rec);
     if (h) h->mark = ctx->task->seq;
+    if (h && ctx->task->in_process) ctx->task->call_holds++;
     if (!rec->ack) return ack_group_new(&ctx->task->acks); /* nothing to hold: an empty token */
     ack_retain(rec->ack);
     return rec->ack;
@@ -139,16 +140,33 @@ static sl_ack *api_ack_group(sl_ctx *ctx) { return ack_group_new(&ctx->task->ack
 
 static void api_ack_group_add(sl_ack *g, sl_ack *m) { ack_group_add(g, m); }
 
+void give_up(task *t, stage_inst *s, const sl_record *rec, sl_ack *ack, const char *reason)
+{
+    const char *what = s == t->dlq ? "the dead letter refused it" : "no dead_letter is configured";
+    if (t->cfg->errors_tolerance_all) {
+        api_count(&s->ctx, "errors_dropped", 1);
+        tlog(t, s, SL_LOG_WARN, "record at topic=%s partition=%d offset=%lld dropped (%s; errors.tolerance: all): %s",
+             rec->topic ? rec->topic : "", (int)rec->partition, (long long)rec->offset, what, reason);
+        ack_release(ack);
+        return;
+    }
+    /* Keep the reference: the record stays unfinished, so no commit passes its position and
+     * it is read again after the cause is fixed. */
+    tlog(t, s, SL_LOG_ERROR,
+         "record at topic=%s partition=%d offset=%lld cannot be placed (%s): %s; errors.tolerance is none, "
+         "so the pipeline stops without committing past it (errors: {tolerance: all} drops such records)",
+         rec->topic ? rec->topic : "", (int)rec->partition, (long long)rec->offset, what, reason);
+    t->stuck = xrealloc(t->stuck, (t->nstuck + 1) * sizeof *t->stuck);
+    t->stuck[t->nstuck++] = ack;
+    t->failed = 1;
+}
+
 static void api_reject(sl_ctx *ctx, const sl_record *rec, const char *reason)
 {
     task *t = ctx->task;
     stage_inst *s = ctx->st;
     atomic_fetch_add_explicit(&s->rejected, 1, memory_order_relaxed);
     if (!reason) reason = "rejected";
-    if (!t->dlq || s == t->dlq)
-        tlog(t, s, SL_LOG_WARN, t->dlq ? "dead-letter sink rejected a record, dropping it: %s"
-                                       : "record rejected (no dead_letter configured, dropped): %s",
-             reason);
     hrec *h = as_hrec(t, rec);
     if (h) {
         materialize(h);
@@ -162,19 +180,24 @@ static void api_reject(sl_ctx *ctx, const sl_record *rec, const char *reason)
         ack = rec->ack;
         ack_retain(ack);
     }
-    if (!t->dlq || s == t->dlq) {
-        ack_release(ack); /* logged above; the record is finished */
+    if (s == t->dlq) {
+        give_up(t, s, rec, ack, reason);
         return;
     }
-    /* The dead letter carries the original record plus two headers saying who and why. */
+    /* The dead letter carries the original record plus two headers saying who and why. Without
+     * a dead-letter sink it still waits in dlq_pending, so a failed call can take it back. */
     sl_header *hd = arena_alloc(&t->arena, (rec->n_headers + 2) * sizeof *hd);
     if (rec->n_headers) memcpy(hd, rec->headers, rec->n_headers * sizeof *hd);
+    char *why = arena_strdup(&t->arena, reason);
     hd[rec->n_headers] = (sl_header){"sluice.error.stage", s->cfg->name, strlen(s->cfg->name)};
-    hd[rec->n_headers + 1] = (sl_header){"sluice.error.reason", reason, strlen(reason)};
+    hd[rec->n_headers + 1] = (sl_header){"sluice.error.reason", why, strlen(why)};
     sl_record copy = *rec;
     copy.headers = hd;
     copy.n_headers = rec->n_headers + 2;
     hrec *d = copy_record(t, &copy, ack);
+    d->rollback = h && t->in_process;
+    d->rejected_by = s;
+    d->reason = why;
     vec_push(&t->dlq_pending, &d->r);
 }
 

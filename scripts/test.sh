@@ -1,6 +1,7 @@
 #!/bin/bash
-# README command 2: install what is missing, build (normal and ASan+UBSan), run every test in
-# both builds, and end with one line "N passed, N failed".
+# README command 2: install what is missing, build (normal, ASan+UBSan, TSan), run every test in
+# the first two builds and the host and stage suites in the TSan build, and end with one line
+# "N passed, N failed" over all three.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -25,5 +26,13 @@ echo "== tests (ASan + UBSan build)"
 # The sanitizer run covers everything except the suites marked slow (benchmark-sized loads).
 meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --no-suite slow "$@"
 count build-asan
+echo "== tests (ThreadSanitizer build: host and stage suites)"
+# The in-process suites where threads meet (task threads, acks, status, stages); halt on the
+# first race so it fails the test. Its time is printed: keep it small.
+tsan_start=$(date +%s)
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" meson test -C build-tsan --no-rebuild --print-errorlogs \
+  --num-processes 2 --suite host --suite dedup --suite window-kpi --no-suite slow "$@"
+count build-tsan
+echo "figure: ThreadSanitizer run $(( $(date +%s) - tsan_start )) s"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -240,7 +240,9 @@ typedef struct sl_api {
     /**
      * Send `rec` to the pipeline's dead-letter sink with headers sluice.error.stage and
      * sluice.error.reason (reason is copied). The record counts as rejected; it is finished
-     * when the dead-letter sink has it. Without a dead-letter sink it is logged and dropped.
+     * when the dead-letter sink has it. Without a dead-letter sink, or when that sink refuses
+     * it, the pipeline's errors.tolerance decides: none (default) stops the pipeline without
+     * committing past the record; all drops it (logged, counter errors_dropped).
      * `rec` may also be a record the stage built (after a delayed failure, say): the host
      * copies it and takes its own reference on rec->ack, as emit does, so the stage may
      * release its hold right after this call.
@@ -389,8 +391,11 @@ typedef struct sl_stage_desc {
 
     /**
      * Transform or sink: handle a batch (borrowed until return). See "Records and
-     * acknowledgement" above. On SL_RETRY the host discards what this call emitted and calls
-     * again with the same batch after a backoff: do not hold or reject before returning RETRY.
+     * acknowledgement" above. On SL_RETRY the host discards what this call emitted and the dead
+     * letters of the input records it rejected, and calls again with the same batch after a
+     * backoff; holding an input record and then returning RETRY stops the pipeline (a retry
+     * could finish it twice). While a stage retries, a source with pause/resume is paused and
+     * polled with max = 0 (so a Kafka member keeps its place in the group).
      */
     sl_err (*process)(void *self, sl_ctx *ctx, const sl_batch *batch);
 

@@ -51,6 +51,8 @@ CREATE TABLE IF NOT EXISTS kpi_1m (
     success_rate    double precision,         -- orders / (orders + payment_failed); NULL if none
     conversion_rate double precision,         -- orders / page_views; NULL if no page views
     distinct_users  bigint,                   -- approximate (window-kpi's estimate)
+    users_hll       text,                     -- window-kpi's sketch (base64 registers): restored and merged after a restart
+    source_topic    text,                     -- the input topic the window aggregates
     final           boolean NOT NULL DEFAULT false,
     revision        integer NOT NULL DEFAULT 0,
     updated_at      timestamptz NOT NULL DEFAULT now(),

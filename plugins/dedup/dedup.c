@@ -1,8 +1,9 @@
 /*
  * dedup — UC04: drop records whose key was already seen within `ttl` of event time.
  *
- * State is kept per source partition (a partition belongs to one task, so tasks never share
- * it). For each partition:
+ * State is kept per source partition — (topic, partition): with several topics, partition 0 of
+ * one is not partition 0 of another (a partition belongs to one task, so tasks never share it).
+ * For each partition:
  *   - a clock: the highest record timestamp seen (event time, set upstream by the validator);
  *   - an open-addressing table (linear probing) of 64-bit key hashes, 0 = empty slot;
  *   - a FIFO ring of (hash, clock second at insertion), oldest first. Because the clock never
@@ -37,6 +38,7 @@ typedef struct dconf {
     int64_t ttl_ms;
     int64_t max_keys;
     int scope; /* only "partition" */
+    char *seen_field; /* NULL: first-seen times are not written into records */
 } dconf;
 
 typedef struct __attribute__((packed)) ring_ent {
@@ -45,6 +47,7 @@ typedef struct __attribute__((packed)) ring_ent {
 } ring_ent;
 
 typedef struct pstate {
+    char *topic; /* NULL when the records carry none */
     int32_t partition;
     uint64_t *tab;
     size_t cap, n; /* cap: power of two */
@@ -154,18 +157,25 @@ static void pop_oldest(pstate *p)
 static void pstate_free(pstate *p)
 {
     if (p) {
+        free(p->topic);
         free(p->tab);
         free(p->ring);
         free(p);
     }
 }
 
-static pstate *partition_state(dedup *d, int32_t partition)
+static bool same_part(const pstate *p, const char *topic, int32_t partition)
 {
-    if (d->last && d->last->partition == partition)
+    return p->partition == partition &&
+           (p->topic == topic || (p->topic && topic && strcmp(p->topic, topic) == 0));
+}
+
+static pstate *partition_state(dedup *d, const char *topic, int32_t partition)
+{
+    if (d->last && same_part(d->last, topic, partition))
         return d->last;
     for (size_t i = 0; i < d->n_parts; i++)
-        if (d->parts[i]->partition == partition)
+        if (same_part(d->parts[i], topic, partition))
             return d->last = d->parts[i];
     pstate *p = calloc(1, sizeof *p);
     pstate **v = realloc(d->parts, (d->n_parts + 1) * sizeof *v);
@@ -177,11 +187,12 @@ static pstate *partition_state(dedup *d, int32_t partition)
     }
     d->parts = v;
     p->partition = partition;
+    p->topic = topic ? strdup(topic) : NULL;
     p->cap = 1024;
     p->rcap = (size_t)d->conf->max_keys < 1024 ? (size_t)d->conf->max_keys : 1024;
     p->tab = calloc(p->cap, sizeof *p->tab);
     p->ring = malloc(p->rcap * sizeof *p->ring);
-    if (!p->tab || !p->ring) {
+    if (!p->tab || !p->ring || (topic && !p->topic)) {
         pstate_free(p);
         return NULL;
     }
@@ -294,7 +305,7 @@ static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
     for (size_t i = 0; i < batch->n; i++) {
         const sl_json *root = api->json(ctx, batch->recs[i], NULL);
         uint64_t h = d->hashes[i] = root ? key_hash(d, root) : 0;
-        pstate *p = h ? partition_state(d, batch->recs[i]->partition) : NULL;
+        pstate *p = h ? partition_state(d, batch->recs[i]->topic, batch->recs[i]->partition) : NULL;
         if (p) {
             __builtin_prefetch(&p->tab[h & (p->cap - 1)]);
             if (i < p->len)
@@ -309,7 +320,7 @@ static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             err = api->emit(ctx, rec);
             continue;
         }
-        pstate *p = partition_state(d, rec->partition);
+        pstate *p = partition_state(d, rec->topic, rec->partition);
         if (!p)
             return SL_ENOMEM;
         if (rec->timestamp_ms > p->clock_ms)
@@ -322,6 +333,11 @@ static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             continue; /* not emitted: the host counts it dropped and it is finished */
         }
         if ((err = insert(d, p, h, now_s, &evicted)) != SL_OK)
+            break;
+        /* The first-seen time travels with the record, so a sink that stores it can hand it
+         * back on restore (a late event is remembered from when it arrived, not its ts). */
+        if (d->conf->seen_field && (err = api->json_set_number(ctx, rec, d->conf->seen_field, (double)p->clock_ms)) != SL_OK &&
+            err != SL_EINVAL)
             break;
         err = api->emit(ctx, rec);
     }
@@ -337,10 +353,10 @@ static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
     return err;
 }
 
-static void drop_partition(dedup *d, int32_t partition)
+static void drop_partition(dedup *d, const char *topic, int32_t partition)
 {
     for (size_t i = 0; i < d->n_parts; i++)
-        if (d->parts[i]->partition == partition) {
+        if (same_part(d->parts[i], topic, partition)) {
             pstate_free(d->parts[i]);
             d->parts[i] = d->parts[--d->n_parts];
             break;
@@ -353,7 +369,7 @@ static sl_err d_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n)
 {
     (void)ctx;
     for (size_t k = 0; k < n; k++)
-        drop_partition(self, parts[k].partition);
+        drop_partition(self, parts[k].topic, parts[k].partition);
     return SL_OK;
 }
 
@@ -361,7 +377,7 @@ static sl_err d_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, siz
 {
     (void)ctx;
     for (size_t k = 0; k < n; k++)
-        drop_partition(self, parts[k].partition);
+        drop_partition(self, parts[k].topic, parts[k].partition);
     return SL_OK;
 }
 
@@ -377,12 +393,21 @@ static sl_err d_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
         uint64_t h = root ? key_hash(d, root) : 0;
         if (!h)
             continue;
-        pstate *p = partition_state(d, rec->partition);
+        pstate *p = partition_state(d, rec->topic, rec->partition);
         if (!p)
             return SL_ENOMEM;
-        if (rec->timestamp_ms > p->clock_ms)
-            p->clock_ms = rec->timestamp_ms;
-        uint32_t t = to_seconds(rec->timestamp_ms);
+        /* First seen: the time stored with it (seen_field), else its own timestamp — which the
+         * ring order below raises to the clock of the records restored before it (offset
+         * order), i.e. the clock it met when it arrived, if the records before it are there. */
+        int64_t seen = rec->timestamp_ms;
+        if (d->conf->seen_field) {
+            const sl_json *sf = d->api->json_get(root, d->conf->seen_field);
+            if (d->api->json_type(sf) == SL_JSON_NUMBER && d->api->json_number(sf) >= (double)seen)
+                seen = (int64_t)d->api->json_number(sf);
+        }
+        if (seen > p->clock_ms)
+            p->clock_ms = seen;
+        uint32_t t = to_seconds(seen);
         /* The ring must stay in time order (expiry pops its head): a record older than the
          * newest entry takes that entry's time, i.e. it is remembered a little longer. */
         if (p->len && t < p->ring[(p->head + p->len - 1) % p->rcap].t)
@@ -428,6 +453,9 @@ static const sl_config_entry d_config[] = {
      .description = "keys remembered per partition; when full the oldest are evicted (counted, logged)"},
     {.key = "scope", .type = SL_T_ENUM, .default_value = "partition", .choices = "partition",
      .offset = offsetof(dconf, scope), .description = "state is kept per source partition"},
+    {.key = "seen_field", .type = SL_T_STRING, .offset = offsetof(dconf, seen_field),
+     .description = "JSON member that receives a forwarded record's first-seen time (ms, event time); "
+                    "restored records carrying it are remembered from then (store it for an exact restore)"},
     {.key = NULL},
 };
 

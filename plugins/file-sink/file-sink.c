@@ -13,7 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <sluice/stage.h>
+
+#include "../common/sl_state.h"
 
 typedef struct fk_config {
     char *path;
@@ -90,8 +94,10 @@ static int put_envelope(fk_state *s, sl_ctx *ctx, const sl_record *r)
     return rc || put_str(s, num);
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* Writes all n bytes; *done says how many went out (also on failure). */
+static int write_all(int fd, const char *p, size_t n, size_t *done)
 {
+    *done = 0;
     while (n) {
         ssize_t w = write(fd, p, n);
         if (w < 0) {
@@ -100,8 +106,51 @@ static int write_all(int fd, const char *p, size_t n)
         }
         p += w;
         n -= (size_t)w;
+        *done += (size_t)w;
     }
     return 0;
+}
+
+/* mode: truncate empties the file once, at the pipeline's first start. A marker under the state
+ * directory (by pipeline, stage and file) remembers the file it truncated (device and inode):
+ * a restart — whose source resumes after what is already in the file — appends instead of
+ * throwing committed output away. Returns 1 if the file should be truncated now. */
+static int first_start(fk_state *s, sl_ctx *ctx, char *marker, size_t n)
+{
+    char abs[4096];
+    if (s->path[0] == '/') snprintf(abs, sizeof abs, "%s", s->path);
+    else if (getcwd(abs, sizeof abs)) snprintf(abs + strlen(abs), sizeof abs - strlen(abs), "/%s", s->path);
+    if (sl_state_path(marker, n, "file-sink", s->api->pipeline_name(ctx), s->api->stage_name(ctx), abs,
+                      "truncated") != 0) {
+        s->api->log(ctx, SL_LOG_WARN, "cannot make the truncation marker's directory (%s): %s", marker, strerror(errno));
+        marker[0] = 0;
+        return 1;
+    }
+    struct stat st;
+    unsigned long long dev = 0, ino = 0;
+    FILE *f = fopen(marker, "r");
+    int seen = f && fscanf(f, "%llu %llu", &dev, &ino) == 2;
+    if (f) fclose(f);
+    if (seen && stat(s->path, &st) == 0 && (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino) {
+        s->api->log(ctx, SL_LOG_INFO, "mode truncate: %s was truncated at this pipeline's first start (%s); appending",
+                    s->path, marker);
+        return 0;
+    }
+    return 1;
+}
+
+static void write_marker(fk_state *s, sl_ctx *ctx, const char *marker)
+{
+    struct stat st;
+    char tmp[4200];
+    if (!*marker || fstat(s->fd, &st) != 0) return;
+    snprintf(tmp, sizeof tmp, "%s.tmp", marker);
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fprintf(f, "%llu %llu\n", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino) > 0;
+    ok = f && fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+    if (f) ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, marker) != 0)
+        s->api->log(ctx, SL_LOG_WARN, "cannot write the truncation marker %s: %s", marker, strerror(errno));
 }
 
 /* Relative paths are relative to the pipeline file, like every path in a pipeline's config. */
@@ -132,13 +181,16 @@ static sl_err fk_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     if (strcmp(cfg->path, "-") == 0) {
         s->fd = 1;
     } else {
-        s->fd = open(s->path, O_WRONLY | O_CREAT | O_CLOEXEC | (cfg->mode ? O_TRUNC : O_APPEND), 0644);
+        char marker[4096] = "";
+        int trunc = cfg->mode && first_start(s, ctx, marker, sizeof marker);
+        s->fd = open(s->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND | (trunc ? O_TRUNC : 0), 0644);
         if (s->fd < 0) {
             api->log(ctx, SL_LOG_ERROR, "cannot open %s: %s", s->path, strerror(errno));
             free(s->path);
             free(s);
             return SL_ECONFIG;
         }
+        if (trunc) write_marker(s, ctx, marker);
     }
     s->last_flush = api->monotonic_ms(ctx);
     *self = s;
@@ -176,8 +228,20 @@ static sl_err fk_flush(void *self, sl_ctx *ctx, int final)
     int64_t now = s->api->monotonic_ms(ctx);
     if (!s->nheld || (!final && now - s->last_flush < s->cfg->flush_interval && s->len < (8u << 20)))
         return SL_OK;
-    if (write_all(s->fd, s->buf, s->len) != 0) {
-        s->api->log(ctx, SL_LOG_ERROR, "write %s: %s", s->path, strerror(errno));
+    off_t start = lseek(s->fd, 0, SEEK_END); /* -1 on pipes and terminals */
+    size_t done;
+    if (write_all(s->fd, s->buf, s->len, &done) != 0) {
+        int e = errno;
+        /* Take the partial write back, so the file never holds a torn line; the records stay
+         * unacknowledged and are written again after a restart. Only when the file ends where
+         * our bytes end: another task appending meanwhile must not lose its lines. */
+        struct stat st;
+        if (start >= 0 && done && fstat(s->fd, &st) == 0 && st.st_size == start + (off_t)done &&
+            ftruncate(s->fd, start) == 0)
+            s->api->log(ctx, SL_LOG_ERROR, "write %s: %s; the %zu bytes written of this batch were truncated away",
+                        s->path, strerror(e), done);
+        else
+            s->api->log(ctx, SL_LOG_ERROR, "write %s: %s", s->path, strerror(e));
         return SL_FATAL; /* a partial write cannot be retried without duplicating lines */
     }
     s->len = 0;
@@ -218,7 +282,7 @@ static const sl_config_entry fk_config_table[] = {
     {"flush_interval", SL_T_DURATION, SL_CFG_BOUNDED, "100ms", 0, 3600000, NULL, offsetof(fk_config, flush_interval),
      "how often buffered lines are written and synced"},
     {"mode", SL_T_ENUM, 0, "append", 0, 0, "append|truncate", offsetof(fk_config, mode),
-     "append to an existing file or truncate it at start"},
+     "append to an existing file, or truncate it at the pipeline's first start (restarts append)"},
     {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 

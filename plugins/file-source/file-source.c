@@ -14,6 +14,8 @@
 
 #include <sluice/stage.h>
 
+#include "../common/sl_state.h"
+
 typedef struct fs_config {
     char *path;
     int follow;
@@ -33,6 +35,8 @@ typedef struct fs_state {
     int64_t base;        /* file offset of buf[0] */
     int eof;
     int skipping;        /* inside an over-long line being discarded */
+    char *long_head;     /* its first 1 KiB, rejected once the line's end is known */
+    size_t long_len;
     int64_t committed;
 } fs_state;
 
@@ -82,6 +86,17 @@ static void emit_line(fs_state *s, sl_ctx *ctx, const char *p, size_t len, int64
     s->api->emit(ctx, &r);
 }
 
+/* The over-long line being skipped ended at `end_off`: its head goes to the dead letter. */
+static void reject_long(fs_state *s, sl_ctx *ctx, int64_t end_off)
+{
+    sl_record r = {.value = s->long_head, .value_len = s->long_len, .topic = s->cfg->topic, .partition = 0,
+                   .offset = end_off};
+    char why[128];
+    snprintf(why, sizeof why, "line longer than max_line (%" PRId64 " bytes); first 1 KiB kept", s->cfg->max_line);
+    s->api->reject(ctx, &r, why);
+    s->skipping = 0;
+}
+
 /* Relative paths are relative to the pipeline file, like every path in a pipeline's config. */
 static char *resolve_path(const sl_api *api, sl_ctx *ctx, const char *p)
 {
@@ -119,9 +134,19 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     }
     if (!is_stdin) {
         if (!cfg->offset_file) {
-            size_t n = strlen(s->path) + 16;
-            s->offset_path = malloc(n);
-            if (s->offset_path) snprintf(s->offset_path, n, "%s.sluice-offset", s->path);
+            /* Keyed by pipeline, stage and input under the state directory: two pipelines
+             * reading one file each keep their own position. */
+            char abs[4096], p[4096];
+            if (!realpath(s->path, abs)) snprintf(abs, sizeof abs, "%s", s->path);
+            if (sl_state_path(p, sizeof p, "file-source", api->pipeline_name(ctx), api->stage_name(ctx), abs,
+                              "offset") != 0) {
+                api->log(ctx, SL_LOG_ERROR, "cannot make the offset file's directory (%s): %s", p, strerror(errno));
+                close(s->fd);
+                free(s->path);
+                free(s);
+                return SL_FATAL;
+            }
+            s->offset_path = strdup(p);
         } else if (*cfg->offset_file) {
             s->offset_path = resolve_path(api, ctx, cfg->offset_file);
         }
@@ -143,9 +168,12 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
             api->log(ctx, SL_LOG_INFO, "resuming %s at byte %" PRId64 " (from %s)", s->path, off, s->offset_path);
         }
     }
-    s->cap = 1 << 20;
+    s->cap = (int64_t)(1 << 20) < cfg->max_line ? (size_t)1 << 20 : (size_t)cfg->max_line; /* max_line applies below 1 MiB too */
     s->buf = malloc(s->cap);
-    if (!s->buf) {
+    s->long_head = malloc(1024);
+    if (!s->buf || !s->long_head) {
+        free(s->buf);
+        free(s->long_head);
         if (!is_stdin) close(s->fd);
         free(s->offset_path);
         free(s->path);
@@ -166,7 +194,7 @@ static sl_err fs_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
             size_t len = (size_t)(nl - (s->buf + s->start));
             int64_t end_off = s->base + (int64_t)(nl - s->buf) + 1;
             if (s->skipping) {
-                s->skipping = 0;
+                reject_long(s, ctx, end_off);
             } else {
                 emit_line(s, ctx, s->buf + s->start, len, end_off);
                 emitted++;
@@ -184,12 +212,13 @@ static sl_err fs_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         }
         if (s->end == s->cap) {
             if ((int64_t)s->cap >= s->cfg->max_line) {
-                /* An over-long line: send its head to the dead letter and skip the rest. */
-                sl_record r = {.value = s->buf, .value_len = s->end > 1024 ? 1024 : s->end,
-                               .topic = s->cfg->topic, .partition = 0, .offset = s->base + (int64_t)s->end};
-                char why[128];
-                snprintf(why, sizeof why, "line longer than max_line (%" PRId64 " bytes); first 1 KiB kept", s->cfg->max_line);
-                s->api->reject(ctx, &r, why);
+                /* An over-long line: keep its head and skip the rest. It goes to the dead letter
+                 * once its end is found, with the end as its offset: a committed position is
+                 * always a line's end, never the middle of one. */
+                if (!s->skipping) {
+                    s->long_len = s->end > 1024 ? 1024 : s->end;
+                    memcpy(s->long_head, s->buf, s->long_len);
+                }
                 s->base += (int64_t)s->end;
                 s->end = 0;
                 s->skipping = 1;
@@ -219,11 +248,15 @@ static sl_err fs_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         }
         s->end += (size_t)r;
     }
+    if (s->eof && s->skipping) { /* the over-long line ends at EOF */
+        reject_long(s, ctx, s->base + (int64_t)s->end);
+        s->start = s->end;
+    }
     if (s->eof && emitted < max && s->start == s->end) return SL_DONE;
     if (s->eof && emitted < max && s->start < s->end) {
         /* The last line has no newline: it is still a record. */
         size_t len = s->end - s->start;
-        if (!s->skipping) emit_line(s, ctx, s->buf + s->start, len, s->base + (int64_t)s->end);
+        emit_line(s, ctx, s->buf + s->start, len, s->base + (int64_t)s->end);
         s->start = s->end;
         return SL_DONE;
     }
@@ -249,6 +282,7 @@ static void fs_close(void *self, sl_ctx *ctx)
     fs_state *s = self;
     if (s->fd > 0) close(s->fd);
     free(s->buf);
+    free(s->long_head);
     free(s->offset_path);
     free(s->path);
     free(s);
@@ -264,7 +298,7 @@ static const sl_config_entry fs_config_table[] = {
     {"topic", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(fs_config, topic),
      "topic (stream name) given to every record"},
     {"offset_file", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(fs_config, offset_file),
-     "where committed positions are kept (default PATH.sluice-offset; \"\" disables resuming)"},
+     "where committed positions are kept (default: under the state directory, by pipeline, stage and input; \"\" disables resuming)"},
     {"max_line", SL_T_SIZE, SL_CFG_BOUNDED, "16MiB", 1024, 1073741824.0, NULL, offsetof(fs_config, max_line),
      "longer lines go to the dead letter (their first 1 KiB)"},
     {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},

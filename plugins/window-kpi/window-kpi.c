@@ -1,7 +1,8 @@
 /*
  * window-kpi — UC05: event-time tumbling-window KPIs (1 m, 15 m, 1 h, 24 h by default).
  *
- * Windows are aligned to the epoch in UTC. State is per source partition: for each partition
+ * Windows are aligned to the epoch in UTC. State is per source partition — (topic, partition),
+ * so partition 0 of two topics never mixes — and for each partition
  * and window size a "series" of windows sorted by start. The watermark of a partition is the
  * highest event time seen minus `allowed_lateness`.
  *
@@ -25,8 +26,9 @@
  * KPI rows and that offset in one transaction can hand both back on partition assignment
  * (api->restore -> on_restore): the windows are rebuilt from the rows, and replayed inputs
  * with offset <= the restored offset are skipped (they are already counted), though still
- * passed through. distinct_users cannot be rebuilt from a count: the restored count is kept as
- * a floor under the new sketch's estimate, so it is approximate across restarts.
+ * passed through. Each KPI record carries its window's sketch (users_hll: the registers in
+ * base64), so a restored window continues the same sketch and distinct_users after a restart
+ * is what one uninterrupted run reports. A row without a sketch keeps its count as a floor.
  *
  * Money is kept in integer cents (amount rounded half away from zero), so sums are exact.
  * distinct_users is a HyperLogLog with 2^10 one-byte registers per window (1 KiB): standard
@@ -40,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/sl_base64.h"
 #include "../common/sl_hash.h"
 #include "../common/sl_time.h"
 
@@ -75,6 +78,7 @@ typedef struct series {
 } series;
 
 typedef struct part {
+    char *topic; /* the source topic; NULL when records carry none */
     int32_t partition;
     int64_t max_ts;
     bool seen;
@@ -98,6 +102,8 @@ typedef struct wkpi {
     part **parts;
     size_t n_parts;
     part *last;
+    sl_position *assigned; /* (topic, partition) assigned: restored KPI rows without a topic */
+    size_t n_assigned;
     int64_t last_emit_ms;
     double pow2neg[66]; /* 2^-k for the HLL estimate */
 } wkpi;
@@ -167,29 +173,32 @@ static void part_free(wkpi *k, part *p)
     if (p->group)
         k->api->release(p->group);
     free(p->fix);
+    free(p->topic);
     free(p);
 }
 
-static part *find_part(wkpi *k, int32_t partition)
+static bool same_topic(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+static part *find_part(wkpi *k, const char *topic, int32_t partition)
 {
-    if (k->last && k->last->partition == partition)
+    if (k->last && k->last->partition == partition && same_topic(k->last->topic, topic))
         return k->last;
     for (size_t i = 0; i < k->n_parts; i++)
-        if (k->parts[i]->partition == partition)
+        if (k->parts[i]->partition == partition && same_topic(k->parts[i]->topic, topic))
             return k->last = k->parts[i];
     return NULL;
 }
 
-static part *get_part(wkpi *k, int32_t partition)
+static part *get_part(wkpi *k, const char *topic, int32_t partition)
 {
-    part *p = find_part(k, partition);
+    part *p = find_part(k, topic, partition);
     if (p)
         return p;
     p = calloc(1, sizeof *p);
     part **v = realloc(k->parts, (k->n_parts + 1) * sizeof *v);
     if (v)
         k->parts = v;
-    if (!p || !v) {
+    if (!p || !v || (topic && !(p->topic = strdup(topic)))) {
         free(p);
         return NULL;
     }
@@ -201,10 +210,10 @@ static part *get_part(wkpi *k, int32_t partition)
     return k->last = p;
 }
 
-static void drop_part(wkpi *k, int32_t partition)
+static void drop_part(wkpi *k, const char *topic, int32_t partition)
 {
     for (size_t i = 0; i < k->n_parts; i++)
-        if (k->parts[i]->partition == partition) {
+        if (k->parts[i]->partition == partition && same_topic(k->parts[i]->topic, topic)) {
             part_free(k, k->parts[i]);
             k->parts[i] = k->parts[--k->n_parts];
             break;
@@ -271,10 +280,13 @@ static bool add_fix(part *p, win *w)
 static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
 {
     size_t si = w->si;
-    char start[32], end[32], key[160], val[1024];
+    char start[32], end[32], key[160], val[1024 + 4 * (HLL_M + 2) / 3 + 64];
     sl_ts_format(w->start, w->start % 1000 != 0, start);
     sl_ts_format(w->start + k->size[si], (w->start + k->size[si]) % 1000 != 0, end);
     int kn = snprintf(key, sizeof key, "%s|%s|%d", k->label[si], start, (int)p->partition);
+    char topic_json[200] = "";
+    if (p->topic && strlen(p->topic) < 150 && !strpbrk(p->topic, "\"\\"))
+        snprintf(topic_json, sizeof topic_json, "\"source_topic\":\"%s\",", p->topic);
     char gmv[32], refund[32], aov[32], sr[32], cr[32];
     put_cents(gmv, sizeof gmv, w->gmv_cents);
     put_cents(refund, sizeof refund, w->refund_cents);
@@ -292,16 +304,23 @@ static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
         users = w->users_floor;
     uint32_t revision = final ? w->finals : 0;
     int vn = snprintf(val, sizeof val,
-                      "{\"window\":\"%s\",\"window_start\":\"%s\",\"window_end\":\"%s\",\"partition\":%d,"
+                      "{\"window\":\"%s\",\"window_start\":\"%s\",\"window_end\":\"%s\",%s\"partition\":%d,"
                       "\"events\":%llu,\"page_views\":%llu,\"add_to_cart\":%llu,\"orders\":%llu,"
                       "\"payment_failed\":%llu,\"refunds\":%llu,\"gmv\":%s,\"refund_amount\":%s,"
                       "\"avg_order_value\":%s,\"success_rate\":%s,\"conversion_rate\":%s,"
-                      "\"distinct_users\":%llu,\"final\":%s,\"revision\":%u}",
-                      k->label[si], start, end, (int)p->partition, (unsigned long long)w->events,
+                      "\"distinct_users\":%llu,\"final\":%s,\"revision\":%u,\"users_hll\":\"",
+                      k->label[si], start, end, topic_json, (int)p->partition, (unsigned long long)w->events,
                       (unsigned long long)w->page_views, (unsigned long long)w->add_to_cart,
                       (unsigned long long)w->orders, (unsigned long long)w->payment_failed,
                       (unsigned long long)w->refunds, gmv, refund, aov, sr, cr,
                       (unsigned long long)users, final ? "true" : "false", revision);
+    /* The sketch itself, so a restart merges into it instead of starting a new one. */
+    if (vn > 0 && (size_t)vn + 4 * ((HLL_M + 2) / 3) + 3 <= sizeof val) {
+        vn += (int)sl_base64_encode(w->hll, HLL_M, val + vn);
+        val[vn++] = '"';
+        val[vn++] = '}';
+        val[vn] = 0;
+    }
     sl_record rec = {
         .key = key,
         .key_len = (size_t)kn,
@@ -469,7 +488,7 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             api->reject(ctx, rec, reason);
             continue;
         }
-        part *p = get_part(k, rec->partition);
+        part *p = get_part(k, rec->topic, rec->partition);
         if (!p)
             return SL_ENOMEM;
         int64_t max_ts = !p->seen || ts > p->max_ts ? ts : p->max_ts;
@@ -579,12 +598,31 @@ static sl_err k_flush(void *self, sl_ctx *ctx, int final)
     return SL_OK;
 }
 
+static void forget_assigned(wkpi *k, const char *topic, int32_t partition)
+{
+    for (size_t i = 0; i < k->n_assigned; i++)
+        if (k->assigned[i].partition == partition && same_topic(k->assigned[i].topic, topic)) {
+            free((char *)k->assigned[i].topic);
+            k->assigned[i] = k->assigned[--k->n_assigned];
+            return;
+        }
+}
+
 static sl_err k_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n)
 {
     (void)ctx;
     wkpi *k = self;
-    for (size_t j = 0; j < n; j++)
-        drop_part(k, parts[j].partition); /* state comes back through on_restore, if any */
+    for (size_t j = 0; j < n; j++) {
+        drop_part(k, parts[j].topic, parts[j].partition); /* state comes back through on_restore, if any */
+        forget_assigned(k, parts[j].topic, parts[j].partition);
+        sl_position *v = realloc(k->assigned, (k->n_assigned + 1) * sizeof *v);
+        if (!v)
+            return SL_ENOMEM;
+        k->assigned = v;
+        v[k->n_assigned].topic = parts[j].topic ? strdup(parts[j].topic) : NULL;
+        v[k->n_assigned].partition = parts[j].partition;
+        v[k->n_assigned++].offset = parts[j].offset;
+    }
     return SL_OK;
 }
 
@@ -592,9 +630,24 @@ static sl_err k_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, siz
 {
     (void)ctx;
     wkpi *k = self;
-    for (size_t j = 0; j < n; j++)
-        drop_part(k, parts[j].partition);
+    for (size_t j = 0; j < n; j++) {
+        drop_part(k, parts[j].topic, parts[j].partition);
+        forget_assigned(k, parts[j].topic, parts[j].partition);
+    }
     return SL_OK;
+}
+
+/* The source topic of a restored KPI row: its source_topic member, else the one assigned topic
+ * with that partition number (rows stored before source_topic existed). */
+static const char *restored_topic(const wkpi *k, const sl_api *api, const sl_json *root, int32_t partition)
+{
+    const char *t = api->json_string(api->json_get(root, "source_topic"));
+    if (t)
+        return t;
+    for (size_t i = 0; i < k->n_assigned; i++)
+        if (k->assigned[i].partition == partition)
+            return k->assigned[i].topic;
+    return NULL;
 }
 
 /* A number member, also accepted as a numeric string (a database may render NUMERIC so). */
@@ -636,7 +689,7 @@ static sl_err k_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
         const sl_json *root = si < k->n_sizes ? api->json(ctx, rec, NULL) : NULL;
         if (!root || floor_div(rec->timestamp_ms, k->size[si]) * k->size[si] != rec->timestamp_ms)
             continue;
-        part *p = get_part(k, rec->partition);
+        part *p = get_part(k, restored_topic(k, api, root, rec->partition), rec->partition);
         if (!p)
             return SL_ENOMEM;
         const sl_json *fin = api->json_get(root, "final");
@@ -654,8 +707,16 @@ static sl_err k_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
         w->refunds = member_count(api, root, "refunds");
         w->gmv_cents = member_cents(api, root, "gmv");
         w->refund_cents = member_cents(api, root, "refund_amount");
-        w->users_floor = member_count(api, root, "distinct_users");
-        memset(w->hll, 0, sizeof w->hll);
+        /* The row's sketch (users_hll, base64 of the registers) is the crashed process's own:
+         * merging new users into it is exact HLL arithmetic. A row without one (stored before
+         * sketches were) leaves its count as a floor under a new sketch's estimate. */
+        const char *hll = api->json_string(api->json_get(root, "users_hll"));
+        if (hll && sl_base64_decode(hll, w->hll, HLL_M) == 0) {
+            w->users_floor = 0;
+        } else {
+            memset(w->hll, 0, sizeof w->hll);
+            w->users_floor = member_count(api, root, "distinct_users");
+        }
         w->dirty = false;
         w->finals = final ? (uint32_t)member_count(api, root, "revision") + 1 : 0;
         w->closed = final;
@@ -693,6 +754,9 @@ static void k_close(void *self, sl_ctx *ctx)
     wkpi *k = self;
     for (size_t i = 0; i < k->n_parts; i++)
         part_free(k, k->parts[i]);
+    for (size_t i = 0; i < k->n_assigned; i++)
+        free((char *)k->assigned[i].topic);
+    free(k->assigned);
     free(k->parts);
     free(k);
 }

@@ -39,6 +39,9 @@ stages:
   - {{name: out, use: file-sink, with: {{path: out.ndjson, headers: true, mode: truncate, fsync: false}}}}
 """)
     env = dict(os.environ, SLUICE_PLUGIN_PATH=STAGES + ":" + os.environ.get("SLUICE_PLUGIN_PATH", ""))
+    for _out in ("out.ndjson", "dlq.ndjson"):  # mode truncate empties only at a first start
+        if os.path.exists(os.path.join(d, _out)):
+            os.remove(os.path.join(d, _out))
     r = subprocess.run([BIN, "run", "p.yaml"], cwd=d, capture_output=True, text=True, timeout=120, env=env)
     check(r.returncode == 0, f"sluice exited {r.returncode}: {r.stderr[-2000:]}")
     out = [json.loads(l) for l in open(os.path.join(d, "out.ndjson")) if l.strip()]
@@ -62,6 +65,42 @@ def expect(d, name, seq, dedup_with, partitions=2):
     for (key, p, ts, want), (p_, o, _, _) in zip(seq, lines):
         check(((p, o) in fwd) == want, f"{name}: {key} partition {p} ts {ts}: forwarded {not want}, want {want}")
     return err
+
+def topics(d):
+    """Partition 0 of topic "events" and partition 0 of topic "other" are different partitions:
+    a key seen in one is not a duplicate in the other (issue 11: state keyed by topic too)."""
+    lines = [(0, 1, BASE, json.dumps({"event_id": "k1"})),
+             ("other/0", 1, BASE + 1000, json.dumps({"event_id": "k1"})),   # other topic: forwarded
+             (0, 2, BASE + 2000, json.dumps({"event_id": "k1"})),           # same topic: duplicate
+             ("other/0", 2, BASE + 3000, json.dumps({"event_id": "k1"}))]   # same topic: duplicate
+    run(d, lines, "{key: event_id, ttl: 10m}", partitions=1)
+    out = [json.loads(l) for l in open(os.path.join(d, "out.ndjson")) if l.strip()]
+    got = sorted((e["topic"], e["partition"], e["offset"]) for e in out)
+    check(got == [("events", 0, 1), ("other", 0, 1)], f"topics: forwarded {got}")
+
+def seen_restore(d):
+    """A late event is remembered from when it arrived (the clock), not from its own ts. With
+    seen_field the forwarded record carries that time, and a restore whose state starts after
+    the record that moved the clock (a cut by offset or event time) still remembers the late
+    key until clock + ttl."""
+    conf = "{key: event_id, ttl: 10m, seen_field: dedup_seen}"
+    lines = [(0, 1, BASE + 11 * MIN, json.dumps({"event_id": "a"})),
+             (0, 2, BASE + 1 * MIN, json.dumps({"event_id": "late"})),
+             (0, 3, BASE + 15 * MIN, json.dumps({"event_id": "b"})),
+             (0, 4, BASE + 1 * MIN, json.dumps({"event_id": "late"}))]  # 14 min after 'late' arrived
+    fwd, _ = run(d, lines, conf, partitions=1)
+    check(fwd == {(0, 1), (0, 2), (0, 3)}, f"seen: uninterrupted run forwarded {sorted(fwd)}")
+    out = [json.loads(l) for l in open(os.path.join(d, "out.ndjson")) if l.strip()]
+    late = [e for e in out if e["offset"] == 2]
+    seen = json.loads(late[0]["value"]).get("dedup_seen") if late else None
+    check(seen == BASE + 11 * MIN, f"seen: the late record carries its first-seen time ({seen})")
+    if late:
+        state = [("events", 0, 2, BASE + 1 * MIN, late[0]["value"])]
+        fwd, _ = run(d, lines, conf, partitions=1, state=state, offsets={0: 2})
+        check(fwd == {(0, 3)}, f"seen: restart with the stored first-seen time forwarded {sorted(fwd)}")
+        plain = [("events", 0, 2, BASE + 1 * MIN, json.dumps({"event_id": "late"}))]
+        fwd, _ = run(d, lines, conf, partitions=1, state=plain, offsets={0: 2})
+        check((0, 4) in fwd, "seen: without the stored time the late key expires early (the check above can fail)")
 
 def basics(d):
     seq = [("e1", 0, 0, True), ("e2", 0, 1000, True),
@@ -150,6 +189,8 @@ def restore(d):
 def main():
     with tempfile.TemporaryDirectory() as d:
         basics(d)
+        topics(d)
+        seen_restore(d)
         multi_key(d)
         eviction(d)
         randomized(d)

@@ -190,7 +190,7 @@ wait "$GEN_PID"
 GEN_PID=
 
 # ---- checks (tests/e2e/check-results.sh) ---------------------------------------------------
-check_results "$in_kafka" "$((KILLS + 1))"
+check_results "$in_kafka"
 
 echo "figures: $(grep -c . gen.ndjson) events generated, $KILLS kill -9 of sluice B (at ${KILL_TIMES[*]}), $(elapsed) s in all"
 echo "$CHECKS checks passed"

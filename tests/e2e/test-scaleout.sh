@@ -256,9 +256,8 @@ done
 kill -TERM "$A_PID"; wait "$A_PID"; A_PID=
 
 # ---- checks ------------------------------------------------------------------------------------
-# Pieces a window may be cut into: the joins at the start, the kill, the rejoin, scaling restarts.
 scalings=$(cat h*/host.log | grep -c 'scaling from')
-check_results "$IN_KAFKA" $((HOSTS + 3 + scalings))
+check_results "$IN_KAFKA"
 
 # The autoscaler's cap: never more tasks than the partitions the host owned.
 decisions=$(cat h*/host.log | sed -n 's/.*scaling from \([0-9]*\) to \([0-9]*\) tasks.*(lag [0-9]*, [0-9.]* records\/s per task, [0-9]* partitions, \([0-9-]*\) owned).*/\1 \2 \3/p')

@@ -126,6 +126,9 @@ stages:
   - {{name: v, use: validator, with: {{schema: "{schema}"{extra}}}}}
   - {{name: out, use: file-sink, with: {{path: out.ndjson, headers: true, mode: truncate, fsync: false}}}}
 """)
+    for _out in ("out.ndjson", "dlq.ndjson"):  # mode truncate empties only at a first start
+        if os.path.exists(os.path.join(d, _out)):
+            os.remove(os.path.join(d, _out))
     r = subprocess.run([BIN, "run", "p.yaml"], cwd=d, capture_output=True, timeout=60)
     def read(name):
         p = os.path.join(d, name)

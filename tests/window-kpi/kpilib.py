@@ -72,6 +72,9 @@ def run(d, yaml_text, timeout=120, check=True):
     env = dict(os.environ)
     if STAGES:
         env["SLUICE_PLUGIN_PATH"] = STAGES + ":" + os.environ.get("SLUICE_PLUGIN_PATH", "")
+    for _out in ("out.ndjson", "dlq.ndjson"):  # mode truncate empties only at a first start
+        if os.path.exists(os.path.join(d, _out)):
+            os.remove(os.path.join(d, _out))
     r = subprocess.run([BIN, "run", "p.yaml"], cwd=d, capture_output=True, text=True, timeout=timeout, env=env)
     if check and r.returncode != 0:
         raise SystemExit("sluice exited %d: %s" % (r.returncode, r.stderr[-3000:]))

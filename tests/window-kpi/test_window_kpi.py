@@ -86,8 +86,8 @@ stages:
             fail(f"{where}: topic {env['topic']} timestamp {env['timestamp']} partition {env['partition']}")
         if env.get("key") != "%s|%s|0" % (w, v["window_start"]):
             fail(f"{where}: key {env.get('key')}")
-        if len(v) != 18:
-            fail(f"{where}: {len(v)} fields")
+        if len(v) != 19 + ("source_topic" in v) or len(v.get("users_hll", "")) != 1368:
+            fail(f"{where}: {len(v)} fields (18, the sketch users_hll, and source_topic when the input has a topic)")
         if env["offset"] < last_off.get(w, 0) or env["offset"] not in ends:
             fail(f"{where}: offset {env['offset']} after {last_off.get(w)}: not an input position, or going back")
         last_off[w] = env["offset"]

@@ -1,7 +1,9 @@
 /* part-source — a test source with partitions, for the dedup and window-kpi tests (a Kafka
  * stand-in without a broker: real host, real acks and commits, partition assignment).
  *
- * Input lines: "PARTITION OFFSET TIMESTAMP_MS<TAB>VALUE", offsets increasing per partition.
+ * Input lines: "PARTITION OFFSET TIMESTAMP_MS<TAB>VALUE", offsets increasing per partition;
+ * "TOPIC/PARTITION ..." gives a record another topic than `topic` (offsets and commits are
+ * tracked for `topic` only; the others are for tests of state keyed by topic).
  * On the first poll it assigns partitions 0..partitions-1 through api->partitions_assigned,
  * with the committed offsets read from `offset_file` (-1 when none), and then skips every
  * record at or below the offset each partition resumes after — as a Kafka consumer does.
@@ -96,15 +98,20 @@ static sl_err ps_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         if (len && s->line[len - 1] == '\n') s->line[--len] = 0;
         int p, used = 0;
         long long off, ts;
-        char *tab = strchr(s->line, '\t');
-        if (!tab || sscanf(s->line, "%d %lld %lld%n", &p, &off, &ts, &used) != 3 || p < 0 ||
+        char *tab = strchr(s->line, '\t'), *slash = strchr(s->line, '/'), *topic = s->cfg->topic, *nums = s->line;
+        if (slash && tab && slash < tab && (s->line[0] < '0' || s->line[0] > '9')) {
+            *slash = 0;
+            topic = s->line;
+            nums = slash + 1;
+        }
+        if (!tab || sscanf(nums, "%d %lld %lld%n", &p, &off, &ts, &used) != 3 || p < 0 ||
             p >= s->cfg->partitions) {
             s->api->log(ctx, SL_LOG_ERROR, "bad line: %s", s->line);
             return SL_FATAL;
         }
-        if (off <= s->resume[p]) continue;
+        if (topic == s->cfg->topic && off <= s->resume[p]) continue;
         sl_record r = {.value = tab + 1, .value_len = (size_t)(s->line + len - (tab + 1)), .timestamp_ms = ts,
-                       .topic = s->cfg->topic, .partition = p, .offset = off};
+                       .topic = topic, .partition = p, .offset = off};
         s->api->emit(ctx, &r);
         emitted++;
     }
@@ -115,7 +122,8 @@ static sl_err ps_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t 
 {
     ps_state *s = self;
     for (size_t i = 0; i < n; i++)
-        if (pos[i].partition >= 0 && pos[i].partition < MAXP && pos[i].offset > s->committed[pos[i].partition])
+        if (pos[i].topic && !strcmp(pos[i].topic, s->cfg->topic) && pos[i].partition >= 0 && pos[i].partition < MAXP &&
+            pos[i].offset > s->committed[pos[i].partition])
             s->committed[pos[i].partition] = pos[i].offset;
     if (!s->cfg->offset_file[0]) return SL_OK;
     if (write_offsets(s) != 0) {

@@ -1,5 +1,7 @@
 /* chaos — a test stage that misbehaves on purpose: returns RETRY for its first `fail_times`
- * batches, sleeps `delay` per batch, and calls abort() on a record containing `abort_on`. */
+ * batches, sleeps `delay` per batch, and calls abort() on a record containing `abort_on`.
+ * Before failing it may also reject records containing `reject_on` (in every call) or hold the
+ * first record of the batch (`hold_before_fail`), releasing that hold in its next call. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +13,15 @@ typedef struct chaos_config {
     int64_t fail_times;
     int64_t delay;
     char *abort_on;
+    char *reject_on;
+    int hold_before_fail;
 } chaos_config;
 
 typedef struct chaos_state {
     const sl_api *api;
     const chaos_config *cfg;
     int64_t failures;
+    sl_ack *held;
 } chaos_state;
 
 static sl_err chaos_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
@@ -30,18 +35,28 @@ static sl_err chaos_init(sl_ctx *ctx, const sl_api *api, const void *config, voi
     return SL_OK;
 }
 
+static int contains(const sl_record *r, const char *what)
+{
+    return what && *what && r->value_len >= strlen(what) && memmem(r->value, r->value_len, what, strlen(what));
+}
+
 static sl_err chaos_process(void *self, sl_ctx *ctx, const sl_batch *b)
 {
     chaos_state *s = self;
     if (s->cfg->delay) usleep((useconds_t)s->cfg->delay * 1000);
+    if (s->held) { /* "durable" now */
+        s->api->release(s->held);
+        s->held = NULL;
+    }
     /* Emit some records before failing, so the host's discarding of a failed call is tested. */
     for (size_t i = 0; i < b->n; i++) {
         const sl_record *r = b->recs[i];
-        if (s->cfg->abort_on && *s->cfg->abort_on && r->value_len >= strlen(s->cfg->abort_on) &&
-            memmem(r->value, r->value_len, s->cfg->abort_on, strlen(s->cfg->abort_on)))
-            abort();
-        s->api->emit(ctx, r);
+        if (contains(r, s->cfg->abort_on)) abort();
+        if (contains(r, s->cfg->reject_on)) s->api->reject(ctx, r, "chaos: rejected on purpose");
+        else s->api->emit(ctx, r);
     }
+    if (s->failures < s->cfg->fail_times && s->cfg->hold_before_fail && b->n && !s->held)
+        s->held = s->api->hold(ctx, b->recs[0]);
     if (s->failures < s->cfg->fail_times) {
         s->failures++;
         s->api->count(ctx, "injected_failures", 1);
@@ -53,13 +68,17 @@ static sl_err chaos_process(void *self, sl_ctx *ctx, const sl_batch *b)
 static void chaos_close(void *self, sl_ctx *ctx)
 {
     (void)ctx;
-    free(self);
+    chaos_state *s = self;
+    if (s->held) s->api->release(s->held);
+    free(s);
 }
 
 static const sl_config_entry chaos_table[] = {
     {"fail_times", SL_T_INT, SL_CFG_BOUNDED, "0", 0, 1000, NULL, offsetof(chaos_config, fail_times), "batches to fail with RETRY first"},
     {"delay", SL_T_DURATION, 0, "0ms", 0, 0, NULL, offsetof(chaos_config, delay), "sleep per batch"},
     {"abort_on", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(chaos_config, abort_on), "abort() on a record containing this"},
+    {"reject_on", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(chaos_config, reject_on), "reject a record containing this"},
+    {"hold_before_fail", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(chaos_config, hold_before_fail), "hold a record in a call that returns RETRY"},
     {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
