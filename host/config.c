@@ -62,9 +62,38 @@ static int need_scalar(const sl_config_entry *e, const ynode *n, const char *who
     return 0;
 }
 
+/* Is `key` listed in a KEYS_LISTED `choices` string? 2: as "!key" (never), 1: as allowed, 0: not. */
+static int key_listed(const char *choices, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *c = choices; c && *c;) {
+        size_t l = strcspn(c, "|");
+        int neg = *c == '!';
+        if (l - (size_t)neg == kl && !strncmp(c + neg, key, kl)) return neg ? 2 : 1;
+        c += l;
+        if (*c == '|') c++;
+    }
+    return 0;
+}
+
+/* A SL_CFG_KEYS_LISTED map's key: the "!" keys never, unlisted keys only from the operator. */
+static int check_map_key(const sl_config_entry *e, const ynode *k, const char *who, const cfg_policy *pol,
+                         char *err, size_t errlen)
+{
+    if (!(e->flags & SL_CFG_KEYS_LISTED)) return 0;
+    int l = key_listed(e->choices, k->str);
+    if (l == 2)
+        ERR_AT(k, "%s: '%s.%s' may not be overridden: sluice sets it to keep its delivery guarantees", who, e->key,
+               ynode_text(k));
+    if (l == 0 && pol && pol->untrusted)
+        ERR_AT(k, "%s: '%s.%s' is not allowed in a pipeline created over REST (only harmless tuning settings are; "
+               "see `sluice plugins describe`)", who, e->key, ynode_text(k));
+    return 0;
+}
+
 /* Converts one value and stores it at e->offset. */
-static int set_value(const sl_config_entry *e, const ynode *n, const char *who, sl_arena *a,
-                     char *base, char *err, size_t errlen)
+static int set_value(const sl_config_entry *e, const ynode *n, const char *who, const cfg_policy *pol,
+                     const char *dir, sl_arena *a, char *base, char *err, size_t errlen)
 {
     void *dst = base + e->offset;
     switch (e->type) {
@@ -72,7 +101,7 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
         int v;
         if (need_scalar(e, n, who, err, errlen)) return -1;
         if (parse_bool(n->str, &v))
-            ERR_AT(n, "%s: '%s' must be true or false, not '%s'", who, e->key, n->str);
+            ERR_AT(n, "%s: '%s' must be true or false, not '%s'", who, e->key, ynode_text(n));
         *(int *)dst = v;
         return 0;
     }
@@ -82,8 +111,8 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
         errno = 0;
         long long v = strtoll(n->str, &end, 0);
         if (!*n->str || *end || errno)
-            ERR_AT(n, "%s: '%s' must be an integer, not '%s'", who, e->key, n->str);
-        if (check_bounds(e, (double)v, n, who, n->str, err, errlen)) return -1;
+            ERR_AT(n, "%s: '%s' must be an integer, not '%s'", who, e->key, ynode_text(n));
+        if (check_bounds(e, (double)v, n, who, ynode_text(n), err, errlen)) return -1;
         *(int64_t *)dst = v;
         return 0;
     }
@@ -93,8 +122,8 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
         errno = 0;
         double v = strtod(n->str, &end);
         if (!*n->str || *end || errno || !isfinite(v))
-            ERR_AT(n, "%s: '%s' must be a number, not '%s'", who, e->key, n->str);
-        if (check_bounds(e, v, n, who, n->str, err, errlen)) return -1;
+            ERR_AT(n, "%s: '%s' must be a number, not '%s'", who, e->key, ynode_text(n));
+        if (check_bounds(e, v, n, who, ynode_text(n), err, errlen)) return -1;
         *(double *)dst = v;
         return 0;
     }
@@ -102,6 +131,15 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
         if (need_scalar(e, n, who, err, errlen)) return -1;
         *(char **)dst = arena_strdup(a, n->str);
         return 0;
+    case SL_T_PATH: {
+        if (need_scalar(e, n, who, err, errlen)) return -1;
+        char why[512];
+        char *abs = cfg_resolve_path(pol, dir, n->str, why, sizeof why);
+        if (!abs) ERR_AT(n, "%s: '%s' = '%s' is refused: %s", who, e->key, ynode_text(n), why);
+        *(char **)dst = arena_strdup(a, abs);
+        free(abs);
+        return 0;
+    }
     case SL_T_DURATION:
     case SL_T_SIZE: {
         if (need_scalar(e, n, who, err, errlen)) return -1;
@@ -109,8 +147,8 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
         if ((e->type == SL_T_DURATION ? sl_parse_duration : sl_parse_size)(n->str, &v) != SL_OK)
             ERR_AT(n, "%s: '%s' must be a %s (%s), not '%s'", who, e->key, type_name(e->type),
                    e->type == SL_T_DURATION ? "e.g. 500ms, 10s, 5m, 1h" : "e.g. 512, 64KiB, 8MiB",
-                   n->str);
-        if (check_bounds(e, (double)v, n, who, n->str, err, errlen)) return -1;
+                   ynode_text(n));
+        if (check_bounds(e, (double)v, n, who, ynode_text(n), err, errlen)) return -1;
         *(int64_t *)dst = v;
         return 0;
     }
@@ -126,7 +164,7 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
             c += l;
             if (*c == '|') c++;
         }
-        ERR_AT(n, "%s: '%s' must be one of %s, not '%s'", who, e->key, e->choices, n->str);
+        ERR_AT(n, "%s: '%s' must be one of %s, not '%s'", who, e->key, e->choices, ynode_text(n));
     }
     case SL_T_LIST: {
         sl_list *l = dst;
@@ -152,6 +190,7 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
         const char **k = arena_alloc(a, (n->n ? n->n : 1) * sizeof *k);
         const char **v = arena_alloc(a, (n->n ? n->n : 1) * sizeof *v);
         for (size_t i = 0; i < n->n; i++) {
+            if (check_map_key(e, n->keys[i], who, pol, err, errlen)) return -1;
             if (n->items[i]->kind != YN_SCALAR)
                 ERR_AT(n->items[i], "%s: values of '%s' must be scalars, not %s", who, e->key,
                        ynode_kind_name(n->items[i]));
@@ -177,6 +216,13 @@ static int set_value(const sl_config_entry *e, const ynode *n, const char *who, 
 int stage_config_build(const sl_stage_desc *d, const ynode *with, const ynode *at, const char *who,
                        sl_arena *arena, void **out, char *err, size_t errlen)
 {
+    return stage_config_build_ex(d, with, at, who, NULL, NULL, arena, out, err, errlen);
+}
+
+int stage_config_build_ex(const sl_stage_desc *d, const ynode *with, const ynode *at, const char *who,
+                          const cfg_policy *pol, const char *dir, sl_arena *arena, void **out, char *err,
+                          size_t errlen)
+{
     char *base = arena_alloc(arena, d->config_size ? d->config_size : 1);
     memset(base, 0, d->config_size ? d->config_size : 1);
     *out = base;
@@ -199,7 +245,10 @@ int stage_config_build(const sl_stage_desc *d, const ynode *with, const ynode *a
     for (const sl_config_entry *e = d->config; e && e->key; e++) {
         const ynode *v = ynode_get(with, e->key);
         if (v) {
-            if (set_value(e, v, who, arena, base, err, errlen)) return -1;
+            if ((e->flags & SL_CFG_OPERATOR_ONLY) && pol && pol->untrusted)
+                ERR_AT(ynode_get_key(with, e->key), "%s: '%s' may be set only in the operator's own pipeline files, "
+                       "not in a pipeline created over REST", who, e->key);
+            if (set_value(e, v, who, pol, dir, arena, base, err, errlen)) return -1;
             continue;
         }
         if (e->flags & SL_CFG_REQUIRED)
@@ -216,7 +265,7 @@ int stage_config_build(const sl_stage_desc *d, const ynode *with, const ynode *a
                 snprintf(err, errlen, "%s: plugin bug: default of '%s' does not parse: %s", who, e->key, derr);
                 return -1;
             }
-            int rc = set_value(e, t->root, who, arena, base, err, errlen);
+            int rc = set_value(e, t->root, who, pol, dir, arena, base, err, errlen);
             ytree_free(t);
             if (rc) return -1;
         }
@@ -240,6 +289,16 @@ static int parse_int_node(const ynode *n, const char *what, long lo, long hi, lo
     return 0;
 }
 
+/* Over REST a stage may only name an installed plugin: a path would let a client load any
+ * shared object into the host (remote code execution). */
+static int untrusted_use(const ynode *use, char *err, size_t errlen)
+{
+    if (use && use->kind == YN_SCALAR && (strchr(use->str, '/') || strstr(use->str, ".so")))
+        ERR_AT(use, "'use: %.200s' names a file; pipelines created over REST may only use installed plugins by "
+               "name (see GET /connector-plugins)", use->str);
+    return 0;
+}
+
 static int load_stage(pipeline_cfg *p, const ynode *sn, stage_cfg *sc, int is_dlq, char *err, size_t errlen)
 {
     static const char *const stage_keys[] = {"name", "use", "with"};
@@ -256,6 +315,9 @@ static int load_stage(pipeline_cfg *p, const ynode *sn, stage_cfg *sc, int is_dl
     if (!use) ERR_AT(sn, "stage is missing 'use' (the plugin to run, e.g. use: file-source)");
     if (use->kind != YN_SCALAR) ERR_AT(use, "'use' must be a plugin name or path");
     if (name && name->kind != YN_SCALAR) ERR_AT(name, "'name' must be a string");
+    /* Names end up in log lines, metrics labels and file names: they are data, not text. */
+    if (name && !cfg_valid_name(name->str)) ERR_AT(name, "stage name is invalid: %s", CFG_NAME_RULE);
+    if (p->policy.untrusted && untrusted_use(use, err, errlen)) return -1;
     sc->name = xstrdup(name ? name->str : is_dlq ? "dead_letter" : use->str);
     sc->line = sn->line;
     sc->col = sn->col;
@@ -265,15 +327,22 @@ static int load_stage(pipeline_cfg *p, const ynode *sn, stage_cfg *sc, int is_dl
     if (with && with->kind == YN_SCALAR && !*with->str) with = NULL; /* `with:` left empty */
     char who[256];
     snprintf(who, sizeof who, "stage '%s' (%s)", sc->name, sc->plugin->desc->name);
-    (void)p;
-    return stage_config_build(sc->plugin->desc, with, sn, who, &sc->arena, &sc->config, err, errlen);
+    return stage_config_build_ex(sc->plugin->desc, with, sn, who, &p->policy, p->dir, &sc->arena, &sc->config,
+                                 err, errlen);
 }
 
 pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen)
 {
-    ytree *t = ytree_load(path, NULL, err, errlen);
+    return pipeline_load_ex(path, cfg_policy_default(), err, errlen);
+}
+
+pipeline_cfg *pipeline_load_ex(const char *path, const cfg_policy *pol, char *err, size_t errlen)
+{
+    /* Untrusted text is never interpolated: ${HOME} from a REST caller stays "${HOME}". */
+    ytree *t = ytree_load_opts(path, pol->text, pol->untrusted ? YT_NO_ENV : 0, err, errlen);
     if (!t) return NULL;
     pipeline_cfg *p = xcalloc(1, sizeof *p);
+    p->policy = (cfg_policy){.untrusted = pol->untrusted, .data_dir = pol->data_dir};
     p->tree = t;
     p->file = xstrdup(path);
     char *tmp = xstrdup(path);
@@ -297,10 +366,7 @@ pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen)
     const ynode *n = ynode_get(root, "pipeline");
     if (!n) FAIL(root, "missing 'pipeline' (the pipeline's name)");
     if (n->kind != YN_SCALAR || !*n->str) FAIL(n, "'pipeline' must be a non-empty name");
-    for (const char *c = n->str; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-              *c == '-' || *c == '_' || *c == '.'))
-            FAIL(n, "pipeline name '%s' may contain only letters, digits, '-', '_' and '.'", n->str);
+    if (!cfg_valid_name(n->str)) FAIL(n, "pipeline name is invalid: %s", CFG_NAME_RULE);
     p->name = xstrdup(n->str);
     if ((n = ynode_get(root, "tasks"))) {
         long lo, hi;
@@ -339,6 +405,11 @@ pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen)
     if (stages->kind != YN_SEQ) FAIL(stages, "'stages' must be a list, not %s", ynode_kind_name(stages));
     if (stages->n < 2) FAIL(stages, "a pipeline needs at least a source and a sink (%zu stage%s given)",
                             stages->n, stages->n == 1 ? "" : "s");
+    /* Every `use:` first, before any plugin is looked up or loaded. */
+    for (size_t i = 0; p->policy.untrusted && i <= stages->n; i++) {
+        const ynode *st = i < stages->n ? stages->items[i] : ynode_get(root, "dead_letter");
+        if (untrusted_use(ynode_get(st, "use"), err, errlen)) goto fail;
+    }
     p->stages = xcalloc(stages->n, sizeof *p->stages);
     for (size_t i = 0; i < stages->n; i++) {
         p->nstages++;

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cfgpolicy.h"
 #include "loader.h"
 #include "util.h"
 #include "yamltree.h"
@@ -30,11 +31,15 @@ typedef struct pipeline_cfg {
     stage_cfg *dead_letter; /* NULL when none */
     int errors_tolerance_all; /* errors: {tolerance: all}: records nobody can take are dropped */
     ytree *tree;
+    cfg_policy policy;      /* who wrote it (text not kept; data_dir borrowed) */
 } pipeline_cfg;
 
 /** Loads and fully checks one pipeline file (plugins must be scanned first). NULL with
  *  "file:line:col: message" in err. */
 pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen);
+/** Same, under an explicit policy (pipeline_load uses cfg_policy_default()): the text to check
+ *  (NULL: read `path`), untrusted or not, the data directory. */
+pipeline_cfg *pipeline_load_ex(const char *path, const cfg_policy *pol, char *err, size_t errlen);
 void pipeline_free(pipeline_cfg *p);
 
 /** Checks `with` (a map node, or NULL for none) against the stage's table and builds the typed
@@ -42,5 +47,10 @@ void pipeline_free(pipeline_cfg *p);
  *  node errors about missing keys point at. */
 int stage_config_build(const sl_stage_desc *d, const ynode *with, const ynode *at, const char *who,
                        sl_arena *arena, void **out, char *err, size_t errlen);
+/** Same under a policy (NULL: trusted); `dir` is where relative paths of trusted pipelines
+ *  resolve (NULL: left relative). */
+int stage_config_build_ex(const sl_stage_desc *d, const ynode *with, const ynode *at, const char *who,
+                          const cfg_policy *pol, const char *dir, sl_arena *arena, void **out, char *err,
+                          size_t errlen);
 
 #endif

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 
 struct sl_http {
     struct MHD_Daemon *d;
+    atomic_int jobs; /* worker threads running */
     size_t max_body;
     http_handler fn;
     void *arg;
@@ -23,7 +26,28 @@ struct sl_http {
 typedef struct req_state {
     sl_buf body;
     int too_big;
+    /* a job handed to a worker thread: its answer, and whether it is ready */
+    int deferred;
+    atomic_int done;
+    http_resp resp;
+    struct MHD_Connection *conn;
+    sl_http *h;
 } req_state;
+
+static void *job_main(void *p)
+{
+    req_state *st = p;
+    st->resp.job(st->resp.job_arg, &st->resp);
+    st->resp.job = NULL;
+    sl_http *h = st->h;
+    struct MHD_Connection *c = st->conn;
+    atomic_store(&st->done, 1);
+    atomic_fetch_sub(&h->jobs, 1);
+    /* Thread-safe with MHD_ALLOW_SUSPEND_RESUME: wakes the supervisor's poll through MHD's
+     * own inter-thread channel. `st` is not touched after this. */
+    MHD_resume_connection(c);
+    return NULL;
+}
 
 static enum MHD_Result queue(struct MHD_Connection *c, http_resp *r)
 {
@@ -57,6 +81,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)version;
     sl_http *h = cls;
     req_state *st = *con_cls;
+    if (st && st->deferred) { /* resumed: the worker's answer is ready */
+        *upload_size = 0;
+        if (!atomic_load(&st->done)) return MHD_YES;
+        st->deferred = 0;
+        return queue(c, &st->resp);
+    }
     if (!st) {
         /* First call: headers only. Refuse an announced oversized body before reading it. */
         st = xcalloc(1, sizeof *st);
@@ -91,6 +121,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     q.body_len = st->body.len;
     h->fn(h->arg, &q, &r);
     free(path);
+    if (r.job) {
+        if (atomic_fetch_add(&h->jobs, 1) >= HTTP_MAX_JOBS) {
+            atomic_fetch_sub(&h->jobs, 1);
+            r.job(r.job_arg, NULL); /* NULL: only free the argument */
+            r.job = NULL;
+            r.status = 503;
+            r.body.len = 0;
+            buf_puts(&r.body, "{\"error_code\":503,\"message\":\"too many queries at once; try again\"}");
+            return queue(c, &r);
+        }
+        st->resp = r;
+        st->deferred = 1;
+        st->conn = c;
+        st->h = h;
+        MHD_suspend_connection(c);
+        pthread_t t;
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &at, job_main, st) != 0) job_main(st);
+        pthread_attr_destroy(&at);
+        return MHD_YES;
+    }
     return queue(c, &r);
 }
 
@@ -102,6 +155,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     req_state *st = *con_cls;
     if (st) {
         buf_free(&st->body);
+        if (st->deferred) { /* aborted before its answer was queued */
+            buf_free(&st->resp.body);
+            free(st->resp.location);
+        }
         free(st);
         *con_cls = NULL;
     }
@@ -144,11 +201,15 @@ sl_http *http_start(const char *listen, size_t max_body, http_handler fn, void *
     h->fn = fn;
     h->arg = arg;
     errno = 0;
-    h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, on_request, h,
+    h->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)port, NULL, NULL, on_request, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                            /* Slow and half-open clients: idle ones are dropped after 10 s and
+                             * one address may hold at most 32 connections, so a slowloris from
+                             * one client cannot take all 256. */
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)32,
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)256, MHD_OPTION_END);
     if (!h->d) {
         int e = errno;
@@ -187,6 +248,13 @@ void http_run(sl_http *h) { MHD_run(h->d); }
 void http_stop(sl_http *h)
 {
     if (!h) return;
+    /* Suspended connections must be resumed before MHD stops: let running jobs finish (the
+     * dashboard's queries are bounded by their statement timeout). */
+    for (int i = 0; i < 3000 && atomic_load(&h->jobs) > 0; i++) {
+        MHD_run(h->d);
+        usleep(10000);
+    }
+    MHD_run(h->d);
     MHD_stop_daemon(h->d);
     free(h);
 }

@@ -5,6 +5,10 @@
  * runs on the supervisor's thread and may read and change supervisor state without locks.
  * Handlers must therefore be quick (no long blocking calls).
  *
+ * A handler that would block (a database query) sets resp->job instead of answering: the
+ * connection is suspended and the job runs on a worker thread (at most HTTP_MAX_JOBS at a
+ * time, else 503); its answer is sent when it is done.
+ *
  * A request body is collected in memory up to `max_body` bytes; a larger one is answered with
  * 413 without calling the handler. */
 #ifndef SL_HOST_HTTP_H
@@ -25,7 +29,12 @@ typedef struct http_req {
     void *conn;          /* for http_query / http_header */
 } http_req;
 
-typedef struct http_resp {
+typedef struct http_resp http_resp;
+/** Work a handler hands off its thread (a database query): runs on a worker thread and fills
+ *  `out` (status, body...); then frees arg. */
+typedef void (*http_job_fn)(void *arg, http_resp *out);
+
+struct http_resp {
     int status;
     const char *content_type; /* static string; default "application/json" */
     sl_buf body;              /* owned by the server after the handler returns */
@@ -33,7 +42,12 @@ typedef struct http_resp {
     long long file_size;
     char *location;           /* optional Location header (malloc'd, freed by the server) */
     int want_auth;            /* add WWW-Authenticate: Bearer */
-} http_resp;
+    http_job_fn job;          /* set by a handler: answer later, from job(job_arg, resp) on a worker
+                                 thread, so the supervisor's loop never waits on it */
+    void *job_arg;
+};
+
+#define HTTP_MAX_JOBS 4
 
 typedef void (*http_handler)(void *arg, const http_req *req, http_resp *resp);
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsoncheck.h"
 #include "runtime_int.h"
 
 /* cJSON allocates through process-wide hooks. A task thread points them at its own arena, so
@@ -30,23 +31,15 @@ sl_json *api_json(sl_ctx *ctx, const sl_record *rec, const char **err)
         return NULL;
     }
     cJSON *j = NULL;
-    if (rec->value_len) {
-        /* cJSON stops at the end of the first value; anything but whitespace after it makes
-         * the record malformed ("{} trailing" is not JSON). */
-        const char *end = NULL, *v = rec->value;
-        j = cJSON_ParseWithLengthOpts(v, rec->value_len, &end, 0);
-        while (j && end < v + rec->value_len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')) end++;
-        if (j && end != v + rec->value_len) {
-            cJSON_Delete(j);
-            j = NULL;
-        }
-    }
+    /* Outside input: refuse what cJSON would not represent faithfully (host/jsoncheck.h). */
+    const char *bad = rec->value_len ? sl_json_strict(rec->value, rec->value_len) : NULL;
+    if (rec->value_len && !bad) j = cJSON_ParseWithLength(rec->value, rec->value_len);
     if (h) {
         h->json_state = j ? 1 : 2;
         h->json = j;
     }
     /* A stage-built record's tree lives in the arena until the wave ends, like any other. */
-    if (!j && err) *err = rec->value_len ? "value is not valid JSON" : "value is empty";
+    if (!j && err) *err = bad ? bad : rec->value_len ? "value is not valid JSON" : "value is empty";
     return (sl_json *)j;
 }
 

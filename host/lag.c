@@ -61,7 +61,7 @@ static void watch_free(watch *w)
 static int parse_def(watch *w, const sup_pipeline *p)
 {
     char err[512];
-    ytree *t = ytree_load(p->file, p->def, err, sizeof err);
+    ytree *t = ytree_load_opts(p->file, p->def, p->untrusted ? YT_NO_ENV : 0, err, sizeof err);
     if (!t) return -1;
     const ynode *stages = ynode_get(t->root, "stages");
     const ynode *src = stages && stages->kind == YN_SEQ && stages->n ? stages->items[0] : NULL;

@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -34,7 +37,7 @@ const char *kind_name(sl_kind k)
 const char *type_name(sl_type t)
 {
     static const char *names[] = {"?", "bool", "int", "double", "string", "duration",
-                                  "size", "enum", "list", "map", "any"};
+                                  "size", "enum", "list", "map", "any", "path"};
     return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
 }
 
@@ -121,8 +124,9 @@ static const char *check_desc(const sl_stage_desc *d, char *why, size_t len)
         return why;
     }
     for (const sl_config_entry *e = d->config; e && e->key; e++) {
-        if (e->type < SL_T_BOOL || e->type > SL_T_JSON || e->offset >= d->config_size ||
-            (e->type == SL_T_ENUM && !e->choices)) {
+        if (e->type < SL_T_BOOL || e->type > SL_T_PATH || e->offset >= d->config_size ||
+            ((e->type == SL_T_ENUM || (e->flags & SL_CFG_KEYS_LISTED)) && !e->choices) ||
+            ((e->flags & SL_CFG_KEYS_LISTED) && e->type != SL_T_MAP)) {
             snprintf(why, len, "stage '%s' has a bad config table entry '%s'", d->name, e->key);
             return why;
         }
@@ -156,6 +160,54 @@ static const char *elf_problem(int fd)
     return NULL;
 }
 
+/* Loads `abs` in a throwaway child first: a constructor that crashes or hangs takes down
+ * the probe, not the supervisor. NULL when it loaded, else the reason. Skipped in pipeline
+ * children (SLUICE_NO_PLUGIN_PROBE), whose supervisor already probed the same files. */
+static const char *probe(const char *abs, char *why, size_t len)
+{
+    const char *off = getenv("SLUICE_NO_PLUGIN_PROBE");
+    if (off && *off == '1') return NULL;
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) != 0) return NULL; /* cannot probe: load as before */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return NULL;
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        /* Die of the signal itself (no sanitizer report): the parent names it. */
+        signal(SIGSEGV, SIG_DFL);
+        signal(SIGBUS, SIG_DFL);
+        signal(SIGILL, SIG_DFL);
+        signal(SIGFPE, SIG_DFL);
+        void *h = dlopen(abs, RTLD_NOW | RTLD_LOCAL);
+        sl_stage_entry_fn entry;
+        *(void **)&entry = h ? dlsym(h, SL_STAGE_ENTRY_SYMBOL) : NULL;
+        if (entry) (void)entry();
+        ssize_t w = write(pfd[1], "k", 1);
+        _exit(w == 1 ? 0 : 1);
+    }
+    close(pfd[1]);
+    struct pollfd pl = {.fd = pfd[0], .events = POLLIN};
+    int ready = poll(&pl, 1, 10000);
+    char c = 0;
+    ssize_t r = ready > 0 ? read(pfd[0], &c, 1) : 0;
+    close(pfd[0]);
+    if (ready <= 0) kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    if (r == 1 && c == 'k') return NULL;
+    if (ready <= 0) snprintf(why, len, "loading it did not finish within 10 s (a constructor hangs?)");
+    else if (WIFSIGNALED(status))
+        snprintf(why, len, "loading it crashes the process (signal %d, %s): its constructor or entry point is broken",
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else snprintf(why, len, "loading it ends the process (exit %d)", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    return why;
+}
+
 sl_plugin *loader_load_file(const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -171,6 +223,11 @@ sl_plugin *loader_load_file(const char *path, char *err, size_t errlen)
     }
     char abs[PATH_MAX];
     if (!realpath(path, abs)) snprintf(abs, sizeof abs, "%s", path);
+    char pwhy[512];
+    if (probe(abs, pwhy, sizeof pwhy)) {
+        snprintf(err, errlen, "%s: refused: %s", path, pwhy);
+        return NULL;
+    }
     void *h = dlopen(abs, RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         snprintf(err, errlen, "%s: cannot load shared object: %s", path, dlerror());
@@ -327,3 +384,6 @@ const sl_plugin *loader_find(const char *use, char *err, size_t errlen)
 
 size_t loader_count(void) { return nplugins; }
 const sl_plugin *loader_at(size_t i) { return i < nplugins ? plugins[i] : NULL; }
+
+size_t loader_dir_count(void) { return ndirs; }
+const char *loader_dir_at(size_t i) { return i < ndirs ? dirs[i] : NULL; }

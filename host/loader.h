@@ -29,6 +29,10 @@ const sl_plugin *loader_find(const char *use, char *err, size_t errlen);
 /** Loads and checks one .so; NULL with err set on refusal. Never crashes on a bad file. */
 sl_plugin *loader_load_file(const char *path, char *err, size_t errlen);
 
+/** The search directories (for keeping REST pipelines' paths out of them). */
+size_t loader_dir_count(void);
+const char *loader_dir_at(size_t i);
+
 size_t loader_count(void);
 const sl_plugin *loader_at(size_t i);
 

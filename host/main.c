@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cfgpolicy.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -124,6 +125,7 @@ typedef struct host_cfg {
     size_t nallowed_hosts;
     int64_t max_body;
     char *pipeline_dir;
+    char *data_dir;
     int64_t scale_window_ms, scale_interval_ms;
     double scale_lag_low;
 } host_cfg;
@@ -185,11 +187,14 @@ static int load_rest_config(const ynode *n, const char *path, const char *dir, h
         } else if (!strcmp(k, "max_body")) {
             if (sl_parse_size(v->str, &hc->max_body) != SL_OK || hc->max_body < 1024)
                 RFAIL(v, "max_body must be a size >= 1KiB (e.g. 1MiB)");
+        } else if (!strcmp(k, "data_dir")) {
+            free(hc->data_dir);
+            hc->data_dir = v->str[0] == '/' ? xstrdup(v->str) : xasprintf("%s/%s", dir, v->str);
         } else if (!strcmp(k, "pipeline_dir")) {
             free(hc->pipeline_dir);
             hc->pipeline_dir = v->str[0] == '/' ? xstrdup(v->str) : xasprintf("%s/%s", dir, v->str);
         } else {
-            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, allowed_hosts, max_body, pipeline_dir, autoscale)", k);
+            RFAIL(n->keys[i], "unknown key '%s' (listen, token, token_for_reads, allowed_hosts, max_body, pipeline_dir, data_dir, autoscale)", k);
         }
     }
     return 0;
@@ -318,8 +323,9 @@ static void describe_json(const sl_plugin *pl, sl_buf *b)
             buf_json_str(b, e->default_value, strlen(e->default_value));
         }
         if (e->flags & SL_CFG_BOUNDED) buf_printf(b, ",\"min\":%.17g,\"max\":%.17g", e->min, e->max);
-        if (e->type == SL_T_ENUM) {
-            buf_puts(b, ",\"choices\":[");
+        if (e->flags & SL_CFG_OPERATOR_ONLY) buf_puts(b, ",\"operator_only\":true");
+        if (e->type == SL_T_ENUM || (e->flags & SL_CFG_KEYS_LISTED)) {
+            buf_puts(b, e->type == SL_T_ENUM ? ",\"choices\":[" : ",\"keys\":[");
             for (const char *c = e->choices; *c;) {
                 size_t l = strcspn(c, "|");
                 if (c != e->choices) buf_puts(b, ",");
@@ -334,6 +340,20 @@ static void describe_json(const sl_plugin *pl, sl_buf *b)
         buf_puts(b, "}");
     }
     buf_puts(b, "]}");
+}
+
+/* A SL_CFG_KEYS_LISTED map: the keys never accepted, then the only ones REST pipelines may set. */
+static void describe_keys(const char *choices)
+{
+    for (int never = 1; never >= 0; never--) {
+        printf("\n      %s:", never ? "never accepted" : "the only keys a pipeline created over REST may set");
+        for (const char *c = choices; *c;) {
+            size_t l = strcspn(c, "|");
+            if ((*c == '!') == never) printf(" %.*s", (int)(l - (size_t)never), c + never);
+            c += l;
+            if (*c) c++;
+        }
+    }
 }
 
 static int cmd_plugins(opts *o)
@@ -367,6 +387,8 @@ static int cmd_plugins(opts *o)
             printf("  %-20s %-9s %-22s %s", e->key, type_name(e->type), dflt, e->description ? e->description : "");
             if (e->type == SL_T_ENUM) printf(" [%s]", e->choices);
             if (e->flags & SL_CFG_BOUNDED) printf(" [%g..%g]", e->min, e->max);
+            if (e->flags & SL_CFG_OPERATOR_ONLY) printf(" [operator's files only, not over REST]");
+            if (e->flags & SL_CFG_KEYS_LISTED) describe_keys(e->choices);
             printf("\n");
         }
         return 0;
@@ -403,6 +425,11 @@ static int cmd_pipeline(opts *o)
         return SL_EXIT_CONFIG;
     }
     const char *fd = getenv("SLUICE_STATUS_FD");
+    char err[1024];
+    if (cfg_policy_from_env(err, sizeof err)) { /* the checked text and its policy */
+        fprintf(stderr, "sluice: %s\n", err);
+        return SL_EXIT_CONFIG;
+    }
     return sl_run_pipeline_file(o->files[0], NULL, 0, fd ? atoi(fd) : -1);
 }
 
@@ -453,6 +480,17 @@ static int cmd_run(opts *o, const char *exe)
     }
     /* Pipeline processes and their stages find it here (e.g. for default offset files). */
     setenv("SLUICE_STATE_DIR", state_dir, 1);
+    /* Files of pipelines created over REST: rest.data_dir, else $SLUICE_DATA_DIR, else STATE/data;
+     * never the state directory's token, pipelines or offsets. */
+    cfg_forbid_around_data(state_dir);
+    if (!hc.data_dir && getenv("SLUICE_DATA_DIR") && *getenv("SLUICE_DATA_DIR")) hc.data_dir = xstrdup(getenv("SLUICE_DATA_DIR"));
+    if (!hc.data_dir) {
+        hc.data_dir = xasprintf("%s/data", state_dir);
+        if (mkdir(hc.data_dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "sluice: %s: %s\n", hc.data_dir, strerror(errno));
+            goto done;
+        }
+    }
     if (listen && setup_auth(o, &hc, listen, state_dir)) goto done;
     /* Pipelines (and whatever their stages run) have no business with the token. */
     unsetenv("SLUICE_REST_TOKEN");
@@ -511,6 +549,7 @@ static int cmd_run(opts *o, const char *exe)
             .sources = o->files,
             .nsources = o->nfiles,
             .pipeline_dir = pdir,
+            .data_dir = hc.data_dir,
             .rest_listen = listen,
             .max_body = hc.max_body ? (size_t)hc.max_body : 1 << 20,
             .scale_window_ms = hc.scale_window_ms ? hc.scale_window_ms : 30000,
@@ -528,6 +567,7 @@ done:
     free(hc.listen);
     free(hc.token);
     free(hc.pipeline_dir);
+    free(hc.data_dir);
     for (size_t i = 0; i < hc.nallowed_hosts; i++) free(hc.allowed_hosts[i]);
     free(hc.allowed_hosts);
     free(state_dir);

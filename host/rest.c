@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "jsoncheck.h"
 #include "lag.h"
 #include "loader.h"
 #include "log.h"
@@ -103,9 +104,10 @@ static void yaml_node(const cJSON *j, int indent, int inline_first, sl_buf *out)
 
 int rest_json_to_yaml(const char *json, sl_buf *out, char *err, size_t errlen)
 {
-    cJSON *j = cJSON_Parse(json);
+    const char *bad = sl_json_strict(json, strlen(json));
+    cJSON *j = bad ? NULL : cJSON_Parse(json);
     if (!j) {
-        snprintf(err, errlen, "not valid JSON");
+        snprintf(err, errlen, "not valid JSON: %s", bad ? bad : "parse error");
         return -1;
     }
     if (is_container(j)) yaml_node(j, 0, 0, out);
@@ -124,7 +126,8 @@ static cJSON *body_object(const http_req *q, http_resp *r)
         error(r, 400, "a JSON object body is required");
         return NULL;
     }
-    const char *end = NULL;
+    const char *end = NULL, *bad = sl_json_strict(q->body, q->body_len); /* host/jsoncheck.h */
+    if (bad) { error(r, 400, "malformed JSON: %s", bad); return NULL; }
     cJSON *j = cJSON_ParseWithLengthOpts(q->body, q->body_len, &end, 0);
     if (!j) {
         size_t at = end ? (size_t)(end - q->body) : 0;
@@ -145,7 +148,7 @@ static cJSON *body_object(const http_req *q, http_resp *r)
 static cJSON *definition_json(const sup_pipeline *p)
 {
     char err[1024];
-    ytree *t = ytree_load(p->file, p->def, err, sizeof err);
+    ytree *t = ytree_load_opts(p->file, p->def, YT_NO_ENV, err, sizeof err); /* as written: no secrets */
     if (!t) return cJSON_CreateObject();
     sl_buf b = {0};
     ynode_to_json(t->root, &b);
@@ -304,7 +307,7 @@ static int config_to_yaml(const char *name, cJSON *config, sl_buf *yaml, http_re
         c = next;
     }
     cJSON_Delete(copy);
-    buf_puts(yaml, "# created over the sluice REST API; edits here are picked up on reload\n");
+    buf_puts(yaml, SUP_REST_MARKER "; edits here are picked up on reload\n");
     yaml_node(ordered, 0, 0, yaml);
     cJSON_Delete(ordered);
     return 0;
@@ -590,13 +593,14 @@ static void validate_key(const sl_stage_desc *d, const sl_config_entry *row, con
         buf_puts(&text, "{}\n");
     }
     char err[2048];
-    ytree *t = ytree_load("request", buf_cstr(&text), err, sizeof err);
+    ytree *t = ytree_load_opts("request", buf_cstr(&text), YT_NO_ENV, err, sizeof err);
     if (t) {
         sl_arena a = {0};
         void *out;
         char who[160];
         snprintf(who, sizeof who, "%s", d->name);
-        if (stage_config_build(&one, t->root, t->root, who, &a, &out, err, sizeof err) == 0) err[0] = 0;
+        if (stage_config_build_ex(&one, t->root, t->root, who, sup_rest_policy(), NULL, &a, &out, err, sizeof err) == 0)
+            err[0] = 0;
         arena_free(&a);
         ytree_free(t);
     }
@@ -609,10 +613,19 @@ static void validate_key(const sl_stage_desc *d, const sl_config_entry *row, con
     buf_free(&text);
 }
 
+#define VALIDATE_MAX_KEYS 1000
+
 static void validate_plugin(const sl_plugin *pl, const http_req *q, http_resp *r)
 {
     cJSON *body = body_object(q, r);
     if (!body) return;
+    /* Each key is checked on its own (and an unknown one against every known key): bound the
+     * work the supervisor's thread does for one request. */
+    if (cJSON_GetArraySize(body) > VALIDATE_MAX_KEYS) {
+        cJSON_Delete(body);
+        error(r, 400, "more than %d keys to validate", VALIDATE_MAX_KEYS);
+        return;
+    }
     const sl_stage_desc *d = pl->desc;
     cJSON *out = cJSON_CreateObject();
     cJSON_AddStringToObject(out, "name", d->name);

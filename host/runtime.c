@@ -166,7 +166,10 @@ static void read_control(void)
     while (control_fd >= 0 && (r = read(control_fd, c, sizeof c)) > 0)
         for (ssize_t i = 0; i < r; i++)
             if (c[i] == 'P' || c[i] == 'R') atomic_store(&pause_requested, c[i] == 'P');
-    if (control_fd >= 0 && r == 0) control_fd = -1; /* the supervisor is gone */
+    if (control_fd >= 0 && r == 0) { /* the supervisor is gone: stop, never run on as an orphan */
+        control_fd = -1;
+        runtime_request_stop();
+    }
 }
 
 static void on_signal(int sig)

@@ -1,6 +1,5 @@
 #include "supervisor.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -12,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +19,7 @@
 #include "config.h"
 #include "http.h"
 #include "lag.h"
+#include "loader.h"
 #include "log.h"
 #include "rest.h"
 #include "yamltree.h"
@@ -42,9 +43,14 @@ static struct {
     size_t n;
     int stopping;
     char *pipeline_dir; /* realpath, or NULL */
+    char *data_dir;     /* realpath of the directory REST pipelines' files stay in, or NULL */
     char worker_id[300];
-    sl_metrics http_requests;
 } S;
+
+static cfg_policy policy_for(int untrusted, const char *text)
+{
+    return (cfg_policy){.untrusted = untrusted, .data_dir = S.data_dir, .text = text};
+}
 
 size_t sup_count(void) { return S.n; }
 sup_pipeline *sup_at(size_t i) { return i < S.n ? S.p[i] : NULL; }
@@ -84,15 +90,24 @@ static void set_str(char **dst, const char *v)
     *dst = v ? xstrdup(v) : NULL;
 }
 
+/* A definition file's bytes, or NULL. Opened non-blocking and read only when it is a regular
+ * file of at most YT_MAX_BYTES: a FIFO dropped into a watched directory must not hang the
+ * supervisor. */
 static char *read_whole(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)YT_MAX_BYTES) {
+        errno = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        close(fd);
+        return NULL;
+    }
     sl_buf b = {0};
     char chunk[8192];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) buf_put(&b, chunk, r);
-    fclose(f);
+    ssize_t r;
+    while ((r = read(fd, chunk, sizeof chunk)) > 0 && b.len <= YT_MAX_BYTES) buf_put(&b, chunk, (size_t)r);
+    close(fd);
     buf_cstr(&b);
     return b.data ? b.data : xstrdup("");
 }
@@ -133,9 +148,25 @@ static void start_child(sup_pipeline *p)
     }
     char ntasks[16];
     snprintf(ntasks, sizeof ntasks, "%d", p->tasks);
+    /* The child runs exactly the text that was checked (p->def), never the file on disk: a
+     * refused reload or a file changed since stays out. */
+    int text_fd = cfg_text_fd(p->def);
+    if (text_fd < 0) {
+        log_error("cannot hand pipeline %s its definition: %s", p->name, strerror(errno));
+        close(st[0]);
+        close(st[1]);
+        close(ctl[0]);
+        close(ctl[1]);
+        p->next_start_ms = sl_monotonic_ms() + BACKOFF_MAX_MS;
+        p->state = SUP_WAITING;
+        return;
+    }
+    cfg_policy pol = policy_for(p->untrusted, NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         log_error("cannot fork for pipeline %s: %s", p->name, strerror(errno));
+        close(text_fd);
         close(st[0]);
         close(st[1]);
         close(ctl[0]);
@@ -147,8 +178,17 @@ static void start_child(sup_pipeline *p)
     if (pid == 0) {
         /* Child: status pipe on fd 3, control pipe on fd 4, default signal dispositions, then
          * exec a fresh sluice (no state inherited from the parent). dup2 clears CLOEXEC. */
+        /* Dies with the supervisor: an orphan would keep consuming, and a restarted supervisor
+         * would run a second copy. SIGTERM so it drains and commits; the getppid check covers
+         * a supervisor that died before prctl. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != parent) _exit(1);
         dup2(st[1], 3);
         dup2(ctl[0], 4);
+        if (text_fd == 5) fcntl(5, F_SETFD, 0);
+        else dup2(text_fd, 5);
+        if (cfg_policy_to_env(&pol, 5) != 0) _exit(127);
+        setenv("SLUICE_NO_PLUGIN_PROBE", "1", 1); /* the supervisor probed them */
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the whole group; the parent relays SIGTERM */
         signal(SIGHUP, SIG_DFL);
@@ -162,6 +202,7 @@ static void start_child(sup_pipeline *p)
     }
     close(st[1]);
     close(ctl[0]);
+    close(text_fd);
     fcntl(st[0], F_SETFL, O_NONBLOCK);
     fcntl(ctl[1], F_SETFL, O_NONBLOCK);
     p->pid = pid;
@@ -308,40 +349,26 @@ static void reaped(sup_pipeline *p, int status)
 
 /* ---- definitions ------------------------------------------------------------------------- */
 
-/* Over REST a stage may only name an installed plugin: a path would let a client load any
- * shared object into the host (remote code execution). Checked on the parsed tree, after
- * ${VAR} interpolation, before anything is loaded. */
-static int check_uses(const ytree *t, char *err, size_t errlen)
+static int untrusted_text(int editable, const char *def)
 {
-    const ynode *r = t->root, *stages = ynode_get(r, "stages"), *dl = ynode_get(r, "dead_letter");
-    size_t n = stages && stages->kind == YN_SEQ ? stages->n : 0;
-    for (size_t i = 0; i <= n; i++) {
-        const ynode *st = i < n ? stages->items[i] : dl;
-        const ynode *use = st ? ynode_get(st, "use") : NULL;
-        if (!use || use->kind != YN_SCALAR) continue;
-        size_t l = strlen(use->str);
-        if (strchr(use->str, '/') || (l >= 3 && !strcmp(use->str + l - 3, ".so")) || strstr(use->str, ".so.")) {
-            snprintf(err, errlen,
-                     "%s:%d:%d: 'use: %s' names a file; pipelines created over REST may only use installed "
-                     "plugins by name (see GET /connector-plugins)",
-                     use->file, use->line, use->col, use->str);
-            return -1;
-        }
-    }
-    return 0;
+    return editable && def && !strncmp(def, SUP_REST_MARKER, strlen(SUP_REST_MARKER));
 }
 
-/* Loads and fully checks a definition file. On success fills name and task bounds. */
-static int check_file(const char *path, int from_rest, char **name, int *tmin, int *tmax, char *err, size_t errlen)
+const cfg_policy *sup_rest_policy(void)
 {
-    if (from_rest) {
-        ytree *t = ytree_load(path, NULL, err, errlen);
-        if (!t) return -1;
-        int bad = check_uses(t, err, errlen);
-        ytree_free(t);
-        if (bad) return -1;
-    }
-    pipeline_cfg *c = pipeline_load(path, err, errlen);
+    static cfg_policy pol;
+    pol = policy_for(1, NULL);
+    return &pol;
+}
+
+/* Fully checks the definition `text` of file `path` under the policy of its author (untrusted:
+ * stages only by plugin name, paths confined, no ${VAR}, allow-listed settings only). On
+ * success fills name and task bounds. The text checked is the text the child will run. */
+static int check_file(const char *path, const char *text, int untrusted, char **name, int *tmin, int *tmax,
+                      char *err, size_t errlen)
+{
+    cfg_policy pol = policy_for(untrusted, text);
+    pipeline_cfg *c = pipeline_load_ex(path, &pol, err, errlen);
     if (!c) return -1;
     *name = xstrdup(c->name);
     *tmin = c->tasks_min;
@@ -366,6 +393,7 @@ static sup_pipeline *add_pipeline(const char *name, const char *file, char *def,
     p->file = xstrdup(file);
     p->def = def;
     p->editable = in_pipeline_dir(file);
+    p->untrusted = untrusted_text(p->editable, def);
     p->status_fd = p->ctl_fd = -1;
     p->state = SUP_WAITING;
     p->tasks_min = tmin;
@@ -376,7 +404,7 @@ static sup_pipeline *add_pipeline(const char *name, const char *file, char *def,
     return p;
 }
 
-static void request_restart(sup_pipeline *p)
+void sup_request_restart(sup_pipeline *p)
 {
     if (p->pid > 0) {
         p->restart_pending = 1;
@@ -394,7 +422,8 @@ static int apply_change(sup_pipeline *p, char *def, int from_rest, char *err, si
 {
     char *name = NULL;
     int tmin, tmax;
-    if (check_file(p->file, from_rest, &name, &tmin, &tmax, err, errlen)) {
+    int untrusted = from_rest || untrusted_text(p->editable, def);
+    if (check_file(p->file, def, untrusted, &name, &tmin, &tmax, err, errlen)) {
         log_error("pipeline %s: new definition refused, the running one stays: %s", p->name, err);
         set_str(&p->reload_error, err);
         free(def);
@@ -412,13 +441,14 @@ static int apply_change(sup_pipeline *p, char *def, int from_rest, char *err, si
     free(name);
     free(p->def);
     p->def = def;
+    p->untrusted = untrusted;
     set_str(&p->reload_error, NULL);
     p->tasks_min = tmin;
     p->tasks_max = tmax;
     if (p->tasks < tmin) p->tasks = tmin;
     if (p->tasks > tmax) p->tasks = tmax;
     log_info("pipeline %s: definition changed; restarting it", p->name);
-    if (p->state != SUP_STOPPED) request_restart(p);
+    if (p->state != SUP_STOPPED) sup_request_restart(p);
     return 0;
 }
 
@@ -449,6 +479,12 @@ static char **list_files(size_t *count)
                 size_t l = strlen(e->d_name);
                 if (e->d_name[0] == '.') continue;
                 if ((l > 5 && !strcmp(e->d_name + l - 5, ".yaml")) || (l > 4 && !strcmp(e->d_name + l - 4, ".yml"))) {
+                    /* Only regular files (or links to them): a FIFO, socket or device is skipped. */
+                    struct stat fst;
+                    if (fstatat(dirfd(d), e->d_name, &fst, 0) != 0 || !S_ISREG(fst.st_mode)) {
+                        log_warn("%s/%s is not a regular file; skipped", src, e->d_name);
+                        continue;
+                    }
                     out = xrealloc(out, (n + 1) * sizeof *out);
                     out[n++] = xasprintf("%s/%s", src, e->d_name);
                 }
@@ -487,7 +523,8 @@ static int reload(int initial)
         char err[4096];
         char *def = read_whole(files[i]);
         if (!def) {
-            fprintf(stderr, "%s: %s\n", files[i], strerror(errno));
+            if (initial) fprintf(stderr, "%s: %s\n", files[i], errno == EINVAL ? "not a regular file" : strerror(errno));
+            else log_error("%s: %s", files[i], errno == EINVAL ? "not a regular file" : strerror(errno));
             bad = 1;
             continue;
         }
@@ -496,7 +533,7 @@ static int reload(int initial)
             for (size_t j = 0; j < S.n; j++)
                 if (S.p[j] == p) seen[j] = 1;
             if (strcmp(def, p->def)) {
-                apply_change(p, def, p->editable, err, sizeof err);
+                apply_change(p, def, 0, err, sizeof err);
             } else {
                 free(def);
                 set_str(&p->reload_error, NULL); /* back to the running definition */
@@ -505,10 +542,14 @@ static int reload(int initial)
         }
         char *name = NULL;
         int tmin, tmax;
-        if (check_file(files[i], in_pipeline_dir(files[i]), &name, &tmin, &tmax, err, sizeof err)) {
-            if (initial) fprintf(stderr, "%s\n", err);
-            else log_error("new pipeline file refused: %s", err);
-            bad = 1;
+        if (check_file(files[i], def, untrusted_text(in_pipeline_dir(files[i]), def), &name, &tmin, &tmax, err,
+                       sizeof err)) {
+            /* A REST-written file that no longer passes (a stricter policy, an edit by hand) must
+             * not keep the supervisor from starting: the REST API is how it gets fixed. */
+            int rest_written = untrusted_text(in_pipeline_dir(files[i]), def);
+            if (initial && !rest_written) fprintf(stderr, "%s\n", err);
+            else log_error("pipeline file refused%s: %s", rest_written ? " (re-create it over REST)" : "", err);
+            bad |= !rest_written || !initial;
             free(def);
             continue;
         }
@@ -555,65 +596,10 @@ static int write_file_atomic(const char *path, const char *text, char *err, size
     return 0;
 }
 
-/* Replaces every mention of `from` in err by `to` (error messages of the temporary file). */
-static void rename_in(char *err, size_t errlen, const char *from, const char *to)
-{
-    char *at = strstr(err, from);
-    if (!at) return;
-    sl_buf b = {0};
-    buf_put(&b, err, (size_t)(at - err));
-    buf_puts(&b, to);
-    buf_puts(&b, at + strlen(from));
-    snprintf(err, errlen, "%s", buf_cstr(&b));
-    buf_free(&b);
-}
-
-/* Writes `yaml` next to the pipeline's final file and checks it there (so relative paths
- * resolve the same). Returns the temporary path (malloc'd) or NULL with err. */
-static char *stage_definition(const char *name, const char *yaml, const char *final, int *status, char *err,
-                              size_t errlen)
-{
-    char *tmp = xasprintf("%s/.%s.yaml.tmp", S.pipeline_dir, name);
-    *status = 500;
-    if (write_file_atomic(tmp, yaml, err, errlen)) {
-        free(tmp);
-        return NULL;
-    }
-    char *pname = NULL;
-    int tmin, tmax;
-    if (check_file(tmp, 1, &pname, &tmin, &tmax, err, errlen)) {
-        rename_in(err, errlen, tmp, final);
-        unlink(tmp);
-        free(tmp);
-        *status = 400;
-        return NULL;
-    }
-    if (strcmp(pname, name)) {
-        snprintf(err, errlen, "the definition names pipeline '%s', not '%s'", pname, name);
-        free(pname);
-        unlink(tmp);
-        free(tmp);
-        *status = 400;
-        return NULL;
-    }
-    free(pname);
-    return tmp;
-}
-
-static int valid_name(const char *name)
-{
-    if (!*name || strlen(name) > 128 || name[0] == '.') return 0;
-    for (const char *c = name; *c; c++)
-        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '-' ||
-              *c == '_' || *c == '.'))
-            return 0;
-    return 1;
-}
-
 static int precheck(const char *name, sup_pipeline **p, char *err, size_t errlen)
 {
-    if (!valid_name(name)) {
-        snprintf(err, errlen, "pipeline name '%s' may contain only letters, digits, '-', '_' and '.'", name);
+    if (!cfg_valid_name(name)) {
+        snprintf(err, errlen, "pipeline name is invalid: %s", CFG_NAME_RULE);
         return 400;
     }
     if (!S.pipeline_dir) {
@@ -634,29 +620,34 @@ static int precheck(const char *name, sup_pipeline **p, char *err, size_t errlen
     return 0;
 }
 
-/* Checks a new definition of `name` and writes it next to its final place: on success *final
- * and *tmp are set (caller frees) and 0 is returned, else an HTTP status with err set. */
-static int check_definition(const char *name, const char *yaml, sup_pipeline **p, char **final, char **tmp,
-                            char *err, size_t errlen)
+/* Checks a new definition of `name` as untrusted text at its final place (so relative paths
+ * and messages are the final file's): on success *final is set (caller frees) and 0 is
+ * returned, else an HTTP status with err set. Nothing is written. */
+static int check_definition(const char *name, const char *yaml, sup_pipeline **p, char **final, int *tmin,
+                            int *tmax, char *err, size_t errlen)
 {
     int rc = precheck(name, p, err, errlen);
     if (rc) return rc;
     *final = *p ? xstrdup((*p)->file) : xasprintf("%s/%s.yaml", S.pipeline_dir, name);
-    int status;
-    *tmp = stage_definition(name, yaml, *final, &status, err, errlen);
-    if (*tmp) return 0;
-    free(*final);
-    return status;
+    char *pname = NULL;
+    if (check_file(*final, yaml, 1, &pname, tmin, tmax, err, errlen)) {
+        free(*final);
+        return 400;
+    }
+    rc = strcmp(pname, name) ? 400 : 0;
+    if (rc) snprintf(err, errlen, "the definition names pipeline '%s', not '%s'", pname, name);
+    free(pname);
+    if (rc) free(*final);
+    return rc;
 }
 
 int sup_check(const char *name, const char *yaml, char *err, size_t errlen)
 {
     sup_pipeline *p = NULL;
-    char *final, *tmp;
-    int rc = check_definition(name, yaml, &p, &final, &tmp, err, errlen);
+    char *final;
+    int tmin, tmax;
+    int rc = check_definition(name, yaml, &p, &final, &tmin, &tmax, err, errlen);
     if (rc) return rc;
-    unlink(tmp);
-    free(tmp);
     free(final);
     return 0;
 }
@@ -664,11 +655,15 @@ int sup_check(const char *name, const char *yaml, char *err, size_t errlen)
 int sup_put(const char *name, const char *yaml, char *err, size_t errlen)
 {
     sup_pipeline *p = NULL;
-    char *final, *tmp;
-    int rc = check_definition(name, yaml, &p, &final, &tmp, err, errlen);
+    char *final;
+    int tmin, tmax;
+    int rc = check_definition(name, yaml, &p, &final, &tmin, &tmax, err, errlen);
     if (rc) return rc;
-    if (rename(tmp, final) != 0) {
-        snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+    /* Persist what was checked; the child is handed p->def, never the file. */
+    char *tmp = xasprintf("%s/.%s.yaml.tmp", S.pipeline_dir, name);
+    int wrote = write_file_atomic(tmp, yaml, err, errlen) == 0;
+    if (!wrote || rename(tmp, final) != 0) {
+        if (wrote) snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
         unlink(tmp);
         free(tmp);
         free(final);
@@ -679,16 +674,10 @@ int sup_put(const char *name, const char *yaml, char *err, size_t errlen)
     if (p) {
         if (strcmp(p->def, yaml) && apply_change(p, xstrdup(yaml), 1, err, errlen)) rc = 400;
     } else {
-        char *pname = NULL;
-        int tmin, tmax;
-        if (check_file(final, 1, &pname, &tmin, &tmax, err, errlen)) {
-            rc = 400; /* changed under us between the check and the rename */
-        } else {
-            add_pipeline(name, final, xstrdup(yaml), tmin, tmax);
-            log_info("pipeline %s created over REST (%s)", name, final);
-            rc = 201;
-        }
-        free(pname);
+        sup_pipeline *np = add_pipeline(name, final, xstrdup(yaml), tmin, tmax);
+        np->untrusted = 1; /* whatever its first line says: it came over REST */
+        log_info("pipeline %s created over REST (%s)", name, final);
+        rc = 201;
     }
     free(final);
     return rc;
@@ -740,152 +729,7 @@ void sup_restart(sup_pipeline *p)
 {
     log_info("pipeline %s restart requested", p->name);
     if (p->state == SUP_STOPPED) p->state = SUP_FINISHED; /* a restart runs it again */
-    request_restart(p);
-}
-
-void sup_count_request(int status)
-{
-    char s[96];
-    snprintf(s, sizeof s, "sluice_http_requests_total{code=\"%d\"}", status);
-    metrics_add(&S.http_requests, "sluice_http_requests_total", s, 1);
-}
-
-void sup_metrics(sl_buf *out)
-{
-    static const char *const states[] = {"RUNNING", "PAUSED", "STOPPED", "FAILED", "RESTARTING", "FINISHED"};
-    sl_metrics m = {0};
-    sl_buf s = {0};
-    buf_puts(&s, "sluice_info{version=");
-    metrics_label(&s, SLUICE_VERSION);
-    buf_puts(&s, "}");
-    metrics_add(&m, "sluice_info", buf_cstr(&s), 1);
-    for (size_t i = 0; i < S.n; i++) {
-        sup_pipeline *p = S.p[i];
-        if (p->deleting) continue;
-        sl_buf lab = {0};
-        buf_puts(&lab, "pipeline=");
-        metrics_label(&lab, p->name);
-        const char *cur = sup_state_name(p);
-        for (size_t k = 0; k < sizeof states / sizeof states[0]; k++) {
-            s.len = 0;
-            buf_printf(&s, "sluice_pipeline_state{%s,state=\"%s\"}", buf_cstr(&lab), states[k]);
-            metrics_add(&m, "sluice_pipeline_state", buf_cstr(&s), !strcmp(cur, states[k]));
-        }
-        s.len = 0;
-        buf_printf(&s, "sluice_pipeline_tasks{%s}", buf_cstr(&lab));
-        metrics_add(&m, "sluice_pipeline_tasks", buf_cstr(&s), p->state == SUP_RUNNING ? p->tasks : 0);
-        s.len = 0;
-        buf_printf(&s, "sluice_pipeline_restarts_total{%s}", buf_cstr(&lab));
-        metrics_add(&m, "sluice_pipeline_restarts_total", buf_cstr(&s), (double)p->restarts);
-        sl_metrics cur_m = {0};
-        metrics_merge(&cur_m, &p->base);
-        if (!p->status_folded) metrics_from_status(p->last_status, &cur_m);
-        metrics_merge(&m, &cur_m);
-        metrics_free(&cur_m);
-        lag_metrics(p->name, &m);
-        /* Committed offsets: the latest status knows them (also after the child exited). */
-        cJSON *st = p->last_status ? cJSON_Parse(p->last_status) : NULL;
-        const cJSON *o;
-        const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(st, "offsets"); /* NULL-safe */
-        cJSON_ArrayForEach(o, offsets)
-        {
-            const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "topic"), *pa = cJSON_GetObjectItemCaseSensitive(o, "partition"),
-                        *off = cJSON_GetObjectItemCaseSensitive(o, "offset");
-            if (!cJSON_IsString(t) || !cJSON_IsNumber(pa) || !cJSON_IsNumber(off)) continue;
-            s.len = 0;
-            buf_printf(&s, "sluice_committed_offset{%s,topic=", buf_cstr(&lab));
-            metrics_label(&s, t->valuestring);
-            buf_printf(&s, ",partition=\"%d\"}", pa->valueint);
-            metrics_add(&m, "sluice_committed_offset", buf_cstr(&s), off->valuedouble);
-        }
-        cJSON_Delete(st);
-        buf_free(&lab);
-    }
-    metrics_merge(&m, &S.http_requests);
-    metrics_render(&m, out);
-    metrics_free(&m);
-    buf_free(&s);
-}
-
-/* ---- autoscaling -------------------------------------------------------------------------- */
-
-/* Source records emitted so far by the running child (stage 0's "out"). */
-static long long source_out(const sup_pipeline *p)
-{
-    cJSON *st = p->last_status && !p->status_folded ? cJSON_Parse(p->last_status) : NULL;
-    const cJSON *stages = st ? cJSON_GetObjectItemCaseSensitive(st, "stages") : NULL;
-    const cJSON *out = stages ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(stages, 0), "out") : NULL;
-    long long v = cJSON_IsNumber(out) ? (long long)out->valuedouble : -1;
-    cJSON_Delete(st);
-    return v;
-}
-
-/* Partitions the running child's tasks own now (status "assigned"); -1 if it does not say. The
- * lag watcher sees the whole group's partitions, but another host may own most of them. */
-static int owned_partitions(const sup_pipeline *p)
-{
-    cJSON *st = p->last_status && !p->status_folded ? cJSON_Parse(p->last_status) : NULL;
-    const cJSON *a = st ? cJSON_GetObjectItemCaseSensitive(st, "assigned") : NULL;
-    int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
-    cJSON_Delete(st);
-    return n;
-}
-
-/* Once per interval: sample total lag and throughput per task; add a task when lag has grown
- * across the window and every task was busy, remove one when lag stayed near zero. */
-static void autoscale(sup_pipeline *p, long long now)
-{
-    if (p->tasks_max <= p->tasks_min || p->state != SUP_RUNNING || p->paused || p->restart_pending) return;
-    long long interval = S.o->scale_interval_ms > 0 ? S.o->scale_interval_ms : 5000;
-    long long window = S.o->scale_window_ms > 0 ? S.o->scale_window_ms : 30000;
-    int need = (int)(window / interval);
-    if (need < 2) need = 2;
-    if (need > 8) need = 8;
-    if (now - p->scale_at_ms < interval) return;
-    double lag;
-    int partitions;
-    if (lag_total(p->name, &lag, &partitions) != 0) return;
-    long long in = source_out(p);
-    double rate = p->last_in >= 0 && in >= p->last_in ? (double)(in - p->last_in) * 1000.0 / (double)(now - p->scale_at_ms) / p->tasks : 0;
-    p->last_in = in;
-    p->scale_at_ms = now;
-    if (p->nlag == 8) {
-        memmove(p->lag_hist, p->lag_hist + 1, 7 * sizeof *p->lag_hist);
-        memmove(p->rate_hist, p->rate_hist + 1, 7 * sizeof *p->rate_hist);
-        p->nlag--;
-    }
-    p->lag_hist[p->nlag] = lag;
-    p->rate_hist[p->nlag++] = rate;
-    if (p->nlag < need) return;
-    const double *lh = p->lag_hist + p->nlag - need;
-    int grew = lh[need - 1] > lh[0] && lh[need - 1] > S.o->scale_lag_low, low = 1;
-    for (int i = 0; i < need; i++) low &= lh[i] <= S.o->scale_lag_low;
-    int limit = p->tasks_max < partitions ? p->tasks_max : partitions;
-    int owned = owned_partitions(p);
-    if (owned >= 0 && owned < limit) limit = owned; /* more tasks than our partitions would idle */
-    const char *why = NULL;
-    int to = p->tasks;
-    /* "Saturated": every sample of the window consumed something (the tasks never idled)
-     * while lag still grew, or the backlog would take longer than the window to drain at the
-     * current rate (a burst that already stopped growing still deserves more consumers). */
-    int busy = 1;
-    for (int i = 0; i < need; i++) busy &= p->rate_hist[p->nlag - need + i] > 0;
-    double drain_ms = rate > 0 ? lh[need - 1] / (rate * p->tasks) * 1000.0 : 0;
-    int behind = lh[need - 1] > S.o->scale_lag_low && drain_ms > (double)window;
-    if ((grew || behind) && busy && p->tasks < limit) {
-        to = p->tasks + 1;
-        why = grew ? "consumer lag grew over the window while every task was busy"
-                   : "the backlog would take longer than the window to drain while every task was busy";
-    } else if (low && p->tasks > p->tasks_min) {
-        to = p->tasks - 1;
-        why = "consumer lag stayed near zero over the window";
-    }
-    if (!why) return;
-    log_info("pipeline %s: scaling from %d to %d tasks: %s (lag %.0f, %.0f records/s per task, %d partitions, %d owned)",
-             p->name, p->tasks, to, why, lag, rate, partitions, owned);
-    p->tasks = to;
-    p->nlag = 0;
-    request_restart(p); /* SIGTERM: the child drains and commits, then starts with the new count */
+    sup_request_restart(p);
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -945,6 +789,29 @@ int supervisor_run(const sup_options *o)
             }
         }
         S.pipeline_dir = xstrdup(abs);
+        cfg_forbid_dir(abs);
+    }
+    for (size_t i = 0; i < loader_dir_count(); i++) cfg_forbid_dir(loader_dir_at(i));
+    if (o->data_dir) {
+        char abs[PATH_MAX];
+        if (!realpath(o->data_dir, abs)) {
+            fprintf(stderr, "sluice: data directory %s: %s\n", o->data_dir, strerror(errno));
+            free(S.pipeline_dir);
+            return 2;
+        }
+        S.data_dir = xstrdup(abs);
+        char why[512];
+        /* The data directory may not be, or lie inside, a plugin or pipeline directory: a REST
+         * pipeline writing there could plant code or definitions. */
+        cfg_policy pol = policy_for(1, NULL);
+        char *probe = cfg_resolve_path(&pol, NULL, "x", why, sizeof why);
+        if (!probe) {
+            fprintf(stderr, "sluice: data directory %s: %s\n", abs, why);
+            free(S.pipeline_dir);
+            free(S.data_dir);
+            return 2;
+        }
+        free(probe);
     }
     /* Check everything before starting anything: a bad file means nothing runs. */
     if (reload(1)) {
@@ -1015,7 +882,7 @@ int supervisor_run(const sup_options *o)
         for (size_t i = 0; i < S.n; i++) {
             sup_pipeline *p = S.p[i];
             if (!S.stopping && p->state == SUP_WAITING && now >= p->next_start_ms) start_child(p);
-            if (!S.stopping) autoscale(p, now);
+            if (!S.stopping) sup_autoscale(p, now);
             /* Pipelines managed over REST (in the pipeline directory) keep a serving supervisor
              * up even when they failed or finished: they can be fixed and restarted. */
             active += p->state == SUP_RUNNING || p->state == SUP_WAITING || p->state == SUP_STOPPED || p->pid > 0 ||
@@ -1061,6 +928,7 @@ int supervisor_run(const sup_options *o)
     while (S.n) remove_pipeline(S.p[S.n - 1]);
     free(S.p);
     free(S.pipeline_dir);
-    metrics_free(&S.http_requests);
+    free(S.data_dir);
+    sup_metrics_free();
     return rc;
 }

@@ -31,6 +31,7 @@ typedef struct sup_pipeline {
     char *file;            /* absolute path of its definition */
     char *def;             /* the file's bytes when last accepted: a reload restarts on change */
     int editable;          /* lives in the REST pipeline directory: PUT/DELETE may change it */
+    int untrusted;         /* written over REST: checked and run under the untrusted policy */
     pid_t pid;             /* 0 when not running */
     int status_fd, ctl_fd; /* -1 when none */
     char *last_status;     /* latest JSON status line from the current or last child */
@@ -61,6 +62,7 @@ typedef struct sup_options {
     char **sources;           /* pipeline files and directories */
     size_t nsources;
     const char *pipeline_dir; /* REST-created pipelines are kept here (and it is watched) */
+    const char *data_dir;     /* the only place paths of REST-created pipelines may name (NULL: none) */
     const char *rest_listen;  /* NULL: no REST server */
     size_t max_body;
     /* autoscaling: decide every `scale_interval_ms` from samples over `scale_window_ms` */
@@ -83,6 +85,8 @@ const char *sup_worker_id(void);                /* "127.0.0.1:8083" */
 int sup_stopping(void);                         /* SIGTERM/SIGINT received: shutting down */
 /** State as REST shows it: RUNNING, PAUSED, STOPPED, FAILED, RESTARTING, FINISHED. */
 const char *sup_state_name(const sup_pipeline *p);
+/** The policy REST-submitted text is checked under (untrusted, the data directory). */
+const struct cfg_policy *sup_rest_policy(void);
 
 /** Validates `yaml` as the definition of pipeline `name` (stages only by plugin name, never a
  *  path), persists it in the pipeline directory and starts it, or restarts it when it changed.
@@ -97,6 +101,18 @@ void sup_pause(sup_pipeline *p);
 void sup_resume(sup_pipeline *p);
 void sup_stop(sup_pipeline *p);
 void sup_restart(sup_pipeline *p);
+
+/* ---- between supervisor.c and sup_metrics.c ------------------------------------------- */
+
+/** Restarts a pipeline (SIGTERM: it drains and commits) or schedules its start. */
+void sup_request_restart(sup_pipeline *p);
+/** Once per loop turn: scale a pipeline's task count within tasks: {min, max}. */
+void sup_autoscale(sup_pipeline *p, long long now);
+void sup_metrics_free(void);
+
+/** First line of every definition the REST API writes: such a file is untrusted, even after an
+ *  edit by hand, so it never gains the operator's rights. */
+#define SUP_REST_MARKER "# created over the sluice REST API"
 
 /** Counts a REST request for /metrics. */
 void sup_count_request(int status);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cfgpolicy.h"
 #include "log.h"
 
 typedef struct web_param {
@@ -33,7 +35,8 @@ static struct {
     size_t nq;
     PGconn *conn;
     long long retry_at;  /* after a failed connect, don't retry before this (monotonic ms) */
-} W;
+    pthread_mutex_t lock; /* conn and retry_at: queries run on worker threads */
+} W = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 #define WFAIL(n, ...) do { snprintf(err, errlen, "%s:%d:%d: web: ", (n)->file, (n)->line, (n)->col); \
                            size_t l_ = strlen(err); snprintf(err + l_, errlen - l_, __VA_ARGS__); return -1; } while (0)
@@ -66,6 +69,7 @@ int web_configure(const ynode *web, const char *dir, char *err, size_t errlen)
             }
             free(p);
             W.root = xstrdup(abs);
+            cfg_forbid_dir(abs); /* REST pipelines may not write the dashboard's files */
         } else if (!strcmp(k, "generator_url")) {
             if (scalar(v, k, &W.generator_url, err, errlen)) return -1;
         } else if (!strcmp(k, "database")) {
@@ -115,7 +119,9 @@ void web_shutdown(void)
     free(W.root);
     free(W.generator_url);
     free(W.database);
+    pthread_mutex_t lock = W.lock;
     memset(&W, 0, sizeof W);
+    W.lock = lock;
 }
 
 static void werror(http_resp *r, int status, const char *msg) { http_error(r, status, "%s", msg); }
@@ -202,7 +208,7 @@ static PGconn *db(char *why, size_t whylen)
         snprintf(why, whylen, "database unavailable (retrying shortly)");
         return NULL;
     }
-    /* Short timeouts: this runs on the supervisor's thread. */
+    /* Short timeouts: a worker thread waits, and the supervisor's shutdown waits for it. */
     const char *keys[] = {"dbname", "connect_timeout", "options", "application_name", NULL};
     const char *vals[] = {W.database, "2", "-c statement_timeout=5000", "sluice-web", NULL};
     W.conn = PQconnectdbParams(keys, vals, 1);
@@ -219,29 +225,15 @@ static PGconn *db(char *why, size_t whylen)
 /* int2, int4, int8, float4, float8, numeric, oid: sent as JSON numbers. */
 static int numeric_oid(Oid t) { return t == 20 || t == 21 || t == 23 || t == 700 || t == 701 || t == 1700 || t == 26; }
 
-static void run_query(const web_query *q, const http_req *req, http_resp *r)
+static void exec_query(const web_query *q, const char **vals, http_resp *r)
 {
-    const char **vals = xcalloc(q->nparams ? q->nparams : 1, sizeof *vals);
-    for (size_t i = 0; i < q->nparams; i++) {
-        const char *v = http_query(req, q->params[i].name);
-        vals[i] = v ? v : q->params[i].dflt;
-        if (!vals[i]) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "query %s needs parameter '%s'", q->name, q->params[i].name);
-            werror(r, 400, msg);
-            free(vals);
-            return;
-        }
-    }
     char why[512];
     PGconn *c = db(why, sizeof why);
     if (!c) {
         werror(r, 503, why);
-        free(vals);
         return;
     }
     PGresult *res = PQexecParams(c, q->sql, (int)q->nparams, NULL, vals, NULL, NULL, 0);
-    free(vals);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
         /* A bad parameter value is the client's fault (22xxx: data exception); the rest is ours. */
@@ -278,6 +270,54 @@ static void run_query(const web_query *q, const http_req *req, http_resp *r)
     r->status = 200;
     buf_puts(&r->body, s ? s : "{}");
     free(s);
+}
+
+/* A query handed to a worker thread: copies of everything it needs (the request is gone by
+ * the time it runs). */
+typedef struct query_job {
+    const web_query *q; /* configuration: lives as long as the server */
+    char **vals;
+} query_job;
+
+static void query_job_free(query_job *j)
+{
+    for (size_t i = 0; i < j->q->nparams; i++) free(j->vals[i]);
+    free(j->vals);
+    free(j);
+}
+
+/* Runs on a worker thread (see http_resp.job), one query at a time on the kept connection, so
+ * a slow database never stalls the supervisor's loop. out == NULL: only free. */
+static void query_job_run(void *arg, http_resp *out)
+{
+    query_job *j = arg;
+    if (out) {
+        pthread_mutex_lock(&W.lock);
+        exec_query(j->q, (const char **)j->vals, out);
+        pthread_mutex_unlock(&W.lock);
+    }
+    query_job_free(j);
+}
+
+static void run_query(const web_query *q, const http_req *req, http_resp *r)
+{
+    query_job *j = xcalloc(1, sizeof *j);
+    j->q = q;
+    j->vals = xcalloc(q->nparams ? q->nparams : 1, sizeof *j->vals);
+    for (size_t i = 0; i < q->nparams; i++) {
+        const char *v = http_query(req, q->params[i].name);
+        if (!v) v = q->params[i].dflt;
+        if (!v) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "query %s needs parameter '%s'", q->name, q->params[i].name);
+            werror(r, 400, msg);
+            query_job_free(j);
+            return;
+        }
+        j->vals[i] = xstrdup(v);
+    }
+    r->job = query_job_run;
+    r->job_arg = j;
 }
 
 int web_handle(const http_req *req, http_resp *r)

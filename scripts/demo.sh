@@ -79,7 +79,7 @@ GEN_PORT=$(free_port)
 REST_PORT=${SLUICE_REST_PORT:-8083}
 export GEN_URL="http://127.0.0.1:$GEN_PORT"
 
-"$B/tools/sluice-gen/sluice-gen" --listen "127.0.0.1:$GEN_PORT" --rate "$RATE" >"$RUN/gen.log" 2>&1 &
+"$B/tools/sluice-gen/sluice-gen" --listen "127.0.0.1:$GEN_PORT" --rate "$RATE" --cors-origin "http://127.0.0.1:$REST_PORT" --cors-origin "http://localhost:$REST_PORT" >"$RUN/gen.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "$GEN_URL/gen/stats" >/dev/null && break; sleep 0.1; done
 

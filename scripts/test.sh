@@ -20,7 +20,8 @@ count() {
   passed=$((passed + p)); failed=$((failed + f))
 }
 echo "== tests (release build)"
-meson test -C build --no-rebuild --print-errorlogs --num-processes 2 "$@"
+# The fuzzers build their own ASan+UBSan binaries whatever the build, so they run once, below.
+meson test -C build --no-rebuild --print-errorlogs --num-processes 2 --no-suite fuzz "$@"
 count build
 echo "== tests (ASan + UBSan build)"
 # The sanitizer run covers everything except the suites marked slow (benchmark-sized loads).

@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 0             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 1             /* append-only additions: the host refuses newer minors */
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -145,7 +145,10 @@ typedef enum sl_type {
     SL_T_ENUM,      /**< int: index into the '|'-separated `choices` */
     SL_T_LIST,      /**< sl_list of strings; a single scalar is a one-item list */
     SL_T_MAP,       /**< sl_map of string keys to string values (one level, scalars) */
-    SL_T_JSON       /**< char *: any YAML subtree as JSON text (host-owned until close) */
+    SL_T_JSON,      /**< char *: any YAML subtree as JSON text (host-owned until close) */
+    SL_T_PATH       /**< char *: a file path (ABI 1.1). The host resolves it to an absolute path
+                         (relative to the pipeline file's directory; for pipelines created over
+                         REST, to the operator's data directory, which it may not leave) */
 } sl_type;
 
 typedef struct sl_list {
@@ -162,6 +165,14 @@ typedef struct sl_map {
 /** Flags of a config entry. */
 #define SL_CFG_REQUIRED 0x1u /**< the key must be present (a default is then meaningless) */
 #define SL_CFG_BOUNDED 0x2u  /**< `min` and `max` apply (INT, DOUBLE, DURATION, SIZE, list length) */
+/** ABI 1.1: only the operator's own pipeline files may set this key; a pipeline created over
+ *  REST (untrusted) that sets it is refused. For settings that run a command, load code or
+ *  reach outside the data directory. */
+#define SL_CFG_OPERATOR_ONLY 0x4u
+/** ABI 1.1, SL_T_MAP only: `choices` lists the map's keys as "!key|key|...". A "!key" is never
+ *  accepted (it would switch a guarantee off); a pipeline created over REST may set only the
+ *  plain keys listed (an allow-list); the operator's files may set any other key too. */
+#define SL_CFG_KEYS_LISTED 0x8u
 
 /**
  * One row of a stage's config table (the nginx / Fluent Bit way: config is data). The host

@@ -273,7 +273,7 @@ static void fk_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ---- */
 
 static const sl_config_entry fk_config_table[] = {
-    {"path", SL_T_STRING, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fk_config, path),
+    {"path", SL_T_PATH, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fk_config, path),
      "file to write (relative to the pipeline file); '-' for stdout"},
     {"headers", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(fk_config, headers),
      "write a JSON envelope per record (value, key, headers, topic, partition, offset, timestamp)"},

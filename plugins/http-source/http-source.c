@@ -3,118 +3,39 @@
  *
  * mode: poll    GET `url` every `interval` with libcurl; the response is a JSON array, NDJSON
  *               or one JSON value. Failures (unreachable, non-2xx, unparsable) are logged and
- *               retried with exponential backoff; the source never stops on them.
- * mode: listen  a libmicrohttpd server takes POSTs of a JSON array or NDJSON on `path`.
- *               Requests go into a bounded queue that poll() drains; a full queue answers 503
- *               with Retry-After (backpressure), never blocking the server thread. With
- *               `ack: durable` the request is suspended (MHD suspend/resume) until the host's
- *               commit() reports every record of it finished, or `ack_timeout` passes (504).
+ *               retried with exponential backoff; the source never stops on them. With
+ *               `cursor`, the source asks for what follows the last sequence number it has
+ *               (`?after=N`), records carry the endpoint's sequence numbers as offsets, and the
+ *               host's commits are kept in an offset file, so a restarted pipeline resumes
+ *               from the last committed record (at least once) — see the README.
+ * mode: listen  a libmicrohttpd server takes POSTs (listen.c).
  *
- * Positions: partition 0, offset = a running sequence number (0, 1, 2, ...) per instance.
- * The stage is SINGLE_TASK: one listening socket, one sequence.
+ * Every record is checked with the host's strict JSON check (host/jsoncheck.c): in listen mode
+ * a body with a record that is not acceptable JSON is refused whole (400 with the reason); in
+ * poll mode nobody could be told, so such a record goes to the dead letter with the reason.
  *
- * Threads: the MHD thread parses and enqueues; the task thread emits and commits; in durable
- * mode a small watchdog thread answers 504 on timeout. `mu` guards the queue and the list of
- * durable requests. MHD_resume_connection is always called without holding `mu`.
+ * Positions: partition 0; offset = the endpoint's sequence number (poll with cursor), else a
+ * running number (0, 1, 2, ...) per instance. The stage is SINGLE_TASK.
  */
-#include <sluice/stage.h>
+#include "hs.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
 #include <errno.h>
-#include <microhttpd.h>
-#include <netdb.h>
-#include <pthread.h>
-#include <stdarg.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-enum { MODE_POLL = 0, MODE_LISTEN = 1 };
-enum { ACK_ACCEPTED = 0, ACK_DURABLE = 1 };
+#include "../../host/jsoncheck.h" /* the host's strict JSON check, compiled in */
 
-typedef struct hs_config {
-    int mode;
-    char *url;
-    int64_t interval_ms;
-    sl_map headers;
-    int64_t timeout_ms;
-    char *address;
-    char *path;
-    int64_t max_body;
-    char *token;
-    int ack;
-    int64_t queue_size;
-    int64_t ack_timeout_ms;
-    char *topic;
-} hs_config;
+/* ---- helpers: time, items, parsing --------------------------------------------------- */
 
-/* The records of one body: slices of `body` (which the items point into). */
-typedef struct items {
-    char *body;
-    size_t *off, *len; /* one allocation: off[0..n), then len[0..n) */
-    size_t n;
-} items;
-
-struct hs_conn;
-
-/* One accepted request waiting in the queue (listen mode). */
-typedef struct batch {
-    struct batch *next;
-    items it;
-    size_t next_item;
-    struct hs_conn *conn; /* durable: the suspended request; NULL once answered */
-} batch;
-
-/* Per HTTP request state (MHD's con_cls). */
-typedef struct hs_conn {
-    struct MHD_Connection *mc;
-    char *body;
-    size_t len, cap;
-    int too_large;
-    int suspended;
-    unsigned status;     /* answer once resumed */
-    char reason[160];
-    size_t nrecs;
-    batch *queued;       /* durable, not yet fully emitted: its batch */
-    int seq_known;       /* durable, fully emitted: seq_last is the last record's offset */
-    int64_t seq_last;
-    int64_t deadline_ms;
-    struct hs_conn *next_durable;
-} hs_conn;
-
-typedef struct hs {
-    const sl_api *api;
-    sl_ctx *ctx;
-    const hs_config *cfg;
-    int64_t seq;    /* next record offset */
-    int paused;
-
-    /* poll mode */
-    CURL *curl;
-    struct curl_slist *req_headers;
-    char *resp;
-    size_t resp_len, resp_cap;
-    items pending; /* fetched, not yet emitted */
-    size_t pending_next;
-    int64_t next_fetch_ms, backoff_ms;
-
-    /* listen mode */
-    struct MHD_Daemon *mhd;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;       /* queue became non-empty / watchdog wake-up */
-    batch *head, *tail;      /* guarded by mu */
-    size_t queued;           /* records in the queue, guarded by mu */
-    hs_conn *durable;        /* suspended durable requests, guarded by mu */
-    int64_t committed;       /* guarded by mu */
-    pthread_t watchdog;
-    int watchdog_started, stopping;
-} hs;
-
-/* ---- helpers: time, parsing ---------------------------------------------------------- */
-
-static int64_t mono_ms(void)
+int64_t hs_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -135,17 +56,21 @@ static int is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
-static void items_free(items *it)
+void items_free(items *it)
 {
+    if (it->why)
+        for (size_t i = 0; i < it->n; i++)
+            free(it->why[i]);
+    free(it->why);
     free(it->body);
     free(it->off);
     *it = (items){0};
 }
 
-static int items_add(items *it, size_t *cap, size_t off, size_t len)
+static int items_add(items *it, size_t off, size_t len)
 {
-    if (it->n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 64;
+    if (it->n == it->cap) {
+        size_t ncap = it->cap ? it->cap * 2 : 64;
         size_t *n = malloc(2 * ncap * sizeof(size_t));
         if (!n)
             return -1;
@@ -156,7 +81,14 @@ static int items_add(items *it, size_t *cap, size_t off, size_t len)
         free(it->off);
         it->off = n;
         it->len = n + ncap;
-        *cap = ncap;
+        if (it->why) {
+            char **w = realloc(it->why, ncap * sizeof(*w));
+            if (!w)
+                return -1;
+            memset(w + it->cap, 0, (ncap - it->cap) * sizeof(*w));
+            it->why = w;
+        }
+        it->cap = ncap;
     }
     it->off[it->n] = off;
     it->len[it->n] = len;
@@ -164,8 +96,21 @@ static int items_add(items *it, size_t *cap, size_t off, size_t len)
     return 0;
 }
 
-/* Does [p, p+len) hold exactly one valid JSON value (surrounding whitespace allowed)? */
-static int valid_json(const char *p, size_t len)
+/* Marks item i as not acceptable JSON (poll mode), prefixing the checker's reason with where. */
+static int items_refuse(items *it, size_t i, const char *where, const char *reason)
+{
+    if (!it->why && !(it->why = calloc(it->cap, sizeof(*it->why))))
+        return -1;
+    size_t n = strlen(where) + strlen(reason) + 3;
+    if (!(it->why[i] = malloc(n)))
+        return -1;
+    snprintf(it->why[i], n, "%s: %s", where, reason);
+    return 0;
+}
+
+/* Does [p, p+len) parse as JSON at all (cJSON, lenient)? Used only to find an array's
+ * elements when the strict check refused the whole array. */
+static int parses(const char *p, size_t len)
 {
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p, len, &end, 0);
@@ -177,8 +122,8 @@ static int valid_json(const char *p, size_t len)
     return end == p + len;
 }
 
-/* Item boundaries of a JSON array already known to be valid: top-level elements, raw bytes. */
-static int split_array(items *it, size_t *cap, const char *b, size_t start, size_t len)
+/* Item boundaries of a JSON array known to parse: top-level elements, raw bytes. */
+static int split_array(items *it, const char *b, size_t start, size_t len)
 {
     int depth = 0, in_str = 0;
     size_t item = 0, last = 0; /* item start; one past its last non-space byte */
@@ -199,13 +144,10 @@ static int split_array(items *it, size_t *cap, const char *b, size_t start, size
             if (depth++ == 0)
                 continue; /* the array's own bracket */
         } else if (c == ']' || c == '}') {
-            if (--depth == 0) {
-                if (have && items_add(it, cap, item, last - item))
-                    return -1;
-                return 0;
-            }
+            if (--depth == 0)
+                return have && items_add(it, item, last - item) ? -1 : 0;
         } else if (depth == 1 && c == ',') {
-            if (items_add(it, cap, item, last - item))
+            if (items_add(it, item, last - item))
                 return -1;
             have = 0;
             continue;
@@ -221,35 +163,54 @@ static int split_array(items *it, size_t *cap, const char *b, size_t start, size
     return 0;
 }
 
+#define OOM(why, whylen) (snprintf(why, whylen, "out of memory"), -1)
+
 /*
  * Split a body into records: a JSON array (its elements), one JSON value spanning several
- * lines, or NDJSON (one record per non-blank line). With `strict`, every NDJSON line must be
- * valid JSON. Takes ownership of body. Returns 0, or -1 with `why` set.
+ * lines, or NDJSON (one record per non-blank line). Every record passes the strict check or:
+ * listen — the body is refused (-1, `why` says which record and why); poll — the record is
+ * kept with out->why[i] set (it goes to the dead letter). Takes ownership of body.
  */
-static int parse_body(char *body, size_t len, int strict, items *out, char *why, size_t whylen)
+int hs_parse_body(char *body, size_t len, int listen, items *out, char *why, size_t whylen)
 {
-    size_t cap = 0, i = 0;
+    size_t i = 0;
+    char reason[200], where[48];
     *out = (items){.body = body};
     while (i < len && is_ws(body[i]))
         i++;
     if (i == len)
         return 0;
     if (body[i] == '[') {
-        if (!valid_json(body + i, len - i)) {
-            snprintf(why, whylen, "body is not a valid JSON array");
+        if (sl_json_check(body, len, 0, reason, sizeof(reason)) == 0)
+            return split_array(out, body, i, len) ? OOM(why, whylen) : 0;
+        if (listen || !parses(body + i, len - i)) {
+            snprintf(why, whylen, "body is not an acceptable JSON array: %s", reason);
             return -1;
         }
-        if (split_array(out, &cap, body, i, len)) {
-            snprintf(why, whylen, "out of memory");
-            return -1;
-        }
+        /* Poll: the array parses, so its elements can be told apart; refuse only the bad ones. */
+        if (split_array(out, body, i, len))
+            return OOM(why, whylen);
+        for (size_t k = 0; k < out->n; k++)
+            if (sl_json_check(body + out->off[k], out->len[k], 0, reason, sizeof(reason))) {
+                snprintf(where, sizeof(where), "element %zu", k + 1);
+                if (items_refuse(out, k, where, reason))
+                    return OOM(why, whylen);
+            }
         return 0;
     }
-    if (body[i] == '{' && memchr(body + i, '\n', len - i) && valid_json(body + i, len - i)) {
+    if (body[i] == '{' && memchr(body + i, '\n', len - i) && parses(body + i, len - i)) {
         size_t end = len;
         while (end > i && is_ws(body[end - 1]))
             end--;
-        return items_add(out, &cap, i, end - i) ? (snprintf(why, whylen, "out of memory"), -1) : 0;
+        if (items_add(out, i, end - i))
+            return OOM(why, whylen);
+        if (sl_json_check(body + i, end - i, 0, reason, sizeof(reason)) == 0)
+            return 0;
+        if (listen) {
+            snprintf(why, whylen, "body is not acceptable JSON: %s", reason);
+            return -1;
+        }
+        return items_refuse(out, 0, "body", reason) ? OOM(why, whylen) : 0;
     }
     size_t line = 0;
     while (i < len) {
@@ -261,13 +222,16 @@ static int parse_body(char *body, size_t len, int strict, items *out, char *why,
         while (e > s && is_ws(body[e - 1]))
             e--;
         if (e > s) {
-            if (strict && !valid_json(body + s, e - s)) {
-                snprintf(why, whylen, "line %zu: not valid JSON", line);
-                return -1;
-            }
-            if (items_add(out, &cap, s, e - s)) {
-                snprintf(why, whylen, "out of memory");
-                return -1;
+            if (items_add(out, s, e - s))
+                return OOM(why, whylen);
+            if (sl_json_check(body + s, e - s, 0, reason, sizeof(reason))) {
+                if (listen) {
+                    snprintf(why, whylen, "line %zu: %s", line, reason);
+                    return -1;
+                }
+                snprintf(where, sizeof(where), "line %zu", line);
+                if (items_refuse(out, out->n - 1, where, reason))
+                    return OOM(why, whylen);
             }
         }
         i = eol + 1;
@@ -275,16 +239,91 @@ static int parse_body(char *body, size_t len, int strict, items *out, char *why,
     return 0;
 }
 
-static sl_err emit_item(hs *s, sl_ctx *ctx, const char *p, size_t len)
+/* Emits item i at `offset`, or sends it to the dead letter when it is not acceptable JSON. */
+sl_err hs_emit_item(hs *s, sl_ctx *ctx, const items *it, size_t i, int64_t offset)
 {
     sl_record r = {0};
-    r.value = p;
-    r.value_len = len;
+    r.value = it->body + it->off[i];
+    r.value_len = it->len[i];
     r.timestamp_ms = s->api->now_ms(ctx);
     r.topic = s->cfg->topic;
     r.partition = 0;
-    r.offset = s->seq++;
+    r.offset = offset;
+    if (it->why && it->why[i]) {
+        s->api->count(ctx, "rejected_records", 1);
+        s->api->reject(ctx, &r, it->why[i]);
+        return SL_OK;
+    }
     return s->api->emit(ctx, &r);
+}
+
+/* ---- poll mode: the cursor's offset file --------------------------------------------- */
+
+/* <state dir>/offsets/<pipeline>/<stage>.offset, the state dir being $SLUICE_STATE_DIR, else
+ * $XDG_STATE_HOME/sluice, else ~/.local/state/sluice (as the host's). Directories made 0700. */
+static char *default_offset_path(const sl_api *api, sl_ctx *ctx)
+{
+    const char *sd = getenv("SLUICE_STATE_DIR"), *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char base[3072];
+    if (sd && *sd)
+        snprintf(base, sizeof(base), "%s", sd);
+    else if (xdg && *xdg)
+        snprintf(base, sizeof(base), "%s/sluice", xdg);
+    else if (home && *home)
+        snprintf(base, sizeof(base), "%s/.local/state/sluice", home);
+    else
+        return NULL;
+    size_t n = strlen(base) + strlen(api->pipeline_name(ctx)) + strlen(api->stage_name(ctx)) + 32;
+    char *p = malloc(n);
+    if (!p)
+        return NULL;
+    snprintf(p, n, "%s/offsets/%s/%s.offset", base, api->pipeline_name(ctx), api->stage_name(ctx));
+    for (char *q = p + 1; *q; q++) /* mkdir -p of the directories */
+        if (*q == '/') {
+            *q = 0;
+            mkdir(p, 0700);
+            *q = '/';
+        }
+    return p;
+}
+
+/* "SEQ [EPOCH]": the committed sequence number and the stream it belongs to. */
+static int64_t read_offset(const char *path, char *epoch, size_t cap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long long v = -1;
+    char e[40] = "";
+    int n = fscanf(f, "%lld %39s", &v, e);
+    if (n < 1 || v < 0)
+        v = -1;
+    fclose(f);
+    snprintf(epoch, cap, "%s", n == 2 ? e : "");
+    return v;
+}
+
+/* write, fsync, rename: the file always holds a whole number. */
+static int write_offset(const char *path, int64_t v, const char *epoch)
+{
+    size_t n = strlen(path) + 8;
+    char *tmp = malloc(n);
+    if (!tmp)
+        return -1;
+    snprintf(tmp, n, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ok = fd >= 0;
+    if (ok) {
+        char line[96]; /* the epoch is at most 39 characters */
+        int len = snprintf(line, sizeof(line), "%" PRId64 "%s%.39s\n", v, *epoch ? " " : "", epoch);
+        ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+    }
+    ok = ok && rename(tmp, path) == 0;
+    if (!ok)
+        unlink(tmp);
+    free(tmp);
+    return ok ? 0 : -1;
 }
 
 /* ---- poll mode ----------------------------------------------------------------------- */
@@ -306,27 +345,109 @@ static size_t on_curl_data(char *data, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-/* One GET. Returns 0 and fills s->pending, or -1 after logging why. */
+/* Cursor responses say where they stand: X-Seq-First (the first record's sequence number) and,
+ * with 410, X-Seq-Oldest (the oldest the endpoint still has). */
+static size_t on_curl_header(char *data, size_t size, size_t nmemb, void *arg)
+{
+    hs *s = arg;
+    size_t n = size * nmemb;
+    char line[128];
+    if (n < sizeof(line)) {
+        memcpy(line, data, n);
+        line[n] = 0;
+        long long v;
+        if (sscanf(line, "X-Seq-First: %lld", &v) == 1 || sscanf(line, "x-seq-first: %lld", &v) == 1)
+            s->hdr_first = v;
+        else if (sscanf(line, "X-Seq-Oldest: %lld", &v) == 1 || sscanf(line, "x-seq-oldest: %lld", &v) == 1)
+            s->hdr_oldest = v;
+        else if (sscanf(line, "X-Seq-Epoch: %39s", s->hdr_epoch) == 1 || sscanf(line, "x-seq-epoch: %39s", s->hdr_epoch) == 1)
+            (void)0;
+    }
+    return n;
+}
+
+/* The URL of the next GET: `url`, plus `&CURSOR=N` in cursor mode. */
+static void set_url(hs *s)
+{
+    if (!s->cfg->cursor) {
+        curl_easy_setopt(s->curl, CURLOPT_URL, s->cfg->url);
+        return;
+    }
+    char u[4096];
+    snprintf(u, sizeof(u), "%s%c%s=%lld", s->cfg->url, strchr(s->cfg->url, '?') ? '&' : '?', s->cfg->cursor,
+             (long long)s->after);
+    curl_easy_setopt(s->curl, CURLOPT_URL, u);
+}
+
+/* One GET. Returns 0 and fills s->pending, 1 when the cursor moved (fetch again now), or -1
+ * after logging why. */
 static int fetch(hs *s, sl_ctx *ctx)
 {
     char why[256];
     long status = 0;
     s->resp_len = 0;
+    s->hdr_first = s->hdr_oldest = -1;
+    s->hdr_epoch[0] = 0;
+    set_url(s);
     CURLcode rc = curl_easy_perform(s->curl);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && s->cfg->cursor && s->hdr_epoch[0] && strcmp(s->hdr_epoch, s->epoch) != 0) {
+        /* Another stream (the endpoint restarted): our sequence numbers mean nothing there. */
+        if (s->epoch[0] && s->fetched_once) {
+            s->api->log(ctx, SL_LOG_ERROR, "the endpoint restarted while being polled (stream %s, now %s): "
+                        "stopping, so the pipeline restarts on the new stream", s->epoch, s->hdr_epoch);
+            return -2;
+        }
+        if (s->epoch[0])
+            s->api->log(ctx, SL_LOG_WARN, "the endpoint's stream changed (%s, now %s; it restarted): "
+                        "starting from its oldest record instead of after %lld", s->epoch, s->hdr_epoch,
+                        (long long)s->after);
+        snprintf(s->epoch, sizeof(s->epoch), "%s", s->hdr_epoch);
+        s->written_seq = s->committed_seq = -1;
+        if (s->after != 0) {
+            s->after = 0;
+            return 1;
+        }
+    }
+    if (rc == CURLE_OK && status == 410 && s->cfg->cursor && s->hdr_oldest > s->after + 1) {
+        /* The endpoint no longer has what follows our cursor: say exactly what is gone. */
+        int64_t gone = s->hdr_oldest - s->after - 1;
+        if (s->committed_seq >= 0 || s->fetched_once) {
+            s->api->count(ctx, "cursor_lost", (uint64_t)gone);
+            s->api->log(ctx, SL_LOG_ERROR, "cursor %lld fell out of the endpoint's replay window: sequence "
+                        "numbers %lld..%lld are lost; resuming from %lld", (long long)s->after,
+                        (long long)s->after + 1, (long long)s->hdr_oldest - 1, (long long)s->hdr_oldest);
+        } else {
+            s->api->log(ctx, SL_LOG_INFO, "first start: the endpoint's oldest record is %lld; starting there",
+                        (long long)s->hdr_oldest);
+        }
+        s->after = s->hdr_oldest - 1;
+        return 1;
+    }
     if (rc != CURLE_OK) {
         snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
-    } else if (curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status), status / 100 != 2) {
+    } else if (status / 100 != 2) {
         snprintf(why, sizeof(why), "HTTP status %ld", status);
     } else {
         char *body = malloc(s->resp_len + 1);
         if (!body)
             return -1;
         memcpy(body, s->resp ? s->resp : "", s->resp_len);
-        if (parse_body(body, s->resp_len, 0, &s->pending, why, sizeof(why)) == 0) {
-            s->pending_next = 0;
-            s->backoff_ms = 0;
-            s->api->count(ctx, "fetches", 1);
-            return 0;
+        if (hs_parse_body(body, s->resp_len, 0, &s->pending, why, sizeof(why)) == 0) {
+            if (s->cfg->cursor && s->pending.n && s->hdr_first <= s->after) {
+                snprintf(why, sizeof(why), "cursor mode: the response lacks X-Seq-First or repeats sequence "
+                         "numbers (X-Seq-First %lld, after %lld)", (long long)s->hdr_first, (long long)s->after);
+            } else {
+                s->pending_next = 0;
+                s->pending_first = s->hdr_first;
+                if (s->cfg->cursor && s->pending.n)
+                    s->after = s->hdr_first + (int64_t)s->pending.n - 1;
+                s->backoff_ms = 0;
+                s->fetched_once = 1;
+                s->api->count(ctx, "fetches", 1);
+                return 0;
+            }
         }
         items_free(&s->pending);
     }
@@ -337,15 +458,14 @@ static int fetch(hs *s, sl_ctx *ctx)
     if (s->backoff_ms < 100)
         s->backoff_ms = 100;
     s->api->count(ctx, "fetch_errors", 1);
-    s->api->log(ctx, SL_LOG_WARN, "GET %s failed: %s; retrying in %lld ms", s->cfg->url, why,
-                (long long)s->backoff_ms);
+    s->api->log(ctx, SL_LOG_WARN, "GET %s failed: %s; retrying in %lld ms", s->cfg->url, why, (long long)s->backoff_ms);
     return -1;
 }
 
 static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     if (s->pending_next >= s->pending.n) {
-        int64_t now = mono_ms();
+        int64_t now = hs_mono_ms();
         if (now < s->next_fetch_ms) {
             int64_t wait = s->next_fetch_ms - now;
             sleep_ms(wait < timeout_ms ? wait : timeout_ms);
@@ -353,8 +473,11 @@ static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
         }
         items_free(&s->pending);
         s->pending_next = 0;
-        if (fetch(s, ctx) != 0) {
-            s->next_fetch_ms = mono_ms() + s->backoff_ms;
+        int f = fetch(s, ctx);
+        if (f == -2)
+            return SL_FATAL;
+        if (f != 0) {
+            s->next_fetch_ms = f > 0 ? now : hs_mono_ms() + s->backoff_ms;
             return SL_OK;
         }
         /* The interval runs from the start of one fetch to the next. */
@@ -363,7 +486,8 @@ static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
     size_t n = 0;
     while (n < max && s->pending_next < s->pending.n) {
         size_t i = s->pending_next++;
-        sl_err e = emit_item(s, ctx, s->pending.body + s->pending.off[i], s->pending.len[i]);
+        int64_t off = s->cfg->cursor ? s->pending_first + (int64_t)i : s->seq++;
+        sl_err e = hs_emit_item(s, ctx, &s->pending, i, off);
         if (e != SL_OK)
             return e;
         n++;
@@ -371,356 +495,6 @@ static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
     if (n)
         s->api->count(ctx, "records", n);
     return SL_OK;
-}
-
-/* ---- listen mode: MHD callbacks (server thread) -------------------------------------- */
-
-static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const char *msg)
-{
-    char body[256];
-    int n = snprintf(body, sizeof(body), status / 100 == 2 ? "{\"status\":\"%s\"}\n"
-                                                           : "{\"error\":\"%s\"}\n", msg);
-    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    if (status == 503)
-        MHD_add_response_header(r, "Retry-After", "1");
-    if (status == 401)
-        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
-    if (status == 405)
-        MHD_add_response_header(r, "Allow", "POST");
-    enum MHD_Result ret = MHD_queue_response(mc, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static int authorized(hs *s, struct MHD_Connection *mc)
-{
-    if (!s->cfg->token)
-        return 1;
-    const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0)
-        return 0;
-    /* Compare every byte so the time taken does not reveal the matching prefix. */
-    const char *a = h + 7, *b = s->cfg->token;
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned diff = la != lb;
-    for (size_t i = 0; i < la && i < lb; i++)
-        diff |= (unsigned char)a[i] ^ (unsigned char)b[i];
-    return diff == 0;
-}
-
-/* The body is complete: parse, enqueue, and answer now (accepted) or later (durable). */
-static enum MHD_Result finish_request(hs *s, hs_conn *c)
-{
-    char why[160];
-    if (c->too_large) {
-        snprintf(why, sizeof(why), "body larger than max_body (%lld bytes)",
-                 (long long)s->cfg->max_body);
-        return respond(c->mc, 413, why);
-    }
-    items it;
-    char *body = c->body;
-    c->body = NULL;
-    if (parse_body(body ? body : strdup(""), c->len, 1, &it, why, sizeof(why)) != 0) {
-        items_free(&it);
-        s->api->count(s->ctx, "bad_requests", 1);
-        return respond(c->mc, 400, why);
-    }
-    c->nrecs = it.n;
-    if (it.n == 0) {
-        items_free(&it);
-        return respond(c->mc, 200, "ok");
-    }
-    batch *b = calloc(1, sizeof(*b));
-    if (!b) {
-        items_free(&it);
-        return respond(c->mc, 503, "out of memory");
-    }
-    b->it = it;
-
-    pthread_mutex_lock(&s->mu);
-    /* A request larger than the whole queue still gets in when the queue is empty. */
-    if (s->stopping || (s->queued > 0 && s->queued + it.n > (size_t)s->cfg->queue_size)) {
-        pthread_mutex_unlock(&s->mu);
-        items_free(&b->it);
-        free(b);
-        s->api->count(s->ctx, "busy_responses", 1);
-        return respond(c->mc, 503, "pipeline busy, retry later");
-    }
-    if (s->cfg->ack == ACK_DURABLE) {
-        b->conn = c;
-        c->queued = b;
-        c->deadline_ms = mono_ms() + s->cfg->ack_timeout_ms;
-        c->next_durable = s->durable;
-        s->durable = c;
-        c->suspended = 1;
-        /* Under mu, so nobody can resume it before it is suspended. */
-        MHD_suspend_connection(c->mc);
-    }
-    if (s->tail)
-        s->tail->next = b;
-    else
-        s->head = b;
-    s->tail = b;
-    s->queued += it.n;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    s->api->count(s->ctx, "requests", 1);
-    if (s->cfg->ack == ACK_DURABLE)
-        return MHD_YES;
-    return respond(c->mc, 200, "accepted");
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
-                                  const char *method, const char *version, const char *upload,
-                                  size_t *upload_size, void **con_cls)
-{
-    (void)version;
-    hs *s = cls;
-    hs_conn *c = *con_cls;
-    if (!c) { /* headers are in, the body is not: decide what we can now */
-        if (strcmp(url, s->cfg->path) != 0)
-            return respond(mc, 404, "no such path");
-        if (strcmp(method, "POST") != 0)
-            return respond(mc, 405, "use POST");
-        if (!authorized(s, mc))
-            return respond(mc, 401, "missing or wrong bearer token");
-        const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body) {
-            char why[160];
-            snprintf(why, sizeof(why), "body larger than max_body (%lld bytes)",
-                     (long long)s->cfg->max_body);
-            return respond(mc, 413, why);
-        }
-        c = calloc(1, sizeof(*c));
-        if (!c)
-            return MHD_NO;
-        c->mc = mc;
-        *con_cls = c;
-        return MHD_YES;
-    }
-    if (c->suspended) { /* resumed: the answer is decided */
-        c->suspended = 0;
-        return respond(mc, c->status, c->reason);
-    }
-    if (*upload_size > 0) {
-        size_t n = *upload_size;
-        *upload_size = 0;
-        if (c->too_large || c->len + n > (size_t)s->cfg->max_body) {
-            c->too_large = 1; /* keep reading (and dropping) so we can answer 413 */
-            return MHD_YES;
-        }
-        if (c->len + n + 1 > c->cap) {
-            size_t cap = (c->len + n + 1) * 2;
-            if (cap > (size_t)s->cfg->max_body + 1)
-                cap = (size_t)s->cfg->max_body + 1;
-            char *nb = realloc(c->body, cap);
-            if (!nb)
-                return MHD_NO;
-            c->body = nb;
-            c->cap = cap;
-        }
-        memcpy(c->body + c->len, upload, n);
-        c->len += n;
-        return MHD_YES;
-    }
-    return finish_request(s, c);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    (void)mc;
-    (void)toe;
-    hs_conn *c = *con_cls;
-    if (!c)
-        return;
-    /* Never still listed: it is unlinked before it is resumed. */
-    free(c->body);
-    free(c);
-    *con_cls = NULL;
-}
-
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    hs *s = cls;
-    char buf[512];
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    size_t n = strlen(buf);
-    while (n > 0 && buf[n - 1] == '\n')
-        buf[--n] = 0;
-    s->api->log(s->ctx, SL_LOG_WARN, "http: %s", buf);
-}
-
-/* ---- listen mode: answering durable requests ----------------------------------------- */
-
-/* Under mu: unlink every durable request that `done` selects, give it its answer, and chain
- * it on *out (through next_durable) for resuming after unlock. */
-static void take_durable(hs *s, int64_t now, hs_conn **out)
-{
-    hs_conn **pp = &s->durable;
-    while (*pp) {
-        hs_conn *c = *pp;
-        int acked = c->seq_known && c->seq_last <= s->committed;
-        int late = now >= c->deadline_ms || s->stopping;
-        if (!acked && !late) {
-            pp = &c->next_durable;
-            continue;
-        }
-        *pp = c->next_durable;
-        if (c->queued)
-            c->queued->conn = NULL; /* its records still flow; nobody waits for them */
-        c->queued = NULL;
-        if (acked) {
-            c->status = 200;
-            snprintf(c->reason, sizeof(c->reason), "durable");
-        } else if (s->stopping) {
-            c->status = 503;
-            snprintf(c->reason, sizeof(c->reason), "shutting down before the records were acked");
-        } else {
-            c->status = 504;
-            snprintf(c->reason, sizeof(c->reason), "records not acked within ack_timeout");
-        }
-        c->next_durable = *out;
-        *out = c;
-    }
-}
-
-static void resume_all(hs_conn *c)
-{
-    while (c) {
-        hs_conn *next = c->next_durable;
-        MHD_resume_connection(c->mc);
-        c = next;
-    }
-}
-
-static void *watchdog(void *arg)
-{
-    hs *s = arg;
-    pthread_mutex_lock(&s->mu);
-    while (!s->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-        if (s->stopping)
-            break;
-        hs_conn *out = NULL;
-        take_durable(s, mono_ms(), &out);
-        if (out) {
-            pthread_mutex_unlock(&s->mu);
-            resume_all(out);
-            pthread_mutex_lock(&s->mu);
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-}
-
-static sl_err listen_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
-{
-    size_t n = 0;
-    pthread_mutex_lock(&s->mu);
-    if (!s->head && timeout_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-    }
-    while (n < max && s->head) {
-        /* Only this thread removes batches and the server thread only appends, so the head's
-         * items can be read without the lock. */
-        batch *b = s->head;
-        pthread_mutex_unlock(&s->mu);
-        size_t k = 0;
-        sl_err e = SL_OK;
-        while (n + k < max && b->next_item + k < b->it.n && e == SL_OK) {
-            size_t i = b->next_item + k;
-            e = emit_item(s, ctx, b->it.body + b->it.off[i], b->it.len[i]);
-            if (e == SL_OK)
-                k++;
-        }
-        pthread_mutex_lock(&s->mu);
-        b->next_item += k;
-        s->queued -= k;
-        n += k;
-        if (b->next_item == b->it.n) {
-            s->head = b->next;
-            if (!s->head)
-                s->tail = NULL;
-            if (b->conn) { /* durable: wait for commit to cover its last record */
-                b->conn->queued = NULL;
-                b->conn->seq_known = 1;
-                b->conn->seq_last = s->seq - 1;
-            }
-            items_free(&b->it);
-            free(b);
-        }
-        if (e != SL_OK) {
-            pthread_mutex_unlock(&s->mu);
-            return e;
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    if (n)
-        s->api->count(ctx, "records", n);
-    return SL_OK;
-}
-
-static int start_server(hs *s, sl_ctx *ctx)
-{
-    char host[256];
-    const char *colon = strrchr(s->cfg->address, ':');
-    if (!colon || colon == s->cfg->address || (size_t)(colon - s->cfg->address) >= sizeof(host)) {
-        s->api->log(ctx, SL_LOG_ERROR, "address %s: expected HOST:PORT", s->cfg->address);
-        return -1;
-    }
-    memcpy(host, s->cfg->address, (size_t)(colon - s->cfg->address));
-    host[colon - s->cfg->address] = 0;
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') { /* [::1]:8088 */
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = 0;
-    }
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE,
-                             .ai_socktype = SOCK_STREAM};
-    struct addrinfo *ai = NULL;
-    int rc = getaddrinfo(host, colon + 1, &hints, &ai);
-    if (rc != 0) {
-        s->api->log(ctx, SL_LOG_ERROR, "address %s: %s", s->cfg->address, gai_strerror(rc));
-        return -1;
-    }
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    s->mhd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                              MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* must come first */
-                              MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                              MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!s->mhd) {
-        s->api->log(ctx, SL_LOG_ERROR, "cannot listen on %s", s->cfg->address);
-        return -1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    s->api->log(ctx, SL_LOG_INFO, "listening on %s (port %u), path %s, ack %s", s->cfg->address,
-                info ? (unsigned)info->port : 0u, s->cfg->path,
-                s->cfg->ack == ACK_DURABLE ? "durable" : "accepted");
-    return 0;
 }
 
 /* ---- stage callbacks ----------------------------------------------------------------- */
@@ -737,6 +511,7 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     s->ctx = ctx;
     s->cfg = cfg;
     s->committed = -1;
+    s->committed_seq = s->written_seq = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
 
@@ -744,6 +519,27 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         if (!cfg->url) {
             api->log(ctx, SL_LOG_ERROR, "mode poll needs `url`");
             goto config_error;
+        }
+        if (cfg->cursor) {
+            if (!*cfg->cursor || strspn(cfg->cursor, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+                                     strlen(cfg->cursor)) {
+                api->log(ctx, SL_LOG_ERROR, "cursor: expected a query parameter name like `after`");
+                goto config_error;
+            }
+            if (!cfg->offset_file) {
+                s->offset_path = default_offset_path(api, ctx);
+            } else if (*cfg->offset_file) {
+                const char *dir = api->config_dir(ctx);
+                size_t n = strlen(dir) + strlen(cfg->offset_file) + 2;
+                if ((s->offset_path = malloc(n)))
+                    snprintf(s->offset_path, n, "%s%s%s", cfg->offset_file[0] == '/' || !*dir ? "" : dir,
+                             cfg->offset_file[0] == '/' || !*dir ? "" : "/", cfg->offset_file);
+            }
+            s->committed_seq = s->offset_path ? read_offset(s->offset_path, s->epoch, sizeof(s->epoch)) : -1;
+            s->written_seq = s->committed_seq;
+            s->after = s->committed_seq > 0 ? s->committed_seq : 0;
+            api->log(ctx, SL_LOG_INFO, "cursor %s: resuming after %lld (%s)", cfg->cursor, (long long)s->after,
+                     s->offset_path ? s->offset_path : "offsets not kept: offset_file is empty");
         }
         curl_global_init(CURL_GLOBAL_DEFAULT);
         s->curl = curl_easy_init();
@@ -765,7 +561,9 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         curl_easy_setopt(s->curl, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_curl_data);
         curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
-        curl_easy_setopt(s->curl, CURLOPT_USERAGENT, "sluice-http-source/1.0");
+        curl_easy_setopt(s->curl, CURLOPT_HEADERFUNCTION, on_curl_header);
+        curl_easy_setopt(s->curl, CURLOPT_HEADERDATA, s);
+        curl_easy_setopt(s->curl, CURLOPT_USERAGENT, "sluice-http-source/1.1");
         *self = s;
         return SL_OK;
     }
@@ -773,15 +571,8 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         api->log(ctx, SL_LOG_ERROR, "path must start with '/'");
         goto config_error;
     }
-    if (start_server(s, ctx) != 0)
+    if (hs_start_server(s, ctx) != 0)
         goto config_error;
-    if (cfg->ack == ACK_DURABLE) {
-        if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0) {
-            hs_close(s, ctx);
-            return SL_FATAL;
-        }
-        s->watchdog_started = 1;
-    }
     *self = s;
     return SL_OK;
 config_error:
@@ -796,24 +587,34 @@ static sl_err hs_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         sleep_ms(timeout_ms);
         return SL_OK;
     }
-    return s->cfg->mode == MODE_POLL ? poll_mode(s, ctx, max, timeout_ms)
-                                     : listen_mode(s, ctx, max, timeout_ms);
+    return s->cfg->mode == MODE_POLL ? poll_mode(s, ctx, max, timeout_ms) : hs_listen_poll(s, ctx, max, timeout_ms);
+}
+
+static sl_err hs_flush(void *self, sl_ctx *ctx, int final)
+{
+    hs *s = self;
+    return s->cfg->mode == MODE_LISTEN ? hs_listen_flush(s, ctx, final) : SL_OK;
 }
 
 static sl_err hs_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t n)
 {
-    (void)ctx;
     hs *s = self;
-    if (s->cfg->mode != MODE_LISTEN || s->cfg->ack != ACK_DURABLE)
-        return SL_OK; /* HTTP cannot replay: nothing to persist */
-    hs_conn *out = NULL;
-    pthread_mutex_lock(&s->mu);
+    if (s->cfg->mode == MODE_LISTEN) {
+        hs_listen_commit(s, pos, n);
+        return SL_OK;
+    }
+    if (!s->cfg->cursor)
+        return SL_OK; /* plain polling cannot replay: nothing to persist */
     for (size_t i = 0; i < n; i++)
-        if (pos[i].partition == 0 && pos[i].offset > s->committed)
-            s->committed = pos[i].offset;
-    take_durable(s, mono_ms(), &out);
-    pthread_mutex_unlock(&s->mu);
-    resume_all(out);
+        if (pos[i].partition == 0 && pos[i].offset > s->committed_seq)
+            s->committed_seq = pos[i].offset;
+    if (!s->offset_path || s->committed_seq <= s->written_seq)
+        return SL_OK;
+    if (write_offset(s->offset_path, s->committed_seq, s->epoch) != 0) {
+        s->api->log(ctx, SL_LOG_WARN, "cannot write offset file %s: %s", s->offset_path, strerror(errno));
+        return SL_RETRY;
+    }
+    s->written_seq = s->committed_seq;
     return SL_OK;
 }
 
@@ -835,29 +636,12 @@ static void hs_close(void *self, sl_ctx *ctx)
 {
     (void)ctx;
     hs *s = self;
-    if (s->mhd) {
-        /* Answer every suspended request (MHD must not stop with suspended connections). */
-        hs_conn *out = NULL;
-        pthread_mutex_lock(&s->mu);
-        s->stopping = 1;
-        take_durable(s, mono_ms(), &out);
-        pthread_cond_broadcast(&s->cv);
-        pthread_mutex_unlock(&s->mu);
-        resume_all(out);
-        if (s->watchdog_started)
-            pthread_join(s->watchdog, NULL);
-        MHD_stop_daemon(s->mhd);
-    }
-    while (s->head) {
-        batch *b = s->head;
-        s->head = b->next;
-        items_free(&b->it);
-        free(b);
-    }
+    hs_listen_stop(s);
     if (s->curl)
         curl_easy_cleanup(s->curl);
     curl_slist_free_all(s->req_headers);
     free(s->resp);
+    free(s->offset_path);
     items_free(&s->pending);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
@@ -869,34 +653,41 @@ static void hs_close(void *self, sl_ctx *ctx)
 static const sl_config_entry hs_config_table[] = {
     {.key = "mode", .type = SL_T_ENUM, .flags = SL_CFG_REQUIRED, .choices = "poll|listen",
      .offset = offsetof(hs_config, mode), .description = "poll a URL, or listen for POSTs"},
-    {.key = "url", .type = SL_T_STRING, .offset = offsetof(hs_config, url),
-     .description = "poll: the URL to GET"},
-    {.key = "interval", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "500ms",
-     .min = 1, .max = 86400000, .offset = offsetof(hs_config, interval_ms),
-     .description = "poll: time between the starts of two GETs"},
-    {.key = "headers", .type = SL_T_MAP, .offset = offsetof(hs_config, headers),
-     .description = "poll: extra request headers"},
-    {.key = "timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "10s",
-     .min = 1, .max = 3600000, .offset = offsetof(hs_config, timeout_ms),
-     .description = "poll: timeout of one GET"},
-    {.key = "address", .type = SL_T_STRING, .default_value = "127.0.0.1:8088",
-     .offset = offsetof(hs_config, address), .description = "listen: HOST:PORT to bind"},
-    {.key = "path", .type = SL_T_STRING, .default_value = "/events",
-     .offset = offsetof(hs_config, path), .description = "listen: the URL path taking POSTs"},
-    {.key = "max_body", .type = SL_T_SIZE, .flags = SL_CFG_BOUNDED, .default_value = "8MiB",
-     .min = 1, .max = 1073741824.0, .offset = offsetof(hs_config, max_body),
-     .description = "listen: larger bodies get 413"},
+    {.key = "url", .type = SL_T_STRING, .offset = offsetof(hs_config, url), .description = "poll: the URL to GET"},
+    {.key = "interval", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "500ms", .min = 1,
+     .max = 86400000, .offset = offsetof(hs_config, interval_ms), .description = "poll: time between the starts of two GETs"},
+    {.key = "headers", .type = SL_T_MAP, .offset = offsetof(hs_config, headers), .description = "poll: extra request headers"},
+    {.key = "timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "10s", .min = 1,
+     .max = 3600000, .offset = offsetof(hs_config, timeout_ms), .description = "poll: timeout of one GET"},
+    {.key = "cursor", .type = SL_T_STRING, .offset = offsetof(hs_config, cursor),
+     .description = "poll: query parameter that carries the last sequence number (replayable endpoints)"},
+    {.key = "offset_file", .type = SL_T_STRING, .offset = offsetof(hs_config, offset_file),
+     .description = "poll with cursor: where the committed sequence number is kept; \"\" = nowhere"},
+    {.key = "address", .type = SL_T_STRING, .default_value = "127.0.0.1:8088", .offset = offsetof(hs_config, address),
+     .description = "listen: HOST:PORT to bind"},
+    {.key = "path", .type = SL_T_STRING, .default_value = "/events", .offset = offsetof(hs_config, path),
+     .description = "listen: the URL path taking POSTs"},
+    {.key = "max_body", .type = SL_T_SIZE, .flags = SL_CFG_BOUNDED, .default_value = "8MiB", .min = 1,
+     .max = 1073741824.0, .offset = offsetof(hs_config, max_body), .description = "listen: larger bodies get 413"},
     {.key = "token", .type = SL_T_STRING, .offset = offsetof(hs_config, token),
      .description = "listen: required bearer token (401 without it); default: none"},
     {.key = "ack", .type = SL_T_ENUM, .default_value = "accepted", .choices = "accepted|durable",
      .offset = offsetof(hs_config, ack),
-     .description = "listen: answer 200 once queued, or once every record is acked by the sink"},
-    {.key = "queue_size", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "100000",
-     .min = 1, .max = 100000000, .offset = offsetof(hs_config, queue_size),
+     .description = "listen: answer 202 once queued, or 200 once every record is acked by the sink"},
+    {.key = "queue_size", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "100000", .min = 1,
+     .max = 100000000, .offset = offsetof(hs_config, queue_size),
      .description = "listen: records buffered before requests get 503 + Retry-After"},
-    {.key = "ack_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "30s",
-     .min = 1, .max = 3600000, .offset = offsetof(hs_config, ack_timeout_ms),
+    {.key = "ack_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "30s", .min = 1,
+     .max = 3600000, .offset = offsetof(hs_config, ack_timeout_ms),
      .description = "listen, ack durable: answer 504 when not acked by then"},
+    {.key = "max_connections_per_client", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "16", .min = 1,
+     .max = 65535, .offset = offsetof(hs_config, max_conn_per_client),
+     .description = "listen: open connections one IP address may hold"},
+    {.key = "max_connections", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "512", .min = 1,
+     .max = 65535, .offset = offsetof(hs_config, max_connections), .description = "listen: open connections in all"},
+    {.key = "idle_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "15s", .min = 1000,
+     .max = 3600000, .offset = offsetof(hs_config, idle_timeout_ms),
+     .description = "listen: a connection that sends nothing for this long is closed (whole seconds)"},
     {.key = "topic", .type = SL_T_STRING, .offset = offsetof(hs_config, topic),
      .description = "stream name given to the records (sinks may route by it)"},
     {.key = NULL},
@@ -906,13 +697,14 @@ static const sl_stage_desc hs_desc = {
     SL_STAGE_DESC_INIT,
     .flags = SL_STAGE_SINGLE_TASK,
     .name = "http-source",
-    .version = "1.0.0",
+    .version = "1.1.0",
     .kind = SL_KIND_SOURCE,
-    .description = "polls an HTTP endpoint or listens for POSTed JSON / NDJSON",
+    .description = "polls an HTTP endpoint (optionally with a replayable cursor) or listens for POSTed JSON / NDJSON",
     .config = hs_config_table,
     .config_size = sizeof(hs_config),
     .init = hs_init,
     .poll = hs_poll,
+    .flush = hs_flush,
     .commit = hs_commit,
     .close = hs_close,
     .pause = hs_pause,

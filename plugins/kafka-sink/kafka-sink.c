@@ -16,6 +16,8 @@
 #include <sluice/stage.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "../common/sl_rdkafka_policy.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +238,11 @@ static sl_err ks_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
             goto config_error;
         }
     for (size_t i = 0; i < cfg->rdkafka.n; i++)
+        if (sl_rdkafka_never(cfg->rdkafka.keys[i])) {
+            api->log(ctx, SL_LOG_ERROR, "rdkafka.%s may not be overridden (sluice sets it)", cfg->rdkafka.keys[i]);
+            goto config_error;
+        }
+    for (size_t i = 0; i < cfg->rdkafka.n; i++)
         if (rd_kafka_conf_set(conf, cfg->rdkafka.keys[i], cfg->rdkafka.values[i], errstr,
                               sizeof(errstr))) {
             api->log(ctx, SL_LOG_ERROR, "rdkafka.%s: %s", cfg->rdkafka.keys[i], errstr);
@@ -367,8 +374,9 @@ static const sl_config_entry ks_config_table[] = {
     {.key = "compression", .type = SL_T_ENUM, .default_value = "lz4",
      .choices = "none|gzip|snappy|lz4|zstd", .offset = offsetof(ks_config, compression),
      .description = "compression codec of produced batches"},
-    {.key = "rdkafka", .type = SL_T_MAP, .offset = offsetof(ks_config, rdkafka),
-     .description = "librdkafka producer properties, passed through (they override ours)"},
+    {.key = "rdkafka", .type = SL_T_MAP, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
+     .offset = offsetof(ks_config, rdkafka),
+     .description = "librdkafka producer properties, passed through (they override ours; see docs/security.md for the keys refused)"},
     {.key = "drain_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
      .default_value = "10s", .min = 0, .max = 3600000,
      .offset = offsetof(ks_config, drain_timeout_ms),

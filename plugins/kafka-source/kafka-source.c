@@ -26,6 +26,8 @@
 #include <sluice/stage.h>
 
 #include <librdkafka/rdkafka.h>
+
+#include "../common/sl_rdkafka_policy.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,11 @@ static sl_err kc_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         if (rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], errstr, sizeof(errstr))) {
             api->log(ctx, SL_LOG_ERROR, "%s", errstr);
+            goto config_error;
+        }
+    for (size_t i = 0; i < cfg->rdkafka.n; i++)
+        if (sl_rdkafka_never(cfg->rdkafka.keys[i])) {
+            api->log(ctx, SL_LOG_ERROR, "rdkafka.%s may not be overridden (sluice sets it)", cfg->rdkafka.keys[i]);
             goto config_error;
         }
     for (size_t i = 0; i < cfg->rdkafka.n; i++)
@@ -511,8 +518,9 @@ static const sl_config_entry kc_config_table[] = {
     {.key = "start", .type = SL_T_ENUM, .default_value = "earliest",
      .choices = "earliest|latest", .offset = offsetof(kc_config, start),
      .description = "where a partition without a committed offset starts"},
-    {.key = "rdkafka", .type = SL_T_MAP, .offset = offsetof(kc_config, rdkafka),
-     .description = "librdkafka consumer properties, passed through (they override ours)"},
+    {.key = "rdkafka", .type = SL_T_MAP, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
+     .offset = offsetof(kc_config, rdkafka),
+     .description = "librdkafka consumer properties, passed through (they override ours; see docs/security.md for the keys refused)"},
     {.key = "commit_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
      .default_value = "10s", .min = 100, .max = 600000,
      .offset = offsetof(kc_config, commit_timeout_ms),

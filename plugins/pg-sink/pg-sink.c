@@ -242,9 +242,10 @@ static const sl_config_entry pg_config_table[] = {
      .default_value = "200ms", .min = 1, .max = 3600000,
      .offset = offsetof(pg_config, flush_interval_ms),
      .description = "longest time a row waits in the buffer"},
-    {.key = "create_tables", .type = SL_T_BOOL, .default_value = "false",
+    {.key = "create_tables", .type = SL_T_BOOL, .flags = SL_CFG_OPERATOR_ONLY, .default_value = "false",
      .offset = offsetof(pg_config, create_tables),
-     .description = "CREATE TABLE IF NOT EXISTS from the typed columns (schema: pipelines/sql/)"},
+     .description = "CREATE TABLE IF NOT EXISTS from the typed columns (schema: pipelines/sql/); DDL, so the "
+                    "operator's files only"},
     {.key = "store_offsets", .type = SL_T_BOOL, .default_value = "true",
      .offset = offsetof(pg_config, store_offsets),
      .description = "store source positions in offsets_table in each transaction and resume "

@@ -854,7 +854,7 @@ static void v_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ------------------------------------------------------- */
 
 static const sl_config_entry v_config[] = {
-    {.key = "schema", .type = SL_T_STRING, .flags = SL_CFG_REQUIRED, .offset = offsetof(vconf, schema),
+    {.key = "schema", .type = SL_T_PATH, .flags = SL_CFG_REQUIRED, .offset = offsetof(vconf, schema),
      .description = "schema YAML file; relative paths are relative to the pipeline file"},
     {.key = "max_record_bytes", .type = SL_T_SIZE, .flags = SL_CFG_BOUNDED, .default_value = "64KiB",
      .min = 16, .max = 1073741824.0, .offset = offsetof(vconf, max_record_bytes),

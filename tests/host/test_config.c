@@ -1,9 +1,12 @@
-/* Unit tests of the config primitives: durations, sizes, interpolation, did-you-mean. */
+/* Unit tests of the config primitives: durations, sizes, interpolation, did-you-mean, names,
+ * duplicate keys and the confinement of untrusted paths. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util.h"
+#include "cfgpolicy.h"
 #include "yamltree.h"
 
 static int failures;
@@ -61,6 +64,55 @@ int main(void)
     }
     CHECK(sl_edit_distance("folow", "follow") == 1, "edit distance");
     CHECK(sl_edit_distance("abc", "xyz") == 3, "edit distance 3");
+
+    /* Untrusted text: no ${VAR}; the text as written is what messages show. */
+    t = ytree_load_opts("rest.yaml", "a: ${SL_T_A}\n", YT_NO_ENV, err, sizeof err);
+    CHECK(t && !strcmp(ynode_get(t->root, "a")->str, "${SL_T_A}"), "YT_NO_ENV keeps ${...}");
+    ytree_free(t);
+    t = ytree_load("op.yaml", "a: ${SL_T_A}\n", err, sizeof err);
+    CHECK(t && !strcmp(ynode_text(ynode_get(t->root, "a")), "${SL_T_A}"), "ynode_text shows the text as written");
+    ytree_free(t);
+    /* Duplicate keys, found by sorting: the first duplicate in document order is named. */
+    t = ytree_load("dup.yaml", "b: 1\na: 2\nc: 3\na: 4\nb: 5\n", err, sizeof err);
+    CHECK(!t && strstr(err, "dup.yaml:4:1: duplicate key 'a' (first at line 2)"), "duplicate: %s", err);
+
+    /* Names. */
+    CHECK(cfg_valid_name("a") && cfg_valid_name("A.b_c-9") && !cfg_valid_name("") && !cfg_valid_name("-a") &&
+          !cfg_valid_name(".a") && !cfg_valid_name("a b") && !cfg_valid_name("a\nb") && !cfg_valid_name("a/b"),
+          "name rule");
+    char n64[66];
+    memset(n64, 'n', 65);
+    n64[64] = 0;
+    CHECK(cfg_valid_name(n64), "64 characters are a name");
+    n64[64] = 'n';
+    n64[65] = 0;
+    CHECK(!cfg_valid_name(n64), "65 characters are not");
+
+    /* Paths of untrusted pipelines stay in the data directory. */
+    char dd[] = "/tmp/sluice-cfgtest.XXXXXX";
+    CHECK(mkdtemp(dd) != NULL, "mkdtemp");
+    char real[4096];
+    CHECK(realpath(dd, real) != NULL, "realpath");
+    cfg_policy pol = {.untrusted = 1, .data_dir = real};
+    char why[256], *r;
+    r = cfg_resolve_path(&pol, "/ignored", "in/x.ndjson", why, sizeof why);
+    CHECK(r && !strncmp(r, real, strlen(real)) && strstr(r, "/in/x.ndjson"), "relative: %s", r ? r : why);
+    free(r);
+    CHECK(!cfg_resolve_path(&pol, NULL, "../x", why, sizeof why), "..");
+    CHECK(!cfg_resolve_path(&pol, NULL, "a/../../x", why, sizeof why), "inner ..");
+    CHECK(!cfg_resolve_path(&pol, NULL, "/etc/passwd", why, sizeof why), "absolute outside");
+    CHECK(!cfg_resolve_path(&pol, NULL, "-", why, sizeof why), "stdin/stdout");
+    char link[4200];
+    snprintf(link, sizeof link, "%s/out", real);
+    CHECK(symlink("/etc", link) == 0, "symlink");
+    CHECK(!cfg_resolve_path(&pol, NULL, "out/passwd", why, sizeof why), "symlink out: %s", why);
+    cfg_policy none = {.untrusted = 1};
+    CHECK(!cfg_resolve_path(&none, NULL, "x", why, sizeof why) && strstr(why, "data directory"), "no data dir");
+    r = cfg_resolve_path(NULL, "/base", "rel/x", why, sizeof why);
+    CHECK(r && !strcmp(r, "/base/rel/x"), "trusted relative: %s", r);
+    free(r);
+    unlink(link);
+    rmdir(dd);
     if (failures) return 1;
     printf("config units passed\n");
     return 0;

@@ -4,6 +4,8 @@ export SLUICE_PLUGIN_PATH="$TEST_STAGES:${SLUICE_PLUGIN_PATH:-}"
 # The bearer token sent by req/expect: a test may set it; else start_sluice reads the one sluice
 # generated in the state directory. `TOKEN= expect ...` sends none.
 TOKEN=${TOKEN:-}
+# Pipelines created over REST may name files only in the data directory: the test's own.
+export SLUICE_DATA_DIR=${SLUICE_DATA_DIR:-$T}
 
 # start_sluice LOG ARGS... — runs `sluice run ARGS` in the background; sets SUP (pid) and BASE.
 start_sluice() {

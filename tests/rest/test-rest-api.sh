@@ -15,7 +15,7 @@ stages:
   - {name: out, use: file-sink, with: {path: $T/a-out.ndjson}}
 Y
 cat > host.yaml <<Y
-rest: {listen: "127.0.0.1:0", token: s3cret, max_body: 4KiB, pipeline_dir: pdir}
+rest: {listen: "127.0.0.1:0", token: s3cret, max_body: 4KiB, pipeline_dir: pdir, data_dir: .}
 Y
 start_sluice log.txt -c host.yaml a.yaml
 
@@ -34,7 +34,8 @@ TOKEN= expect 401 PUT /connector-plugins/file-sink/config/validate '{}' "validat
 TOKEN=wrong expect 401 PUT /connector-plugins/file-sink/config/validate '{}' "a wrong token is 401"
 TOKEN=s3cret
 expect 200 PUT /connector-plugins/file-sink/config/validate '{"path": "/tmp/x", "mode": "sideways", "flush_interval": "soon", "colour": 1}' "validate answers 200"
-assert_eq "$(jget 'd["error_count"]')" 3 "three bad keys reported"
+# path: refused too, as no data directory is configured for REST pipelines
+assert_eq "$(jget 'd["error_count"]')" 4 "four bad keys reported"
 assert_contains "$(jget '[c["value"]["errors"] for c in d["configs"] if c["value"]["name"]=="mode"][0]')" "append|truncate" "per-key error for mode"
 assert_contains "$(jget '[c["value"]["errors"] for c in d["configs"] if c["value"]["name"]=="colour"][0]')" "unknown key" "unknown key reported"
 expect 200 PUT /connector-plugins/file-sink/config/validate '{}' "validate with a missing required key"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Build the validator's libFuzzer target with clang (validator.c instrumented, linked against
 # the host's static library sluice_core for its JSON accessors) and run it for a bounded time
-# (FUZZ_SECONDS, default 30) from the seed corpus. Skips (77) without clang/libFuzzer.
+# (FUZZ_SECONDS, default 20) from the seed corpus, ASan+UBSan; prints executions per run. Skips (77) without clang/libFuzzer.
 set -eu
 src=${SLUICE_SOURCE_DIR:?}
 build=${SLUICE_BUILD_DIR:?}
@@ -19,5 +19,5 @@ clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 cp "$src"/tests/validator/fuzz-corpus/* "$corpus"/
-exec "$out/fuzz_validator" -max_total_time="${FUZZ_SECONDS:-30}" -max_len=8192 -timeout=10 \
+exec "$out/fuzz_validator" -max_total_time="${FUZZ_SECONDS:-20}" -max_len=8192 -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/" -dict="$src/tests/validator/fuzz.dict" "$corpus"

@@ -1,5 +1,6 @@
 /* libFuzzer target for the validator's parse path, without any stand-in host: raw bytes ->
- * the validator's record-level checks (size, UTF-8) -> cJSON parse (as the host parses) ->
+ * the validator's record-level checks (size, UTF-8) -> the host's strict JSON check and cJSON
+ * parse (as api->json does: a refused value reaches the validator as NULL with the reason) ->
  * the validator's schema checks, reading the tree through the real host's JSON accessors
  * (sl_host_api from sluice_core; they need no ctx) -> the normalisations applied to the tree.
  * validator.c is included, not dlopened, so it is instrumented and its statics are reachable.
@@ -9,6 +10,8 @@
 #include "../../plugins/validator/validator.c"
 
 #include <cjson/cJSON.h>
+
+#include "../../host/jsoncheck.h"
 
 /* From host/runtime.h (not included: its util.h names clash with validator.c statics). */
 extern const sl_api sl_host_api;
@@ -56,8 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cJSON *root = NULL;
     bool ok = check_raw(v, data, size);
     if (ok) {
-        root = cJSON_ParseWithLength((const char *)data, size);
-        ok = check_root(v, (const sl_json *)root, "parse error");
+        const char *bad = sl_json_strict(data, size);
+        root = bad ? NULL : cJSON_ParseWithLength((const char *)data, size);
+        if (!bad && !root)
+            abort(); /* the strict check accepted what cJSON cannot parse */
+        ok = check_root(v, (const sl_json *)root, bad ? bad : "parse error");
     }
     if (!ok) {
         if (!strstr(v->reason, ": "))

@@ -25,7 +25,7 @@ ECOMMERCE = [
      '{"event_id":"e1","event_type":"purchase","user_id":"u1","product_id":"p1","quantity":2,"amount":20,'
      '"currency":"USD","ts":"2024-05-01T08:00:00.000Z","extra":{"a":[1,2]}}', 1714550400000),
     (PV + '}', None, PV + ',"quantity":1,"currency":"USD"}', 1714550400000),
-    (PV + ',"ts":"2024-05-01T08:00:00.1234567z"}', "ts: duplicate member", None, None),
+    (PV + ',"ts":"2024-05-01T08:00:00.1234567z"}', 'record: malformed JSON (byte %d: duplicate key "ts")' % (len(PV) + 1), None, None),
     (HDR + '"2024-05-01t08:00:00.1234567z"}', None,
      HDR + '"2024-05-01T08:00:00.123Z","quantity":1,"currency":"USD"}', 1714550400123),
     (HDR + '"1970-01-01T00:00:00Z","quantity":null}', None,
@@ -44,8 +44,8 @@ ECOMMERCE = [
     (b'{"event_id":"\xed\xa0\x80"}', "record: invalid UTF-8 at byte 13", None, None),   # surrogate
     (b'{"event_id":"\xf4\x90\x80\x80"}', "record: invalid UTF-8 at byte 13", None, None),  # > U+10FFFF
     (b'{"event_id":"\xe2\x82"}', "record: invalid UTF-8 at byte 13", None, None),       # truncated
-    ('{"x":1e999,' + BASE_OK + ',"event_type":"page_view"}', "x: not a finite number", None, None),
-    ('{"x":[1,{"y":-1e400}]}', "x: not a finite number", None, None),
+    ('{"x":1e999,' + BASE_OK + ',"event_type":"page_view"}', "record: malformed JSON (byte 5: number 1e999 is not finite as a double)", None, None),
+    ('{"x":[1,{"y":-1e400}]}', "record: malformed JSON (byte 13: number -1e400 is not finite as a double)", None, None),
     # required and required_when
     ('{"event_type":"page_view","user_id":"u1","ts":"2024-05-01T08:00:00Z"}', "event_id: required", None, None),
     ('{"event_type":"page_view","event_id":"e1","ts":"2024-05-01T08:00:00Z"}', "user_id: required", None, None),
@@ -61,8 +61,8 @@ ECOMMERCE = [
     (PV + ',"quantity":1.5}', "quantity: expected integer", None, None),
     (PV + ',"amount":"12.00"}', "amount: expected number", None, None),
     (PV + ',"amount":true}', "amount: expected number", None, None),
-    (PV + ',"amount":1e999}', "amount: not a finite number", None, None),
-    (PV + ',"amount":-1e999}', "amount: not a finite number", None, None),
+    (PV + ',"amount":1e999}', "record: malformed JSON (byte %d: number 1e999 is not finite as a double)" % (len(PV) + 10), None, None),
+    (PV + ',"amount":-1e999}', "record: malformed JSON (byte %d: number -1e999 is not finite as a double)" % (len(PV) + 10), None, None),
     (PV + ',"session_id":{}}', "session_id: expected string", None, None),
     # bounds, lengths, enum, pattern
     (PV + ',"quantity":0}', "quantity: below min 1", None, None),

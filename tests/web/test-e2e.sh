@@ -86,7 +86,7 @@ export GEN_URL="http://127.0.0.1:$GEN_PORT"
 export SLUICE_LISTEN="127.0.0.1:$REST_PORT"
 export SLUICE_URL="http://$SLUICE_LISTEN"
 
-"$GEN" --listen "127.0.0.1:$GEN_PORT" --seed 7 --rate 100 >"$WORK/gen.log" 2>&1 &
+"$GEN" --listen "127.0.0.1:$GEN_PORT" --seed 7 --rate 100 --cors-origin "$SLUICE_URL" >"$WORK/gen.log" 2>&1 &
 GEN_PID=$!
 "$SLUICE" run -c "$HOST_CONFIG" --rest "$SLUICE_LISTEN" >"$WORK/sluice.log" 2>&1 &
 SLUICE_PID=$!
