@@ -146,8 +146,13 @@ static void assigned(kc *s, rd_kafka_topic_partition_list_t *parts)
             rd_kafka_topic_partition_list_destroy(s->started);
         s->started = rd_kafka_topic_partition_list_copy(parts);
     }
+    /* librdkafka keeps a partition's pause flag across revoke and re-assignment: a partition
+     * paused during a retry, revoked, and assigned again after the resume would never be
+     * fetched. Every assignment states the source's pause state explicitly. */
     if (s->paused)
         rd_kafka_pause_partitions(s->rk, parts);
+    else
+        rd_kafka_resume_partitions(s->rk, parts);
 }
 
 static void revoked(kc *s, rd_kafka_topic_partition_list_t *parts)

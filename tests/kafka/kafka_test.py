@@ -314,6 +314,57 @@ def t_rebalance(d, cleanup, backend):
     check(c.term() == 0, "consumer did not exit 0")
 
 
+def rest_call(sl, method, path, token):
+    """A REST call to a Sluice started with SLUICE_REST_LISTEN=127.0.0.1:0; returns the status."""
+    import urllib.request
+    m = None
+    for _ in range(100):
+        m = re.search(r"REST API listening on (http://[0-9.]+:[0-9]+)", open(sl.log_path, errors="replace").read())
+        if m:
+            break
+        time.sleep(0.1)
+    check(m, "no REST address in %s" % sl.log_path)
+    req = urllib.request.Request(m.group(1) + path, method=method, data=b"",
+                                 headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status
+
+
+def t_pause_rebalance(d, cleanup, backend):
+    """librdkafka keeps a partition's pause flag across revoke and re-assignment. A member is
+    paused, a second member takes some of its partitions, the first resumes (its own partitions
+    only), the second dies and its partitions come back to the first: they must be fetched again
+    (they stayed paused before the fix, and their records never arrived)."""
+    k, env = backend.start(cleanup)
+    n = 40000
+    records = make_records(n)
+    feeder = Feeder(d, cleanup, env, records)
+    outs = [os.path.join(d, "out-a.ndjson"), os.path.join(d, "out-b.ndjson")]
+    token = "pause-rebalance-token"
+    env = dict(env, SLUICE_REST_TOKEN=token, SLUICE_STATE_DIR=os.path.join(d, "state-a"))
+    write_file(os.path.join(d, "a.yaml"), consume_yaml("consume-a", "pg", "out-a.ndjson"))
+    write_file(os.path.join(d, "b.yaml"), consume_yaml("consume-b", "pg", "out-b.ndjson"))
+    a = Sluice(d, "a", ["a.yaml"], env)
+    cleanup.append(a)
+    wait_for("first consumer output", lambda: count_lines(outs[0]) >= 2000, 60, 0.02)
+    check(rest_call(a, "PUT", "/connectors/consume-a/pause", token) == 202, "pause refused")
+    time.sleep(2)
+    b = Sluice(d, "b", ["b.yaml"], dict(env, SLUICE_STATE_DIR=os.path.join(d, "state-b")))
+    cleanup.append(b)
+    wait_for("second consumer output (rebalance done)", lambda: count_lines(outs[1]) >= 1000, 60, 0.05)
+    b_got = set(log_partitions(b.log_path, "assigned"))
+    check(b_got and len(b_got) < 8, "the second member got %s" % sorted(b_got))
+    check(rest_call(a, "PUT", "/connectors/consume-a/resume", token) == 202, "resume refused")
+    b.kill()
+    feeder.finish(k)
+    want = set(records)
+
+    def complete():
+        return want <= set(values_of(read_envelopes(outs[0]) + read_envelopes(outs[1])))
+    wait_for("every record, the dead member's partitions read by the first again", complete, 90, 0.5)
+    check(a.term() == 0, "consumer did not exit 0")
+
+
 def log_partitions(path, what):
     """Partitions of TOPIC a consumer's log says were `what` ("assigned" / "revoked"), in order."""
     pat = re.compile(r"%s %s\[(\d+)\]" % (what, re.escape(TOPIC)))
@@ -420,6 +471,7 @@ def t_offset_reset(d, cleanup, backend):
 
 TESTS = {"roundtrip": t_roundtrip, "commits": t_commits, "outage": t_outage,
          "produce-errors": t_produce_errors, "rebalance": t_rebalance,
+         "pause-rebalance": t_pause_rebalance,
          "cooperative": t_cooperative, "offset-reset": t_offset_reset}
 
 
