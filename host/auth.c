@@ -45,6 +45,9 @@ static int host_part(const char *hp, char *out, size_t outlen)
         l = c ? (size_t)(c - hp) : strlen(hp);
     }
     if (!l || l >= outlen) return 0;
+    /* After the name only ":PORT" may follow: "127.0.0.1:8083, evil.example" is not a Host. */
+    const char *port = hp + l;
+    if (*port && (*port++ != ':' || !*port || strspn(port, "0123456789") != strlen(port))) return 0;
     memcpy(out, hp, l);
     out[l] = 0;
     return 1;
@@ -148,6 +151,13 @@ static int is_json_type(const char *ct)
     return !*ct || *ct == ';';
 }
 
+int auth_has_token(const http_req *q)
+{
+    if (!A.token) return 1;
+    const char *h = http_header(q, "Authorization");
+    return h && !strncasecmp(h, "Bearer ", 7) && token_ok(h + 7, A.token);
+}
+
 int auth_check(const http_req *q, http_resp *r)
 {
     /* DNS rebinding: a page on evil.example whose name now resolves to 127.0.0.1 still sends
@@ -182,7 +192,7 @@ int auth_check(const http_req *q, http_resp *r)
     }
     if (A.token && !(is_read && open_read(q))) {
         const char *h = http_header(q, "Authorization");
-        if (!h || strncasecmp(h, "Bearer ", 7) || !token_ok(h + 7, A.token)) {
+        if (!auth_has_token(q)) {
             http_error(r, 401, h ? "invalid bearer token"
                                  : "this request needs 'Authorization: Bearer <token>' (the token is in STATE_DIR/rest.token; see docs/rest-api.md)");
             r->want_auth = 1;

@@ -31,4 +31,9 @@ int auth_enabled(void);
 /** Checks one request; 1 to go on, 0 when it answered the request itself (403/415/401). */
 int auth_check(const http_req *q, http_resp *r);
 
+/* 1 when authentication is off or `q` carries the right bearer token. Open reads (status) use it
+ * to leave out what may hold a secret: a failed pipeline's error text is written after `${VAR}`
+ * interpolation. */
+int auth_has_token(const http_req *q);
+
 #endif

@@ -195,14 +195,14 @@ static const char *task_state(const sup_pipeline *p, const cJSON *st, int k)
     return ts->valuestring;
 }
 
-static cJSON *task_status(const sup_pipeline *p, const cJSON *st, int k)
+static cJSON *task_status(const sup_pipeline *p, const cJSON *st, int k, int show_trace)
 {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddNumberToObject(t, "id", k);
     const char *s = task_state(p, st, k);
     cJSON_AddStringToObject(t, "state", s);
     cJSON_AddStringToObject(t, "worker_id", sup_worker_id());
-    if (!strcmp(s, "FAILED") || !strcmp(s, "RESTARTING")) {
+    if (show_trace && (!strcmp(s, "FAILED") || !strcmp(s, "RESTARTING"))) {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "error");
         if (p->trace) cJSON_AddStringToObject(t, "trace", p->trace);
         else if (cJSON_IsString(e)) cJSON_AddStringToObject(t, "trace", e->valuestring);
@@ -224,7 +224,7 @@ static int ntasks_shown(const sup_pipeline *p, const cJSON *st)
     return p->state == SUP_RUNNING && cJSON_IsNumber(n) && !p->restart_pending ? n->valueint : p->tasks;
 }
 
-static cJSON *status_json(const sup_pipeline *p)
+static cJSON *status_json(const sup_pipeline *p, int show_trace)
 {
     cJSON *st = parse_status(p);
     cJSON *j = cJSON_CreateObject();
@@ -237,14 +237,14 @@ static cJSON *status_json(const sup_pipeline *p)
         state = "FAILED";
     cJSON_AddStringToObject(c, "state", state);
     cJSON_AddStringToObject(c, "worker_id", sup_worker_id());
-    if (!strcmp(state, "FAILED") || !strcmp(state, "RESTARTING")) {
+    if (show_trace && (!strcmp(state, "FAILED") || !strcmp(state, "RESTARTING"))) {
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "error");
         if (p->trace) cJSON_AddStringToObject(c, "trace", p->trace);
         else if (cJSON_IsString(e)) cJSON_AddStringToObject(c, "trace", e->valuestring);
     }
     cJSON *tasks = cJSON_AddArrayToObject(j, "tasks");
     int nt = ntasks_shown(p, st);
-    for (int k = 0; k < nt; k++) cJSON_AddItemToArray(tasks, task_status(p, st, k));
+    for (int k = 0; k < nt; k++) cJSON_AddItemToArray(tasks, task_status(p, st, k, show_trace));
     cJSON_AddStringToObject(j, "type", connector_type(p));
     /* sluice's additions */
     cJSON_AddNumberToObject(j, "pid", p->pid);
@@ -344,7 +344,7 @@ static void list_connectors(const http_req *q, http_resp *r)
         sup_pipeline *p = sup_at(i);
         if (p->deleting) continue;
         cJSON *c = cJSON_AddObjectToObject(o, p->name);
-        if (want_status) cJSON_AddItemToObject(c, "status", status_json(p));
+        if (want_status) cJSON_AddItemToObject(c, "status", status_json(p, auth_has_token(q)));
         if (want_info) cJSON_AddItemToObject(c, "info", info_json(p));
     }
     json_reply(r, 200, o);
@@ -436,7 +436,7 @@ static void connector_route(const http_req *q, http_resp *r, const char *name, c
         return;
     }
     if (!strcmp(rest, "/status")) {
-        if (is_get) json_reply(r, 200, status_json(p));
+        if (is_get) json_reply(r, 200, status_json(p, auth_has_token(q)));
         else error(r, 405, "method %s not allowed", m);
         return;
     }
@@ -467,7 +467,7 @@ static void connector_route(const http_req *q, http_resp *r, const char *name, c
             r->status = 204;
             return;
         }
-        json_reply(r, 202, status_json(p));
+        json_reply(r, 202, status_json(p, auth_has_token(q)));
         return;
     }
     if (!strcmp(rest, "/tasks")) {
@@ -506,7 +506,7 @@ static void connector_route(const http_req *q, http_resp *r, const char *name, c
                 return;
             }
             cJSON *st = parse_status(p);
-            json_reply(r, 200, task_status(p, st, (int)id));
+            json_reply(r, 200, task_status(p, st, (int)id, auth_has_token(q)));
             cJSON_Delete(st);
             return;
         }

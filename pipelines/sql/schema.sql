@@ -23,11 +23,19 @@ CREATE TABLE IF NOT EXISTS events_clean (
     ts              timestamptz NOT NULL,
     kafka_partition integer,
     kafka_offset    bigint,
-    ingested_at     timestamptz NOT NULL DEFAULT now()
+    ingested_at     timestamptz NOT NULL DEFAULT now(),
+    kafka_topic     text                      -- source topic: restore reads per (topic, partition)
 );
+-- Schemas loaded before kafka_topic: the reference application had one source topic, events_raw
+-- (a row without a topic is never restored).
+ALTER TABLE events_clean ADD COLUMN IF NOT EXISTS kafka_topic text;
+UPDATE events_clean SET kafka_topic = 'events_raw' WHERE kafka_topic IS NULL AND kafka_partition IS NOT NULL;
 -- Recent events, by event time and by type (dashboard drill-down, KPI recomputation in SQL).
 CREATE INDEX IF NOT EXISTS events_clean_ts_idx ON events_clean (ts DESC);
 CREATE INDEX IF NOT EXISTS events_clean_type_ts_idx ON events_clean (event_type, ts);
+-- pg-sink's restore: per (topic, partition), the newest event time and the rows within `within`
+-- of it.
+CREATE INDEX IF NOT EXISTS events_clean_restore_idx ON events_clean (kafka_topic, kafka_partition, ts);
 
 -- KPIs per tumbling window and source partition: exactly the fields window-kpi emits. One row per
 -- (window_start, partition), upserted (on_conflict: update) as the window is revised; `final`
@@ -102,7 +110,7 @@ $$;
 -- refused the record and why (the headers sluice.error.stage / sluice.error.reason).
 CREATE TABLE IF NOT EXISTS events_rejected (
     id          bigserial PRIMARY KEY,
-    payload     text,                         -- the raw record value, as received
+    payload     bytea,                        -- the raw record value, as received (any bytes)
     stage       text,
     reason      text,
     topic       text,
@@ -110,6 +118,16 @@ CREATE TABLE IF NOT EXISTS events_rejected (
     "offset"    bigint,
     rejected_at timestamptz NOT NULL DEFAULT now()
 );
+-- Schemas loaded before payload became bytea: text could not hold invalid UTF-8 (the dead
+-- letter refused such a record with 22021).
+DO $$
+BEGIN
+    IF (SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
+          AND table_name = 'events_rejected' AND column_name = 'payload') = 'text' THEN
+        ALTER TABLE events_rejected ALTER COLUMN payload TYPE bytea USING convert_to(payload, 'UTF8');
+    END IF;
+END
+$$;
 CREATE INDEX IF NOT EXISTS events_rejected_at_idx ON events_rejected (rejected_at DESC);
 -- One row per source position: the dead-letter pg-sink writes with ON CONFLICT (topic,
 -- "partition", "offset") DO NOTHING, so a record replayed after a crash is not stored twice.
@@ -118,7 +136,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS events_rejected_source_key
     ON events_rejected (topic, "partition", "offset");
 
 -- Positions stored by pg-sink in the same transaction as the rows: the highest offset written
--- per (pipeline, record topic, partition). For KPI records (topic kpi_1m, ...) that is the
+-- per (pipeline, record topic, partition). `epoch` fences writers: pg-sink bumps it for the source's
+-- (pipeline, topic, partition) when the partition is assigned, and every transaction checks,
+-- with the row locked, that it is still the epoch it got — so a writer whose partition moved
+-- on (a zombie) cannot commit rows or positions after the new owner took over. For KPI records (topic kpi_1m, ...) that is the
 -- highest input offset the KPI state covers; pg-sink hands it back with the KPI rows when
 -- partitions are assigned (restore), so window-kpi knows which replayed inputs it has counted.
 CREATE TABLE IF NOT EXISTS sluice_offsets (
@@ -127,7 +148,9 @@ CREATE TABLE IF NOT EXISTS sluice_offsets (
     "partition" integer NOT NULL,
     "offset"    bigint NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now(),
+    epoch       bigint NOT NULL DEFAULT 0,    -- owner epoch (see above)
     PRIMARY KEY (pipeline, topic, "partition")
 );
+ALTER TABLE sluice_offsets ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0;
 
 COMMIT;

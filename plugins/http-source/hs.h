@@ -81,6 +81,7 @@ typedef struct hs {
     struct curl_slist *req_headers;
     char *resp;
     size_t resp_len, resp_cap;
+    int resp_too_large; /* the response passed max_body: the transfer was cut */
     items pending; /* fetched, not yet emitted */
     size_t pending_next;
     int64_t pending_first; /* cursor: sequence number of pending item 0 */

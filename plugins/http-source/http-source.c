@@ -332,6 +332,12 @@ static size_t on_curl_data(char *data, size_t size, size_t nmemb, void *arg)
 {
     hs *s = arg;
     size_t n = size * nmemb;
+    /* The endpoint is not trusted to be small (a REST pipeline names any URL): cut the transfer
+     * at max_body instead of growing without bound. */
+    if (s->resp_len + n > (size_t)s->cfg->max_body) {
+        s->resp_too_large = 1;
+        return 0; /* curl reports a write error */
+    }
     if (s->resp_len + n + 1 > s->resp_cap) {
         size_t cap = (s->resp_len + n + 1) * 2;
         char *r = realloc(s->resp, cap);
@@ -386,6 +392,7 @@ static int fetch(hs *s, sl_ctx *ctx)
     char why[256];
     long status = 0;
     s->resp_len = 0;
+    s->resp_too_large = 0;
     s->hdr_first = s->hdr_oldest = -1;
     s->hdr_epoch[0] = 0;
     set_url(s);
@@ -425,7 +432,9 @@ static int fetch(hs *s, sl_ctx *ctx)
         s->after = s->hdr_oldest - 1;
         return 1;
     }
-    if (rc != CURLE_OK) {
+    if (rc != CURLE_OK && s->resp_too_large) {
+        snprintf(why, sizeof(why), "response larger than max_body (%lld bytes)", (long long)s->cfg->max_body);
+    } else if (rc != CURLE_OK) {
         snprintf(why, sizeof(why), "%s", curl_easy_strerror(rc));
     } else if (status / 100 != 2) {
         snprintf(why, sizeof(why), "HTTP status %ld", status);
@@ -529,11 +538,7 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
             if (!cfg->offset_file) {
                 s->offset_path = default_offset_path(api, ctx);
             } else if (*cfg->offset_file) {
-                const char *dir = api->config_dir(ctx);
-                size_t n = strlen(dir) + strlen(cfg->offset_file) + 2;
-                if ((s->offset_path = malloc(n)))
-                    snprintf(s->offset_path, n, "%s%s%s", cfg->offset_file[0] == '/' || !*dir ? "" : dir,
-                             cfg->offset_file[0] == '/' || !*dir ? "" : "/", cfg->offset_file);
+                s->offset_path = strdup(cfg->offset_file); /* a path setting: the host resolved and confined it */
             }
             s->committed_seq = s->offset_path ? read_offset(s->offset_path, s->epoch, sizeof(s->epoch)) : -1;
             s->written_seq = s->committed_seq;
@@ -558,6 +563,10 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         curl_easy_setopt(s->curl, CURLOPT_TIMEOUT_MS, (long)cfg->timeout_ms);
         curl_easy_setopt(s->curl, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->timeout_ms);
         curl_easy_setopt(s->curl, CURLOPT_NOSIGNAL, 1L); /* we are one thread of many */
+        /* http(s) only, redirects included: file://, gopher:// and the like would read local files or
+         * talk to other services on behalf of whoever wrote the URL. */
+        curl_easy_setopt(s->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(s->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
         curl_easy_setopt(s->curl, CURLOPT_ACCEPT_ENCODING, "");
         curl_easy_setopt(s->curl, CURLOPT_WRITEFUNCTION, on_curl_data);
         curl_easy_setopt(s->curl, CURLOPT_WRITEDATA, s);
@@ -661,14 +670,15 @@ static const sl_config_entry hs_config_table[] = {
      .max = 3600000, .offset = offsetof(hs_config, timeout_ms), .description = "poll: timeout of one GET"},
     {.key = "cursor", .type = SL_T_STRING, .offset = offsetof(hs_config, cursor),
      .description = "poll: query parameter that carries the last sequence number (replayable endpoints)"},
-    {.key = "offset_file", .type = SL_T_STRING, .offset = offsetof(hs_config, offset_file),
+    {.key = "offset_file", .type = SL_T_PATH, .offset = offsetof(hs_config, offset_file),
      .description = "poll with cursor: where the committed sequence number is kept; \"\" = nowhere"},
     {.key = "address", .type = SL_T_STRING, .default_value = "127.0.0.1:8088", .offset = offsetof(hs_config, address),
      .description = "listen: HOST:PORT to bind"},
     {.key = "path", .type = SL_T_STRING, .default_value = "/events", .offset = offsetof(hs_config, path),
      .description = "listen: the URL path taking POSTs"},
     {.key = "max_body", .type = SL_T_SIZE, .flags = SL_CFG_BOUNDED, .default_value = "8MiB", .min = 1,
-     .max = 1073741824.0, .offset = offsetof(hs_config, max_body), .description = "listen: larger bodies get 413"},
+     .max = 1073741824.0, .offset = offsetof(hs_config, max_body),
+     .description = "largest body: listen mode answers 413, poll mode refuses the response"},
     {.key = "token", .type = SL_T_STRING, .offset = offsetof(hs_config, token),
      .description = "listen: required bearer token (401 without it); default: none"},
     {.key = "ack", .type = SL_T_ENUM, .default_value = "accepted", .choices = "accepted|durable",

@@ -13,7 +13,7 @@
 
 /* ---- parsing `tables` ---------------------------------------------------------------- */
 
-bool parse_source(column *c, const char *s)
+static bool parse_source(column *c, const char *s)
 {
     static const struct { const char *name; src_kind kind; } attrs[] = {
         {"$partition", SRC_PARTITION}, {"$offset", SRC_OFFSET}, {"$timestamp", SRC_TIMESTAMP},
@@ -36,7 +36,7 @@ bool parse_source(column *c, const char *s)
     return c->arg != NULL;
 }
 
-bool parse_string_list(const cJSON *j, char ***out, size_t *n)
+static bool parse_string_list(const cJSON *j, char ***out, size_t *n)
 {
     if (cJSON_IsString(j)) {
         *out = calloc(1, sizeof **out);
@@ -56,14 +56,14 @@ bool parse_string_list(const cJSON *j, char ***out, size_t *n)
     return true;
 }
 
-#define RESTORE_MAX_ROWS_DEFAULT 1000000
 
 /* `restore: {within: 48h, time_column: window_start, max_rows: N}` (every key optional). */
-const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api)
+static const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api)
 {
-    if (!cJSON_IsObject(j)) return "restore: expected a map {within, time_column, max_rows}";
+    if (!cJSON_IsObject(j))
+        return "restore: expected a map {within, time_column, topic_column, max_rows}";
     t->restore = true;
-    t->restore_max_rows = RESTORE_MAX_ROWS_DEFAULT;
+    t->restore_max_rows = 0; /* no cap: a restore is complete or fails */
     const cJSON *it;
     cJSON_ArrayForEach(it, j) {
         const char *k = it->string;
@@ -79,12 +79,16 @@ const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api)
             if (!cJSON_IsString(it) || !it->valuestring[0])
                 return "restore.time_column: expected a column name";
             if (!(t->restore_time_col = strdup(it->valuestring))) return "out of memory";
+        } else if (strcmp(k, "topic_column") == 0) {
+            if (!cJSON_IsString(it) || !it->valuestring[0])
+                return "restore.topic_column: expected a column name";
+            if (!(t->restore_topic_col = strdup(it->valuestring))) return "out of memory";
         } else if (strcmp(k, "max_rows") == 0) {
             if (!cJSON_IsNumber(it) || it->valuedouble < 1 || it->valuedouble > 1e9)
                 return "restore.max_rows: expected a number from 1 to 1000000000";
             t->restore_max_rows = (int64_t)it->valuedouble;
         } else {
-            return "restore: unknown key (expected within, time_column, max_rows)";
+            return "restore: unknown key (expected within, time_column, topic_column, max_rows)";
         }
     }
     if (t->restore_within_ms && !t->restore_time_col) return "restore.within needs time_column";
@@ -136,6 +140,11 @@ const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
                         if (from && !cJSON_IsString(from)) return "columns: `from` must be text";
                         if (type && !cJSON_IsString(type)) return "columns: `type` must be text";
                         if (from) src = from->valuestring;
+                        /* spliced into CREATE TABLE: a strict grammar, not SQL */
+                        if (type && !sql_type_ok(type->valuestring))
+                            return "columns: `type` must be a known SQL type name with optional "
+                                   "(n[,n]), time zone and [] (e.g. numeric(12,2), text[], "
+                                   "timestamp(3) with time zone)";
                         if (type && !(col->cfg_type = strdup(type->valuestring)))
                             return "out of memory";
                     } else if (!cJSON_IsNull(c)) {
@@ -148,12 +157,22 @@ const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
                            "$key, $topic, $value or $header.NAME)";
                 if (col->src == SRC_FIELD) t->needs_json = true;
             }
+        } else if (strcmp(k, "check_schema") == 0) {
+            if (!cJSON_IsString(it) || !it->valuestring[0])
+                return "check_schema: expected the path of a validator schema";
+            /* read at init: confined to the pipeline file's directory (no absolute path, no
+             * "..") so a pipeline created over REST cannot make the sink read other files */
+            const char *p = it->valuestring;
+            if (p[0] == '/' || !strcmp(p, "..") || !strncmp(p, "../", 3) || strstr(p, "/../") ||
+                (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")))
+                return "check_schema: a path relative to the pipeline file, without \"..\"";
+            if (!(t->check_schema = strdup(it->valuestring))) return "out of memory";
         } else if (strcmp(k, "restore") == 0) {
             const char *e = parse_restore(t, it, api);
             if (e) return e;
         } else {
             return "unknown key (expected table, schema, columns, conflict, on_conflict, "
-                   "restore)";
+                   "restore, check_schema)";
         }
     }
     if (!t->table && strcmp(t->topic, "*") == 0) return "the \"*\" entry needs `table`";
@@ -190,6 +209,9 @@ void free_specs(table_spec *specs, size_t n)
         free(t->schema);
         free(t->table);
         free(t->restore_time_col);
+        free(t->restore_topic_col);
+        free(t->check_schema);
+        schema_bounds_free(t->bounds);
     }
     free(specs);
 }

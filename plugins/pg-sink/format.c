@@ -14,7 +14,7 @@
 
 /* ---- growable byte buffer with a sticky out-of-memory flag ---------------------------- */
 
-bool buf_reserve(buf *b, size_t more)
+static bool buf_reserve(buf *b, size_t more)
 {
     if (b->oom) return false;
     if (b->len + more + 1 <= b->cap) return true;
@@ -67,7 +67,7 @@ void buf_free(buf *b)
 
 /* Appends `s` as one field of COPY text format: backslash, tab, newline and CR are escaped; a
  * NUL-free string is assumed (PostgreSQL text cannot hold NUL anyway). */
-void buf_put_copy(buf *b, const char *s, size_t n)
+static void buf_put_copy(buf *b, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -86,26 +86,36 @@ void buf_put_copy(buf *b, const char *s, size_t n)
     buf_put(b, s + run, n - run);
 }
 
-/* Shortest decimal text that reads back as the same double; integers without exponent. The
- * host's JSON API hands numbers as doubles, so integers beyond 2^53 lose precision. */
-void buf_put_number(buf *b, double d)
+/* Shortest decimal text that reads back as the same double (integers without exponent) into
+ * tmp[40]; returns its length. Finite numbers only (check.c refuses the others). */
+static size_t number_text(double d, char *tmp)
 {
-    if (!isfinite(d)) {
-        buf_puts(b, "NaN");
-        return;
+    if (d == floor(d) && fabs(d) < 9007199254740992.0) return (size_t)snprintf(tmp, 40, "%.0f", d);
+    snprintf(tmp, 40, "%.15g", d);
+    if (strtod(tmp, NULL) != d) snprintf(tmp, 40, "%.17g", d);
+    return strlen(tmp);
+}
+
+/* Bytes as a bytea COPY field: "\\x" and hex (COPY turns the doubled backslash into one). */
+static void buf_put_bytea(buf *b, const void *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!buf_reserve(b, 3 + 2 * n)) return;
+    char *o = b->p + b->len;
+    *o++ = '\\';
+    *o++ = '\\';
+    *o++ = 'x';
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = ((const unsigned char *)s)[i];
+        *o++ = hex[c >> 4];
+        *o++ = hex[c & 15];
     }
-    if (d == floor(d) && fabs(d) < 9007199254740992.0) {
-        buf_printf(b, "%.0f", d);
-        return;
-    }
-    char tmp[40];
-    snprintf(tmp, sizeof tmp, "%.15g", d);
-    if (strtod(tmp, NULL) != d) snprintf(tmp, sizeof tmp, "%.17g", d);
-    buf_puts(b, tmp);
+    b->len = (size_t)(o - b->p);
+    b->p[b->len] = '\0';
 }
 
 /* "YYYY-MM-DD HH:MM:SS.mmm+00", which PostgreSQL reads as timestamptz (and date/timestamp). */
-void buf_put_time(buf *b, int64_t ms)
+static void buf_put_time(buf *b, int64_t ms)
 {
     int64_t sec = ms / 1000, frac = ms % 1000;
     if (frac < 0) {
@@ -124,7 +134,7 @@ void buf_put_time(buf *b, int64_t ms)
 
 /* ---- JSON text of a node (for json/jsonb columns and nested values) -------------------- */
 
-void json_put_string(buf *b, const char *s)
+static void json_put_string(buf *b, const char *s)
 {
     buf_putc(b, '"');
     for (; *s; s++) {
@@ -141,14 +151,16 @@ void json_put_string(buf *b, const char *s)
     buf_putc(b, '"');
 }
 
-void json_write(const sl_api *api, buf *b, const sl_json *n)
+/* False if the tree holds a number that is not finite (JSON has no text for it). */
+static bool json_write(const sl_api *api, buf *b, const sl_json *n)
 {
+    char tmp[40];
     switch (api->json_type(n)) {
     case SL_JSON_BOOL: buf_puts(b, api->json_number(n) != 0 ? "true" : "false"); break;
     case SL_JSON_NUMBER: {
         double d = api->json_number(n);
-        if (isfinite(d)) buf_put_number(b, d);
-        else buf_puts(b, "null");
+        if (!isfinite(d)) return false;
+        buf_put(b, tmp, number_text(d, tmp));
         break;
     }
     case SL_JSON_STRING: json_put_string(b, api->json_string(n)); break;
@@ -157,26 +169,28 @@ void json_write(const sl_api *api, buf *b, const sl_json *n)
         bool obj = api->json_type(n) == SL_JSON_OBJECT;
         size_t k = api->json_size(n);
         buf_putc(b, obj ? '{' : '[');
-        for (size_t i = 0; i < k; i++) {
-            const sl_json *item = api->json_at(n, i);
+        size_t i = 0;
+        for (const sl_json *item = k ? api->json_at(n, 0) : NULL; item;
+             item = api->json_next(item), i++) {
             if (i) buf_putc(b, ',');
             if (obj) {
                 const char *key = api->json_key(item);
                 json_put_string(b, key ? key : "");
                 buf_putc(b, ':');
             }
-            json_write(api, b, item);
+            if (!json_write(api, b, item)) return false;
         }
         buf_putc(b, obj ? '}' : ']');
         break;
     }
     default: buf_puts(b, "null"); break;
     }
+    return true;
 }
 
 /* ---- buffered rows ------------------------------------------------------------------- */
 
-table_spec *route(pg_sink *s, const char *topic)
+static table_spec *route(pg_sink *s, const char *topic)
 {
     table_spec *star = NULL;
     for (size_t i = 0; i < s->nspecs; i++) {
@@ -186,75 +200,101 @@ table_spec *route(pg_sink *s, const char *topic)
     return star;
 }
 
-const sl_header *find_header(const sl_record *rec, const char *name)
+static const sl_header *find_header(const sl_record *rec, const char *name)
 {
     for (size_t i = 0; i < rec->n_headers; i++)
         if (strcmp(rec->headers[i].name, name) == 0) return &rec->headers[i];
     return NULL;
 }
 
-/* One column's value as a COPY field. */
-void put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
-                      const sl_json *root)
+/* Text bytes for column col: hex for bytea, else checked (check.c) and COPY-escaped. */
+static const char *put_text(buf *b, const column *col, const char *v, size_t n, char *why,
+                            size_t wn)
+{
+    if (col->kind == CK_BYTEA) {
+        buf_put_bytea(b, v, n);
+        return NULL;
+    }
+    if (text_fits(col, v, n, why, wn)) return why;
+    buf_put_copy(b, v, n);
+    return NULL;
+}
+
+/* One column's value as a COPY field. NULL, or why the column cannot hold the value exactly
+ * (in why; the caller drops what was appended). */
+static const char *put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
+                      const sl_json *root, char *why, size_t wn)
 {
     const sl_api *api = s->api;
     switch (col->src) {
     case SRC_PARTITION:
         if (rec->partition < 0) buf_puts(b, "\\N");
         else buf_printf(b, "%d", (int)rec->partition);
-        return;
+        return NULL;
     case SRC_OFFSET:
         if (rec->partition < 0) buf_puts(b, "\\N");
         else buf_printf(b, "%lld", (long long)rec->offset);
-        return;
+        return NULL;
     case SRC_TIMESTAMP:
         if (col->is_time) buf_put_time(b, rec->timestamp_ms);
         else buf_printf(b, "%lld", (long long)rec->timestamp_ms);
-        return;
+        return NULL;
     case SRC_KEY:
-        if (rec->key) buf_put_copy(b, rec->key, rec->key_len);
-        else buf_puts(b, "\\N");
-        return;
+        if (!rec->key) break;
+        return put_text(b, col, rec->key, rec->key_len, why, wn);
     case SRC_TOPIC:
-        if (rec->topic) buf_put_copy(b, rec->topic, strlen(rec->topic));
-        else buf_puts(b, "\\N");
-        return;
+        if (!rec->topic) break;
+        return put_text(b, col, rec->topic, strlen(rec->topic), why, wn);
     case SRC_VALUE: {
         size_t n = 0;
         const void *v = api->value(s->ctx, rec, &n);
-        if (v) buf_put_copy(b, v, n);
-        else buf_puts(b, "\\N");
-        return;
+        if (!v) break;
+        return put_text(b, col, v, n, why, wn);
     }
     case SRC_HEADER: {
         const sl_header *h = find_header(rec, col->arg);
-        if (h && h->value) buf_put_copy(b, h->value, h->value_len);
-        else buf_puts(b, "\\N");
-        return;
+        if (!h || !h->value) break;
+        return put_text(b, col, h->value, h->value_len, why, wn);
     }
-    case SRC_FIELD: break;
+    case SRC_FIELD: {
+        const sl_json *n = root ? api->json_get(root, col->arg) : NULL;
+        sl_json_type ty = n ? api->json_type(n) : SL_JSON_INVALID;
+        if (ty == SL_JSON_INVALID || ty == SL_JSON_NULL) break;
+        if (col->is_json || ty == SL_JSON_ARRAY || ty == SL_JSON_OBJECT) {
+            s->scratch.len = 0;
+            if (!json_write(api, &s->scratch, n)) {
+                snprintf(why, wn, "holds a number that is not finite (NaN or infinity)");
+                return why;
+            }
+            if (s->scratch.oom) {
+                b->oom = true;
+                return NULL;
+            }
+            return put_text(b, col, s->scratch.p, s->scratch.len, why, wn);
+        }
+        if (ty == SL_JSON_STRING) {
+            const char *str = api->json_string(n);
+            return put_text(b, col, str, strlen(str), why, wn);
+        }
+        if (ty == SL_JSON_BOOL) {
+            buf_puts(b, api->json_number(n) != 0 ? "true" : "false");
+            return NULL;
+        }
+        double d = api->json_number(n);
+        char tmp[40];
+        size_t len = isfinite(d) ? number_text(d, tmp) : 0;
+        if (number_fits(col, d, tmp, len, why, wn)) return why;
+        if (col->kind == CK_BYTEA) buf_put_bytea(b, tmp, len);
+        else buf_put(b, tmp, len);
+        return NULL;
     }
-    const sl_json *n = root ? api->json_get(root, col->arg) : NULL;
-    sl_json_type ty = n ? api->json_type(n) : SL_JSON_INVALID;
-    if (ty == SL_JSON_INVALID || ty == SL_JSON_NULL) {
-        buf_puts(b, "\\N");
-    } else if (col->is_json || ty == SL_JSON_ARRAY || ty == SL_JSON_OBJECT) {
-        s->scratch.len = 0;
-        json_write(api, &s->scratch, n);
-        if (s->scratch.oom) b->oom = true;
-        else buf_put_copy(b, s->scratch.p, s->scratch.len);
-    } else if (ty == SL_JSON_STRING) {
-        const char *str = api->json_string(n);
-        buf_put_copy(b, str, strlen(str));
-    } else if (ty == SL_JSON_BOOL) {
-        buf_puts(b, api->json_number(n) != 0 ? "true" : "false");
-    } else {
-        buf_put_number(b, api->json_number(n));
     }
+    buf_puts(b, "\\N");
+    return NULL;
 }
 
 /* Copies what the dead letter needs of a record into s->saved. */
-void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec)
+static void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec)
 {
     buf *b = &bt->saved;
     r->topic_len = rec->topic ? strlen(rec->topic) : SIZE_MAX;
@@ -314,6 +354,7 @@ void reject_row(pg_sink *s, batch *b, row *r, const char *reason)
     };
     char full[1200];
     snprintf(full, sizeof full, "pg-sink: %s", reason);
+    utf8_clip(full);
     s->api->reject(s->ctx, &rec, full);
     s->api->count(s->ctx, "rows_rejected", 1);
     free(hdrs);
@@ -357,15 +398,40 @@ sl_err add_record(pg_sink *s, const sl_record *rec)
     }
     row *r = &b->rows[b->nrows];
     *r = (row){.table = (size_t)(t - s->specs), .line_off = b->lines.len};
-    for (size_t c = 0; c < t->ncols; c++) {
-        put_field(s, &b->lines, &t->cols[c], rec, root);
+    char why[400];
+    const char *bad = NULL, *bad_col = NULL;
+    if (root) {
+        size_t vlen = 0;
+        const char *v = s->api->value(s->ctx, rec, &vlen);
+        if (v && json_has_nul_escape(v, vlen)) {
+            bad = "a string of the value holds a NUL character (\\u0000), which PostgreSQL "
+                  "text cannot hold";
+        }
+    }
+    for (size_t c = 0; c < t->ncols && !bad; c++) {
+        bad = put_field(s, &b->lines, &t->cols[c], rec, root, why, sizeof why);
+        if (bad) bad_col = t->cols[c].name;
         buf_putc(&b->lines, '\t');
+    }
+    if (bad) {
+        /* Stored differently from what the record says: refuse it rather than change it. */
+        b->lines.len = r->line_off;
+        char reason[600];
+        if (bad_col)
+            snprintf(reason, sizeof reason, "pg-sink: column %.100s of %.100s: %.350s", bad_col,
+                     t->table, bad);
+        else
+            snprintf(reason, sizeof reason, "pg-sink: %.350s", bad);
+        utf8_clip(reason);
+        s->api->reject(s->ctx, rec, reason);
+        s->api->count(s->ctx, "rows_rejected", 1);
+        return SL_OK;
     }
     buf_printf(&b->lines, "%lld\n", (long long)s->seq++);
     r->line_len = b->lines.len - r->line_off;
     save_record(s, b, r, rec);
     if (b->lines.oom || b->saved.oom) return SL_ENOMEM;
     r->ack = s->api->hold(s->ctx, rec);
-    if (b->nrows++ == 0) b->first_ms = now_ms();
+    if (b->nrows++ == 0) b->first_ms = mono_ms();
     return SL_OK;
 }

@@ -5,16 +5,19 @@
  * text (the table's mapped columns plus an arrival sequence number) and holds its ack; a flush
  * (every flush_interval, at batch_size rows, and at drain) runs one transaction:
  *
- *   BEGIN; COPY pg_temp.<staging> FROM STDIN; INSERT INTO <table> SELECT … FROM <staging>
+ *   BEGIN; SELECT … FROM sluice_offsets … FOR UPDATE; (owner epochs, after an assignment)
+ *   COPY pg_temp.<staging> FROM STDIN; INSERT INTO <table> SELECT … FROM <staging>
  *   [DISTINCT ON (keys) … ORDER BY keys, seq DESC] [ON CONFLICT …]; (per table)
  *   INSERT INTO sluice_offsets … ON CONFLICT DO UPDATE; (max offset per source partition)
  *   COMMIT
  *
- * and releases the acks only after COMMIT. Staging tables are temp tables, ON COMMIT DELETE ROWS,
- * created once per connection; their columns carry the target's types, so a malformed value
- * fails in COPY and a constraint in the INSERT. Either way the batch is bisected until the row
+ * and releases the acks only after COMMIT. A value a column cannot hold exactly is refused before
+ * (check.c). Staging tables are temp tables, ON COMMIT DELETE ROWS, created once per connection;
+ * their columns carry the target's types, so a malformed value fails in COPY and a constraint or
+ * trigger in the INSERT. Any such non-transient error bisects the batch until each row
  * PostgreSQL refuses is alone; it goes to the dead letter with the server's message and the rest
- * commits. A lost connection keeps the open batch and retries it after a backoff.
+ * commits. A transient one (a lost connection) keeps the open batch and retries it after a
+ * backoff.
  *
  * The transactions run on a writer thread with its own connection, so PostgreSQL works on one
  * batch while process() fills the next: two buffers, one filling and one being written, handed
@@ -23,9 +26,10 @@
  * log lines and counts back, and the task thread's next callback deals with them. The task
  * thread keeps a connection of its own for the catalog and for restore.
  *
- * On partition assignment, specs with `restore:` are read back (one query per table) and handed
- * to the earlier stages' on_restore (api->restore), so dedup and window-kpi rebuild their state
- * from what is durable; see README.md. The resume position is the source's own (never moved).
+ * On partition assignment, the sink takes ownership (owner epochs, fence.c) and specs with
+ * `restore:` are streamed back (one query per table) to the earlier stages' on_restore
+ * (api->restore), so dedup and window-kpi rebuild their state from what is durable; see
+ * README.md. The resume position is the source's own (never moved).
  */
 #include "pg-sink.h"
 
@@ -38,6 +42,8 @@
 #include <time.h>
 
 /* ---- callbacks ----------------------------------------------------------------------- */
+
+static void pg_close(void *self, sl_ctx *ctx);
 
 static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
 {
@@ -56,6 +62,7 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
 
     cJSON *j = cJSON_Parse(cfg->tables ? cfg->tables : "");
     const char *err = NULL, *where = "";
+    char why[600] = "";
     if (!cJSON_IsObject(j) || cJSON_GetArraySize(j) == 0) {
         err = "tables: expected a map of topic to table spec";
     } else if (!(s->specs = calloc((size_t)cJSON_GetArraySize(j), sizeof *s->specs))) {
@@ -69,6 +76,16 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
             else err = parse_spec(t, it, api);
             if (!err && cfg->create_tables && t->auto_cols)
                 err = "create_tables needs the table's `columns` (with their types)";
+            if (!err && t->check_schema) {
+                /* relative to the pipeline file, like the validator's own `schema` */
+                const char *dir = api->config_dir(ctx);
+                char path[4096];
+                if (!dir || !dir[0])
+                    snprintf(path, sizeof path, "%s", t->check_schema);
+                else
+                    snprintf(path, sizeof path, "%s/%s", dir, t->check_schema);
+                if (!(t->bounds = schema_bounds_load(path, why, sizeof why))) err = why;
+            }
             if (err) break;
         }
     }
@@ -112,6 +129,15 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         free_specs(s->specs, s->nspecs);
         free(s);
         return SL_FATAL;
+    }
+    /* check_schema: compare with the catalog now, so a mismatch refuses to start (if
+     * PostgreSQL is away, at the first connection). */
+    bool check = false;
+    for (size_t i = 0; i < s->nspecs; i++) check |= s->specs[i].bounds != NULL;
+    if (check && ensure_conn(s, &s->task, 0) == WR_FATAL) {
+        api->log(ctx, SL_LOG_ERROR, "%s", s->task.reason);
+        pg_close(s, ctx);
+        return SL_ECONFIG;
     }
     *self = s;
     return SL_OK;
@@ -162,7 +188,7 @@ static sl_err pg_flush(void *self, sl_ctx *ctx, int final)
         sl_err e = collect(s, false);
         if (e == SL_OK && s->fill->nrows &&
             ((int64_t)s->fill->nrows >= s->cfg->batch_size ||
-             now_ms() - s->fill->first_ms >= s->cfg->flush_interval_ms))
+             mono_ms() - s->fill->first_ms >= s->cfg->flush_interval_ms))
             (void)submit(s); /* if the writer is busy, the next flush hands it over */
         return e;
     }
@@ -220,6 +246,8 @@ static void pg_close(void *self, sl_ctx *ctx)
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
     free_specs(s->specs, s->nspecs);
+    for (size_t i = 0; i < s->nown; i++) free(s->own[i].topic);
+    free(s->own);
     batch_free(&s->bufs[0]);
     batch_free(&s->bufs[1]);
     buf_free(&s->scratch);
@@ -234,7 +262,7 @@ static const sl_config_entry pg_config_table[] = {
     {.key = "tables", .type = SL_T_JSON, .flags = SL_CFG_REQUIRED,
      .offset = offsetof(pg_config, tables),
      .description = "map of record topic (\"*\": any other) to {table, schema, columns, "
-                    "conflict, on_conflict}"},
+                    "conflict, on_conflict, restore, check_schema}"},
     {.key = "batch_size", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "10000",
      .min = 1, .max = 1000000, .offset = offsetof(pg_config, batch_size),
      .description = "rows per transaction; a full buffer is written at once"},
@@ -272,6 +300,7 @@ static const sl_stage_desc pg_sink_desc = {
     .flush = pg_flush,
     .close = pg_close,
     .on_assign = pg_on_assign,
+    .on_revoke = pg_on_revoke,
 };
 
 SL_STAGE_DEFINE(pg_sink_desc)

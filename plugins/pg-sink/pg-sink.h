@@ -48,6 +48,13 @@ typedef enum src_kind {
 
 typedef enum conflict_mode { ON_CONFLICT_NONE, ON_CONFLICT_IGNORE, ON_CONFLICT_UPDATE } conflict_mode;
 
+/* What a column's type means for the checks of check.c. */
+typedef enum col_kind {
+    CK_OTHER, /* arrays and the like: PostgreSQL parses the text */
+    CK_TEXT,  /* text-input types (text, char(n), timestamps, boolean, …) */
+    CK_INT2, CK_INT4, CK_INT8, CK_NUMERIC, CK_FLOAT4, CK_FLOAT8, CK_BYTEA, CK_JSON
+} col_kind;
+
 typedef struct column {
     char *name;     /* column name, unquoted */
     char *cfg_type; /* SQL type from the config (create_tables), or NULL */
@@ -57,7 +64,12 @@ typedef struct column {
     char *sql_type; /* format_type() of the target column */
     char *def_expr; /* its DEFAULT expression, or NULL */
     bool is_json, is_time;
+    col_kind kind;
+    int prec, scale; /* numeric(prec, scale); -1: unconstrained */
+    int max_chars;   /* character(n) / character varying(n); -1: none */
 } column;
+
+typedef struct schema_bounds schema_bounds;
 
 typedef struct table_spec {
     char *topic; /* the `tables` key; "*" is the fallback */
@@ -72,9 +84,14 @@ typedef struct table_spec {
     bool loaded; /* catalog read (once; the table's shape is assumed stable) */
     /* restore: on partition assignment, hand recent rows back to earlier stages */
     bool restore;
-    int64_t restore_within_ms; /* 0: no time bound */
-    char *restore_time_col;    /* NULL: no time bound, rows in partition order */
-    int64_t restore_max_rows;
+    int64_t restore_within_ms; /* 0: no time bound; else relative to the newest time_column
+                                  value of the (topic, partition) */
+    char *restore_time_col;    /* NULL: no time bound, rows in offset order */
+    char *restore_topic_col;   /* the column holding the source topic (default: the one
+                                  mapped from $topic), or NULL */
+    int64_t restore_max_rows;  /* per (topic, partition); 0: none. Exceeding it fails. */
+    char *check_schema;     /* validator schema whose bounds must fit the columns, or NULL */
+    schema_bounds *bounds;  /* its numeric rules, loaded at init */
 } table_spec;
 
 typedef struct pg_config {
@@ -93,6 +110,7 @@ typedef struct row {
     sl_ack *ack;
     size_t table;
     bool done;
+    bool dropped; /* fenced or revoked: never written, never acked (see fence.c) */
     size_t line_off, line_len; /* in batch.lines */
     size_t topic_off, topic_len; /* in batch.saved; topic_len SIZE_MAX: no topic */
     size_t key_off, key_len;     /* key_len SIZE_MAX: no key */
@@ -146,6 +164,13 @@ typedef struct note {
     char msg[1200];
 } note;
 
+/* A (source topic, partition) this sink owns, with the epoch it got on assignment. */
+typedef struct owned {
+    char *topic;
+    int32_t partition;
+    int64_t epoch;
+} owned;
+
 typedef struct pg_sink {
     const sl_api *api;
     sl_ctx *ctx;
@@ -177,6 +202,11 @@ typedef struct pg_sink {
     note notes[8];          /* the writer's log lines, logged by the task thread */
     size_t nnotes;
     uint64_t reconnects;
+    uint64_t fenced_rows, revoked_rows; /* dropped by the writer, for the counters */
+    /* owner epochs (fence.c): set by the task thread, read by the writer */
+    bool fencing;           /* an assignment took ownership: rows are checked */
+    owned *own;
+    size_t nown;
 } pg_sink;
 
 #define BACKOFF_MIN_MS 100
@@ -184,26 +214,28 @@ typedef struct pg_sink {
 #define SEQ_COLUMN "__sluice_seq"
 
 /* format.c */
-bool buf_reserve(buf *b, size_t more);
 void buf_put(buf *b, const void *s, size_t n);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_free(buf *b);
-void buf_put_copy(buf *b, const char *s, size_t n);
-void buf_put_number(buf *b, double d);
-void buf_put_time(buf *b, int64_t ms);
-void json_put_string(buf *b, const char *s);
-void json_write(const sl_api *api, buf *b, const sl_json *n);
-table_spec *route(pg_sink *s, const char *topic);
-const sl_header *find_header(const sl_record *rec, const char *name);
-void put_field(pg_sink *s, buf *b, const column *col, const sl_record *rec,
-                      const sl_json *root);
-void save_record(pg_sink *s, batch *bt, row *r, const sl_record *rec);
 void reject_row(pg_sink *s, batch *b, row *r, const char *reason);
 sl_err add_record(pg_sink *s, const sl_record *rec);
+/* check.c */
+void classify_column(column *c);
+bool json_has_nul_escape(const char *s, size_t n);
+void utf8_clip(char *s);
+const char *number_fits(const column *c, double d, const char *text, size_t n, char *why,
+                        size_t wn);
+const char *text_fits(const column *c, const char *s, size_t n, char *why, size_t wn);
+bool sql_type_ok(const char *t);
+/* schema_check.c */
+schema_bounds *schema_bounds_load(const char *path, char *err, size_t en);
+void schema_bounds_free(schema_bounds *sb);
+const char *schema_bounds_check(const schema_bounds *sb, const table_spec *t, char *why, size_t wn);
+/* fence.c */
+wr_result take_ownership(pg_sink *s, pgc *l, const sl_position *parts, size_t n);
+wr_result fence_check(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
+sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n);
 /* config.c */
-bool parse_source(column *c, const char *s);
-bool parse_string_list(const cJSON *j, char ***out, size_t *n);
-const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *api);
 const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api);
 void free_columns(table_spec *t);
 void free_specs(table_spec *specs, size_t n);
@@ -211,8 +243,6 @@ void free_specs(table_spec *specs, size_t n);
 bool put_ident(PGconn *conn, buf *b, const char *name);
 bool put_table_name(PGconn *conn, buf *b, const table_spec *t);
 const column *find_column(const table_spec *t, const char *name);
-void put_staging(buf *b, size_t i);
-bool is_key(const table_spec *t, const char *name);
 bool build_sql(PGconn *conn, const table_spec *t, size_t i, buf *cp, buf *ins, buf *create);
 wr_result classify(PGconn *conn, const PGresult *res);
 void squeeze_spaces(char *s);
@@ -224,28 +254,16 @@ wr_result prepare_offsets(pg_sink *s, pgc *l);
 /* writer.c */
 void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int64_t now_ms(void);
+int64_t mono_ms(void);
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why);
-void set_up(pg_sink *s, pgc *l);
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows);
 const char *offsets_topic(const pg_sink *s, const batch *b, const row *r);
-wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
-wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi);
-wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only);
-wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi);
 size_t pending_rows(const batch *b);
-wr_result write_batch(pg_sink *s, batch *b);
 void *writer_main(void *arg);
-void batch_clear(batch *b);
 void report_notes(pg_sink *s);
 sl_err collect(pg_sink *s, bool wait);
 bool submit(pg_sink *s);
 /* restore.c */
-const column *column_from(const table_spec *t, src_kind src);
-wr_result restore_query(pg_sink *s, const table_spec *t, const sl_position *parts,
-                               size_t n, PGresult **out);
-void restore_deliver(pg_sink *s, const table_spec *t, PGresult *res);
-void sleep_ms(int64_t ms);
 sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
 
 static inline void buf_puts(buf *b, const char *s) { buf_put(b, s, strlen(s)); }

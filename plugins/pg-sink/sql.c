@@ -33,7 +33,7 @@ bool put_table_name(PGconn *conn, buf *b, const table_spec *t)
 }
 
 /* Staging table name: one per spec, in this session's temp schema. */
-void put_staging(buf *b, size_t i) { buf_printf(b, "pg_temp.sluice_stg_%zu", i); }
+static void put_staging(buf *b, size_t i) { buf_printf(b, "pg_temp.sluice_stg_%zu", i); }
 
 const column *find_column(const table_spec *t, const char *name)
 {
@@ -42,7 +42,7 @@ const column *find_column(const table_spec *t, const char *name)
     return NULL;
 }
 
-bool is_key(const table_spec *t, const char *name)
+static bool is_key(const table_spec *t, const char *name)
 {
     for (size_t k = 0; k < t->nkeys; k++)
         if (strcmp(t->keys[k], name) == 0) return true;
@@ -138,18 +138,23 @@ bool build_sql(PGconn *conn, const table_spec *t, size_t i, buf *cp, buf *ins, b
 
 /* ---- connection, catalog, errors ----------------------------------------------------- */
 
-/* Data errors are the row's fault (bisect and reject it); transient ones are the server's or
- * the network's (keep the batch, retry later); anything else is a setup problem (stop). */
+/* Transient errors are the server's or the network's (keep the batch, retry later): connection
+ * (08), insufficient resources (53), operator intervention (57P*, and 57014 a cancelled or
+ * timed-out statement), serialization failure and deadlock (40001, 40P01, 40003 completion
+ * unknown), lock not available (55P03) and system errors such as I/O (58). Every other error
+ * of a row's statements — a data exception, a constraint, a trigger raising, a permission
+ * refused on one table — is the rows' own (WR_DATA: bisect the batch, dead-letter exactly the
+ * refused rows); callers outside a row's statements turn it into WR_FATAL. */
 wr_result classify(PGconn *conn, const PGresult *res)
 {
     if (PQstatus(conn) != CONNECTION_OK) return WR_RETRY;
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     if (!st) return WR_RETRY;
-    if (!strncmp(st, "22", 2) || !strncmp(st, "23", 2) || !strncmp(st, "54", 2)) return WR_DATA;
-    if (!strncmp(st, "08", 2) || !strncmp(st, "40", 2) || !strncmp(st, "53", 2) ||
-        !strncmp(st, "57", 2) || !strncmp(st, "58", 2) || !strcmp(st, "55P03"))
+    if (!strncmp(st, "08", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57P", 3) ||
+        !strcmp(st, "57014") || !strcmp(st, "40001") || !strcmp(st, "40P01") ||
+        !strcmp(st, "40003") || !strcmp(st, "55P03") || !strncmp(st, "58", 2))
         return WR_RETRY;
-    return WR_FATAL;
+    return WR_DATA;
 }
 
 /* Server and libpq messages span lines; a log line or a dead-letter header wants one. */
@@ -175,6 +180,7 @@ void describe_error(pgc *l, const PGresult *res)
     snprintf(l->reason, sizeof l->reason, "%s%s%s%s%s%s", st ? st : "", st ? ": " : "", msg,
              detail ? " (" : "", detail ? detail : "", detail ? ")" : "");
     squeeze_spaces(l->reason);
+    utf8_clip(l->reason);
 }
 
 /* Runs a command that returns no rows; on failure fills l->reason and says what kind. */
@@ -258,8 +264,7 @@ wr_result load_catalog(pgc *l, table_spec *t)
             PQclear(res);
             return WR_FATAL;
         }
-        col->is_json = !strcmp(col->sql_type, "json") || !strcmp(col->sql_type, "jsonb");
-        col->is_time = !strncmp(col->sql_type, "timestamp", 9) || !strcmp(col->sql_type, "date");
+        classify_column(col);
     }
     PQclear(res);
     for (size_t k = 0; k < t->nkeys; k++) {
@@ -269,6 +274,8 @@ wr_result load_catalog(pgc *l, table_spec *t)
             return WR_FATAL;
         }
     }
+    if (t->bounds && schema_bounds_check(t->bounds, t, l->reason, sizeof l->reason))
+        return WR_FATAL;
     t->loaded = true;
     return WR_OK;
 }
@@ -304,6 +311,7 @@ wr_result create_tables(pg_sink *s, pgc *l)
         bool ok = put_ident(l->conn, &sql, s->cfg->offsets_table);
         buf_puts(&sql, " (pipeline text NOT NULL, topic text NOT NULL, \"partition\" integer NOT NULL,"
                        " \"offset\" bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
+                       " epoch bigint NOT NULL DEFAULT 0,"
                        " PRIMARY KEY (pipeline, topic, \"partition\"))");
         r = ok && !sql.oom ? exec_cmd(l, sql.p) : WR_FATAL;
     }

@@ -36,7 +36,7 @@ void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     pthread_mutex_unlock(&s->mu);
 }
 
-int64_t now_ms(void)
+int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -52,14 +52,14 @@ void set_down(pg_sink *s, pgc *l, size_t rows, const char *why)
     l->attempts++;
     l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (l->backoff_ms > BACKOFF_MAX_MS) l->backoff_ms = BACKOFF_MAX_MS;
-    l->next_try_ms = now_ms() + l->backoff_ms;
+    l->next_try_ms = mono_ms() + l->backoff_ms;
     if (l->conn && PQstatus(l->conn) != CONNECTION_OK) {
         PQfinish(l->conn);
         l->conn = NULL;
     }
 }
 
-void set_up(pg_sink *s, pgc *l)
+static void set_up(pg_sink *s, pgc *l)
 {
     if (l->up == 0) {
         say(s, l, SL_LOG_INFO, "PostgreSQL available again after %d retries", l->attempts);
@@ -82,7 +82,7 @@ void set_up(pg_sink *s, pgc *l)
  * problem (l->reason says which). `rows`: how many rows wait for it (for the log). */
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows)
 {
-    if (now_ms() < l->next_try_ms) return WR_RETRY;
+    if (mono_ms() < l->next_try_ms) return WR_RETRY;
     if (l->conn && PQstatus(l->conn) == CONNECTION_OK && PQtransactionStatus(l->conn) == PQTRANS_IDLE)
         return WR_OK;
     if (l->conn) PQfinish(l->conn);
@@ -114,7 +114,7 @@ wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows)
     /* Timestamps read back (restore) come as RFC 3339 with +00:00, whatever the server's zone. */
     if (r == WR_OK) r = exec_cmd(l, "SET TIME ZONE 'UTC'");
     if (r == WR_OK && s->store_offsets) r = prepare_offsets(s, l);
-    if (r == WR_FATAL) return WR_FATAL;
+    if (r == WR_FATAL || r == WR_DATA) return WR_FATAL; /* session setup: nobody's row */
     if (r != WR_OK) {
         set_down(s, l, rows, l->reason);
         return WR_RETRY;
@@ -137,19 +137,19 @@ const char *offsets_topic(const pg_sink *s, const batch *b, const row *r)
 
 /* Upserts the max offset per (topic, partition) of the rows of [lo, hi) that are pending (or,
  * with with_done, also those already finished: a rejected row's position). */
-wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done)
+static wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done)
 {
     if (!s->store_offsets) return WR_OK;
     for (size_t i = lo; i < hi; i++) {
         row *r = &b->rows[i];
-        if ((r->done && !with_done) || r->partition < 0) continue;
+        if ((r->done && !with_done) || r->dropped || r->partition < 0) continue;
         /* Rows of a partition arrive in offset order, so the last row of each (topic,
          * partition) in the range carries its max: write each pair only there. */
         const char *topic = offsets_topic(s, b, r);
         bool later = false;
         for (size_t j = i + 1; j < hi && !later; j++) {
             const row *q = &b->rows[j];
-            later = (!q->done || with_done) && q->partition == r->partition &&
+            later = (!q->done || with_done) && !q->dropped && q->partition == r->partition &&
                     !strcmp(offsets_topic(s, b, q), topic);
         }
         if (later) continue;
@@ -164,14 +164,14 @@ wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool
             w = classify(l->conn, res);
         }
         PQclear(res);
-        if (w != WR_OK) return w;
+        if (w != WR_OK) return w == WR_DATA ? WR_FATAL : w; /* not a row's fault */
     }
     return WR_OK;
 }
 
 /* COPY the pending rows of [lo, hi) for table t into its staging table and move them into the
  * target. */
-wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
+static wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
 {
     PGresult *res = PQexec(l->conn, l->sql[2 * t].p);
     if (PQresultStatus(res) != PGRES_COPY_IN) {
@@ -205,9 +205,10 @@ wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
 
 /* One transaction for the pending rows of [lo, hi) and their positions; offsets_only: just the
  * positions of [lo, hi), finished rows included. */
-wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only)
+static wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only)
 {
     wr_result w = exec_cmd(l, "BEGIN");
+    if (w == WR_OK) w = fence_check(s, l, b, lo, hi, offsets_only);
     for (size_t t = 0; t < s->nspecs && w == WR_OK && !offsets_only; t++) {
         bool any = false;
         for (size_t i = lo; i < hi && !any; i++) any = !b->rows[i].done && b->rows[i].table == t;
@@ -228,7 +229,7 @@ wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool off
 /* Writes [lo, hi); on a data error splits the range until the refused row is alone, and stops
  * there with WR_REFUSED: the task thread rejects it (only it may), then hands the batch back to
  * go on. The halves before it have committed, so every pending row is after it. */
-wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
+static wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
 {
     size_t pending = 0, only = lo;
     for (size_t i = lo; i < hi; i++)
@@ -238,12 +239,12 @@ wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
     if (w == WR_OK) {
         for (size_t i = lo; i < hi; i++) {
             row *r = &b->rows[i];
-            if (r->done) continue;
+            if (r->done) continue; /* fenced rows too: dropped, never released */
             s->api->release(r->ack); /* thread-safe */
             r->ack = NULL;
             r->done = true;
+            b->written++;
         }
-        b->written += pending;
         return WR_OK;
     }
     if (w != WR_DATA) return w;
@@ -267,13 +268,13 @@ size_t pending_rows(const batch *b)
 /* Writes a batch until it is durable, a row is refused, or a setup error: a lost connection
  * is retried here, with backoff, redoing what has not committed. WR_STOPPED: close wants the
  * thread back. */
-wr_result write_batch(pg_sink *s, batch *b)
+static wr_result write_batch(pg_sink *s, batch *b)
 {
     pgc *l = &s->wr;
     for (;;) {
         wr_result w = ensure_conn(s, l, pending_rows(b));
         if (w == WR_OK) {
-            int64_t t0 = now_ms();
+            int64_t t0 = mono_ms();
             if (b->pos_row != NO_ROW) {
                 /* Dead letter first (done by now), then its position: a crash in between
                  * re-rejects the row after a restart rather than losing it. A failure to
@@ -286,7 +287,7 @@ wr_result write_batch(pg_sink *s, batch *b)
                 }
             }
             if (w == WR_OK) w = write_range(s, l, b, 0, b->nrows);
-            b->seconds += (double)(now_ms() - t0) / 1e3;
+            b->seconds += (double)(mono_ms() - t0) / 1e3;
             b->flushes++;
             if (w == WR_RETRY) set_down(s, l, pending_rows(b), l->reason);
         }
@@ -296,14 +297,14 @@ wr_result write_batch(pg_sink *s, batch *b)
             /* Tell a waiting task thread that this will take a while, then sleep out the
              * backoff (close wakes us). */
             pthread_cond_broadcast(&s->done);
-            int64_t wake = l->next_try_ms > now_ms() ? l->next_try_ms : now_ms() + BACKOFF_MIN_MS;
+            int64_t wake = l->next_try_ms > mono_ms() ? l->next_try_ms : mono_ms() + BACKOFF_MIN_MS;
             struct timespec ts;
             clock_gettime(CLOCK_MONOTONIC, &ts);
-            int64_t ms = wake - now_ms();
+            int64_t ms = wake - mono_ms();
             ts.tv_sec += (time_t)(ms / 1000);
             ts.tv_nsec += (long)(ms % 1000) * 1000000L;
             if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-            while (!s->stop && now_ms() < wake)
+            while (!s->stop && mono_ms() < wake)
                 if (pthread_cond_timedwait(&s->work, &s->mu, &ts) == ETIMEDOUT) break;
         }
         bool stop = s->stop;
@@ -338,7 +339,7 @@ void *writer_main(void *arg)
 
 /* ---- the task thread's side ---------------------------------------------------------- */
 
-void batch_clear(batch *b)
+static void batch_clear(batch *b)
 {
     b->nrows = 0;
     b->lines.len = b->saved.len = 0;
@@ -350,13 +351,15 @@ void report_notes(pg_sink *s)
 {
     note notes[sizeof s->notes / sizeof s->notes[0]];
     size_t n = s->nnotes;
-    uint64_t reconnects = s->reconnects;
+    uint64_t reconnects = s->reconnects, fenced = s->fenced_rows, revoked = s->revoked_rows;
     memcpy(notes, s->notes, n * sizeof notes[0]);
     s->nnotes = 0;
-    s->reconnects = 0;
+    s->reconnects = s->fenced_rows = s->revoked_rows = 0;
     pthread_mutex_unlock(&s->mu);
     for (size_t i = 0; i < n; i++) s->api->log(s->ctx, notes[i].level, "%s", notes[i].msg);
     if (reconnects) s->api->count(s->ctx, "reconnects", reconnects);
+    if (fenced) s->api->count(s->ctx, "rows_fenced", fenced);
+    if (revoked) s->api->count(s->ctx, "rows_revoked", revoked);
     pthread_mutex_lock(&s->mu);
 }
 

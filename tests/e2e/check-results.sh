@@ -12,7 +12,7 @@ KPI_COLS="events page_views add_to_cart orders payment_failed refunds gmv refund
 check_results() {
 sql() { pgtmp_psql -c "$1"; }
 sql "COPY (SELECT event_id FROM events_clean) TO STDOUT" >clean.txt
-sql "COPY (SELECT payload FROM events_rejected WHERE stage = 'validate') TO STDOUT" >rejected.txt
+sql "COPY (SELECT convert_from(payload, 'UTF8') FROM events_rejected WHERE stage = 'validate') TO STDOUT" >rejected.txt
 sql "COPY (SELECT stage || ': ' || reason FROM events_rejected WHERE stage <> 'validate') TO STDOUT" >rejected-other.txt
 
 python3 - "$1" >check.txt <<'PY' || fail "events check failed: $(cat check.txt)"

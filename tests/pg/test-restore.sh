@@ -2,8 +2,9 @@
 # pg-sink hands durable state back on partition assignment (api->restore): a test source
 # announces partitions 0 (committed offset 10) and 1 (8); state-dump, an earlier stage, writes
 # every state record it gets in on_restore to state.txt. Checked: exactly which rows come back
-# (partition, offset bound, time bound, max_rows), their topic/offset/timestamp, the row as JSON,
-# and that the resume positions are left alone.
+# (partition, offset bound, time bound relative to the partition's newest row, max_rows per
+# partition), their topic/offset/timestamp, the row as JSON, and that the resume positions are
+# left alone. tests/pg/test-restore-event-time.sh covers event time and topics.
 . "$(dirname "$0")/pglib.sh"
 
 # events_clean: (event_id, partition, offset, minutes ago)
@@ -73,14 +74,26 @@ kline=$(grep '^kpi_1m 0 500' state.txt | tail -1 | cut -d' ' -f5-)
 assert_eq "$(echo "$kline" | python3 -c 'import json,sys; r = json.load(sys.stdin); print(type(r["events"]).__name__, type(r["gmv"]).__name__, r["gmv"], r["final"], r["partition"], r["window_start"].endswith("+00:00"))')" \
     "int float 12.5 True 0 True" "numbers as JSON numbers, booleans as booleans, timestamps in UTC"
 
-# No committed offset: no events; max_rows bounds the KPI rows to the newest, with a warning.
+# No committed offset: no events. max_rows caps each (topic, partition), never the total:
+# 2 rows of partition 0 and 1 of partition 1 all come back under max_rows: 2.
 rm -f state.txt
 pipeline '"0=-1", "1=-1"' ', max_rows: 2' >p.yaml
 run_sluice --plugin-path "$PG_TEST_STAGES" p.yaml
 assert_eq "$?" 0 "second run exits 0"
-assert_eq "$(ids | tr '\n' ';')" "kpi_1m 0 500 42;kpi_1m 1 -1 45;" \
-    "without a committed offset no events come back; max_rows keeps the newest rows"
-assert_contains "$(cat "$T/log")" "max_rows reached" "hitting max_rows is logged"
+assert_eq "$(ids | tr '\n' ';')" "kpi_1m 0 500 43;kpi_1m 0 500 42;kpi_1m 1 -1 45;" \
+    "without a committed offset no events come back; max_rows is per partition (all rows here)"
+
+# A partition with more rows than max_rows: never a silent truncation — the pipeline stops.
+rm -f state.txt
+pipeline '"0=-1", "1=-1"' ', max_rows: 1' >p.yaml
+: >"$T/log"
+timeout 60 "$SLUICE" run --plugin-path "$PG_TEST_STAGES" p.yaml >"$T/out" 2>"$T/log" &
+pid=$!
+wait_for grep -q "fatal error; the pipeline stops" "$T/log"
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+assert_contains "$(cat "$T/log")" "tables.kpi_1m: more than max_rows (1) rows to restore for partition 0" \
+    "exceeding max_rows fails loudly, naming the partition"
 
 # State that cannot be read stops the pipeline (no stage may run without its state).
 cat >bad.yaml <<YAML

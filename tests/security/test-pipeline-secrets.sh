@@ -43,6 +43,27 @@ case "$(cat "$T/body")" in *"$SEC_SECRET"*) fail "a REST error shows the secret:
 ok "a REST error message shows no secret"
 stop_sluice
 
+# A failed operator pipeline's error text is written after expansion (the path it could not open):
+# status, open to readers without the token, leaves it out; with the token it is there.
+cat > pdir/leak.yaml <<Y
+pipeline: leak
+stages:
+  - {name: in, use: file-source, with: {path: $T/in.ndjson}}
+  - {name: out, use: file-sink, with: {path: "/nonexistent/\${SEC_SECRET}/out.ndjson"}}
+Y
+start_sluice "$T/log2.txt" -c "$T/host.yaml"
+wait_for grep -q "pipeline=leak.*cannot open" "$T/log2.txt" || fail "the leaking pipeline did not fail"
+for path in /connectors/leak/status /connectors/leak/tasks/0/status "/connectors?expand=status"; do
+  body=$(TOKEN='' req GET "$path")
+  case "$body" in *"$SEC_SECRET"*) fail "GET $path without the token shows the secret: $body" ;; esac
+done
+ok "status without the token shows no error text (it holds the expanded value)"
+wait_for sh -c "curl -s -H 'Authorization: Bearer $TOKEN' $BASE/connectors/leak/status | grep -q trace" ||
+  fail "status with the token lost the error text: $(req GET /connectors/leak/status)"
+ok "status with the token shows the error text"
+# (A pipeline that cannot start makes the supervisor's exit code 2: not a failure here.)
+kill -TERM "$SUP"; wait "$SUP" || true
+
 # Operator files: an error message shows the value as written, not its expansion.
 cat > bad.yaml <<Y
 pipeline: bad

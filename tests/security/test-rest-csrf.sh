@@ -52,7 +52,7 @@ case "$hdr" in *Access-Control-Allow-Origin*) fail "CORS headers sent: $hdr" ;; 
 ok "no Access-Control-Allow-Origin"
 
 # ---- Host (DNS rebinding) -------------------------------------------------------------------
-for h in "evil.example:$PORT" 'evil.example' "127.0.0.1.evil.example:$PORT" "localhost.evil.example:$PORT" "10.1.2.3:$PORT"; do
+for h in "evil.example:$PORT" 'evil.example' "127.0.0.1:$PORT, evil.example" '127.0.0.1:' "127.0.0.1.evil.example:$PORT" "localhost.evil.example:$PORT" "10.1.2.3:$PORT"; do
   assert_eq "$(call GET / -H "Host: $h")" 403 "Host $h: GET / is 403"
   assert_eq "$(call GET '/connectors?expand=status' -H "Host: $h")" 403 "Host $h: the dashboard's data is 403"
   assert_eq "$(call PUT /connectors/a/pause -H "Host: $h")" 403 "Host $h: a change is 403"
