@@ -290,9 +290,30 @@ void drain(task *t, int64_t timeout_ms)
     commit(t);
 }
 
+/* The partitions a task owns now, for the status line: what a host of a consumer group
+ * holds (REST, and the autoscaler's cap: no more tasks than partitions). */
+static void track_owned(task *t, const sl_position *parts, size_t n, int add)
+{
+    pthread_mutex_lock(&t->slock);
+    for (size_t i = 0; i < n; i++) {
+        const char *topic = parts[i].topic ? parts[i].topic : "";
+        size_t j = 0;
+        while (j < t->nowned && !(t->owned[j].partition == parts[i].partition && !strcmp(t->owned[j].topic, topic))) j++;
+        if (add && j == t->nowned) {
+            t->owned = xrealloc(t->owned, (j + 1) * sizeof *t->owned);
+            t->owned[t->nowned++] = (sl_position){xstrdup(topic), parts[i].partition, -1};
+        } else if (!add && j < t->nowned) {
+            free((char *)t->owned[j].topic);
+            t->owned[j] = t->owned[--t->nowned];
+        }
+    }
+    pthread_mutex_unlock(&t->slock);
+}
+
 void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n)
 {
     task *t = ctx->task;
+    track_owned(t, parts, n, 1);
     for (size_t i = 1; i <= t->nstages; i++) {
         stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
         /* A stage that cannot set up (restore) its partition state must not go on without
@@ -325,6 +346,7 @@ void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n)
 void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n)
 {
     task *t = ctx->task;
+    track_owned(t, parts, n, 0);
     /* Finish what the source produced so far, make it durable and commit, so the next owner of
      * these partitions starts right after what we finished. Not while a stage retries (the
      * revoke comes from the poll that keeps the member alive): nothing can be drained then. */

@@ -207,6 +207,14 @@ static cJSON *task_status(const sup_pipeline *p, const cJSON *st, int k, int sho
         if (p->trace) cJSON_AddStringToObject(t, "trace", p->trace);
         else if (cJSON_IsString(e)) cJSON_AddStringToObject(t, "trace", e->valuestring);
     }
+    /* The partitions this task owns now (a consumer group splits them among tasks and hosts). */
+    cJSON *parts = cJSON_AddArrayToObject(t, "partitions");
+    const cJSON *a;
+    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(st, "assigned"))
+    {
+        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(a, "task");
+        if (cJSON_IsNumber(tk) && tk->valueint == k) cJSON_AddItemToArray(parts, cJSON_Duplicate(a, 1));
+    }
     return t;
 }
 

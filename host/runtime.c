@@ -141,6 +141,8 @@ static void task_free(task *t)
     free(t->deferred.v);
     for (size_t i = 0; i < t->ncommitted; i++) free((char *)t->committed[i].topic);
     free(t->committed);
+    for (size_t i = 0; i < t->nowned; i++) free((char *)t->owned[i].topic);
+    free(t->owned);
     pthread_mutex_destroy(&t->slock);
     for (size_t i = 0; i < t->nstages; i++) stage_teardown(&t->stages[i]);
     if (t->dlq) stage_teardown(t->dlq);

@@ -110,10 +110,12 @@ struct task {
     size_t call_holds;    /* input records held during the current process call */
     atomic_int failed;    /* a stage returned FATAL (read by the status writer) */
     atomic_int paused;    /* the source is paused on the supervisor's request */
-    pthread_mutex_t slock; /* guards e2e and committed (read by write_status) */
+    pthread_mutex_t slock; /* guards e2e, committed and owned (read by write_status) */
     histogram e2e;        /* record timestamp -> the sink returned, seconds */
     sl_position *committed; /* last committed position per partition (topic strdup'd) */
     size_t ncommitted;
+    sl_position *owned; /* partitions the source owns now (status "assigned"; topic strdup'd) */
+    size_t nowned;
     atomic_int done;      /* the source is exhausted */
     int64_t last_commit;
     uint32_t seq;         /* one per process call, for the dropped count */

@@ -99,6 +99,19 @@ void write_status(pipeline_cfg *cfg, int fd, const char *state)
         }
         pthread_mutex_unlock(&tasks[k].slock);
     }
+    buf_puts(&b, "],\"assigned\":[");
+    first = 1;
+    for (int k = 0; k < ntasks; k++) {
+        pthread_mutex_lock(&tasks[k].slock);
+        for (size_t i = 0; i < tasks[k].nowned; i++) {
+            const sl_position *p = &tasks[k].owned[i];
+            buf_printf(&b, "%s{\"task\":%d,\"topic\":", first ? "" : ",", k);
+            buf_json_str(&b, p->topic, strlen(p->topic));
+            buf_printf(&b, ",\"partition\":%d}", (int)p->partition);
+            first = 0;
+        }
+        pthread_mutex_unlock(&tasks[k].slock);
+    }
     buf_puts(&b, "],\"e2e\":");
     buf_hist(&b, "e2e", &e2e);
     pthread_mutex_lock(&error_lock);

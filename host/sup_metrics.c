@@ -89,6 +89,17 @@ static long long source_out(const sup_pipeline *p)
     return v;
 }
 
+/* Partitions the running child's tasks own now (status "assigned"); -1 if it does not say. The
+ * lag watcher sees the whole group's partitions, but another host may own most of them. */
+static int owned_partitions(const sup_pipeline *p)
+{
+    cJSON *st = p->last_status && !p->status_folded ? cJSON_Parse(p->last_status) : NULL;
+    const cJSON *a = st ? cJSON_GetObjectItemCaseSensitive(st, "assigned") : NULL;
+    int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+    cJSON_Delete(st);
+    return n;
+}
+
 /* Once per interval: sample total lag and throughput per task; add a task when lag has grown
  * across the window and every task was busy, remove one when lag stayed near zero. */
 void sup_autoscale(sup_pipeline *p, long long now)
@@ -119,6 +130,8 @@ void sup_autoscale(sup_pipeline *p, long long now)
     int grew = lh[need - 1] > lh[0] && lh[need - 1] > sup_opts()->scale_lag_low, low = 1;
     for (int i = 0; i < need; i++) low &= lh[i] <= sup_opts()->scale_lag_low;
     int limit = p->tasks_max < partitions ? p->tasks_max : partitions;
+    int owned = owned_partitions(p);
+    if (owned >= 0 && owned < limit) limit = owned; /* more tasks than our partitions would idle */
     const char *why = NULL;
     int to = p->tasks;
     /* "Saturated": every sample of the window consumed something (the tasks never idled)
@@ -137,8 +150,8 @@ void sup_autoscale(sup_pipeline *p, long long now)
         why = "consumer lag stayed near zero over the window";
     }
     if (!why) return;
-    log_info("pipeline %s: scaling from %d to %d tasks: %s (lag %.0f, %.0f records/s per task, %d partitions)", p->name,
-             p->tasks, to, why, lag, rate, partitions);
+    log_info("pipeline %s: scaling from %d to %d tasks: %s (lag %.0f, %.0f records/s per task, %d partitions, %d owned)",
+             p->name, p->tasks, to, why, lag, rate, partitions, owned);
     p->tasks = to;
     p->nlag = 0;
     sup_request_restart(p); /* SIGTERM: the child drains and commits, then starts with the new count */

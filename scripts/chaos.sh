@@ -17,6 +17,8 @@
 #                    reference) instead of pipelines/; they must write the reference tables
 #   --topics 2       (default) the analytics pipeline also reads a second topic fed by a second
 #                    generator and ingest pipeline; --topics 1: the files' single topic
+#   --no-trigger     no PostgreSQL trigger refusing rows: KPIs still count a row the sink refuses
+#                    after aggregation (an open gap, docs/guarantees.md), so the CI run leaves it out
 #   --keep DIR       copy every log, the generator's record and the certificate into DIR
 #
 # Needs a build (bash scripts/build.sh; SLUICE_BUILD_DIR picks another), PostgreSQL 15, kcat and,
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
     case $1 in
         --minutes) minutes=$2; shift ;;
         --quick) quick=1 ;;
+        --no-trigger) ;;
         --keep) keep=$2; shift ;;
         --kafka) kafka=$2; shift ;;
         --seed|--json|--pipelines|--rate|--partitions|--tasks|--topics) shift ;;

@@ -10,9 +10,14 @@
 #   --rate N        generator rate in events/s (default 200)
 #   --check         before stopping, count the rows of every table; exit 1 if one is empty
 #   --no-build      skip installing and building; use $SLUICE_BUILD_DIR (default build/)
+#   --kafka real    run on a real Apache Kafka broker (scripts/kafka.sh: fetched with Maven on
+#                   first use, started in the temp dir, stopped at the end) instead of the
+#                   embedded one
+#   --kafka HOST:PORT[,...]  use an existing cluster (topics events_raw and events_dlq must
+#                   exist or be auto-created)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-KEEP=0; FOR=0; RATE=200; CHECK=0; BUILD_STEP=1
+KEEP=0; FOR=0; RATE=200; CHECK=0; BUILD_STEP=1; KAFKA=embedded
 while [ $# -gt 0 ]; do
   case "$1" in
     --keep) KEEP=1 ;;
@@ -20,7 +25,8 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift ;;
     --check) CHECK=1 ;;
     --no-build) BUILD_STEP=0 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    --kafka) KAFKA=$2; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "demo: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -50,6 +56,7 @@ stop_all() {
   echo; echo "demo: stopping…"
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  [ "$KAFKA" = real ] && [ -f "$RUN/kafka/cluster.env" ] && bash scripts/kafka.sh stop --dir "$RUN/kafka"
   if [ "$KEEP" = 1 ]; then
     echo "demo: kept the database in $PGTMP_DIR and logs in $RUN"
     PGTMP_KEEP=1
@@ -76,12 +83,32 @@ export GEN_URL="http://127.0.0.1:$GEN_PORT"
 pids+=($!)
 for _ in $(seq 50); do curl -sf "$GEN_URL/gen/stats" >/dev/null && break; sleep 0.1; done
 
-"$B/host/sluice" run -c pipelines/sluice.yaml --rest "127.0.0.1:$REST_PORT" >"$RUN/sluice.log" 2>&1 &
+HOST_CONFIG=pipelines/sluice.yaml
+if [ "$KAFKA" != embedded ]; then
+  if [ "$KAFKA" = real ]; then
+    echo "demo: starting Apache Kafka (scripts/kafka.sh; the first run fetches it with Maven)…"
+    KAFKA_BROKERS=$(bash scripts/kafka.sh start --dir "$RUN/kafka" | sed -n 's/^KAFKA_BROKERS=//p')
+    [ -n "$KAFKA_BROKERS" ] || { echo "demo: Kafka did not start" >&2; RC=1; stop_all; }
+    for t in events_raw events_dlq; do
+      bash scripts/kafka.sh topic "$t" --partitions 16 --dir "$RUN/kafka" 2>/dev/null || { RC=1; stop_all; }
+    done
+  else
+    KAFKA_BROKERS=$KAFKA
+  fi
+  export KAFKA_BROKERS
+  # The same host config without its embedded broker: the pipelines read ${KAFKA_BROKERS}.
+  HOST_CONFIG=$RUN/sluice.yaml
+  sed -e '/^kafka:$/,/^$/d' -e "s#^  - ecommerce-#  - $PWD/pipelines/ecommerce-#" \
+      -e "s#root: ../web/dist#root: $PWD/web/dist#" pipelines/sluice.yaml >"$HOST_CONFIG"
+fi
+
+"$B/host/sluice" run -c "$HOST_CONFIG" --rest "127.0.0.1:$REST_PORT" >"$RUN/sluice.log" 2>&1 &
 pids+=($!)
-brokers=""
+brokers=${KAFKA_BROKERS:-}
 for _ in $(seq 100); do
+  [ -n "$brokers" ] && break
   brokers=$(grep -o 'embedded Kafka[^;]* at [^;]*' "$RUN/sluice.log" | sed 's/.* at //' | head -1)
-  [ -n "$brokers" ] && break; sleep 0.1
+  sleep 0.1
 done
 
 cat <<INFO
@@ -93,7 +120,7 @@ cat <<INFO
   generator API    $GEN_URL/gen/stats
   REST API         http://127.0.0.1:$REST_PORT/connectors?expand=status
   metrics          http://127.0.0.1:$REST_PORT/metrics
-  Kafka (embedded) ${brokers:-see $RUN/sluice.log}     e.g. kcat -b ${brokers:-ADDR} -t events_raw -C -c 5
+  $(printf '%-16s' "Kafka ($([ "$KAFKA" = embedded ] || [ "$KAFKA" = real ] && echo "$KAFKA" || echo given))") ${brokers:-see $RUN/sluice.log}     e.g. kcat -b ${brokers:-ADDR} -t events_raw -C -c 5
   PostgreSQL       psql "$PG_DSN" -c "SELECT event_type, count(*) FROM events_clean GROUP BY 1"
   logs             $RUN/sluice.log, $RUN/gen.log
 

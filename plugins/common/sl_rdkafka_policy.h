@@ -27,7 +27,7 @@
     "|socket.receive.buffer.bytes|socket.connection.setup.timeout.ms|connections.max.idle.ms"     \
     "|reconnect.backoff.ms|reconnect.backoff.max.ms|retry.backoff.ms|retry.backoff.max.ms"        \
     "|topic.metadata.refresh.interval.ms|metadata.max.age.ms|request.timeout.ms"                 \
-    "|session.timeout.ms|heartbeat.interval.ms|max.poll.interval.ms|auto.offset.reset"            \
+    "|session.timeout.ms|heartbeat.interval.ms|max.poll.interval.ms|partition.assignment.strategy" \
     "|fetch.min.bytes|fetch.max.bytes|fetch.wait.max.ms|fetch.error.backoff.ms"                   \
     "|fetch.queue.backoff.ms|max.partition.fetch.bytes|fetch.message.max.bytes"                   \
     "|queued.min.messages|queued.max.messages.kbytes|message.max.bytes|receive.message.max.bytes" \

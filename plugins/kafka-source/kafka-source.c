@@ -6,15 +6,22 @@
  * committed offset is the next one to read). So a stop, a crash or a rebalance never commits
  * past an unfinished record: at-least-once.
  *
- * Rebalancing is eager (librdkafka's default range,roundrobin assignors): on a rebalance every
- * partition is revoked, the host drains the chain and commits synchronously from inside our
- * rebalance callback, then the new assignment comes. Eager is simpler to reason about for
- * "never commit early": nothing is consumed while the group rebalances. The rebalance callback
- * fires inside rd_kafka_consumer_poll, which we only call from poll(), i.e. in the task thread.
+ * Rebalancing is eager by default (librdkafka's range,roundrobin assignors): on a rebalance
+ * every partition is revoked, the host drains the chain and commits synchronously from inside
+ * our rebalance callback, then the new assignment comes. With the cooperative-sticky assignor
+ * (rdkafka: {partition.assignment.strategy: cooperative-sticky}) only the partitions that move
+ * are revoked (the same drain and commit, for them) and added partitions come on top of the
+ * ones kept (rd_kafka_incremental_assign/unassign): the others keep flowing while a member
+ * joins or leaves. The stages' on_assign/on_revoke are per partition either way. The rebalance
+ * callback fires inside rd_kafka_consumer_poll, which we only call from poll(), i.e. in the
+ * task thread.
  *
  * On assignment we read the committed offsets, tell the host (api->partitions_assigned) and
  * start each partition where a stage says (a sink that keeps its own offsets may overwrite
- * them), else at the committed offset, else at `start`.
+ * them), else at the committed offset, else at `start` (set explicitly, not through
+ * auto.offset.reset). auto.offset.reset is "error": a committed or current offset the broker
+ * no longer has (retention, deleted records, a recreated topic) means records were skipped;
+ * that is an error log and the `offset_resets` counter, and the partition goes on at `start`.
  */
 #include <sluice/stage.h>
 
@@ -46,6 +53,8 @@ typedef struct kc {
     int in_rebalance; /* commits inside the rebalance callback must be synchronous */
     int closing;      /* close(): the host is gone, the callback only hands partitions back */
     int failed;       /* an assignment could not be set up: the next poll stops the pipeline */
+    int cooperative;  /* the group's rebalance protocol is COOPERATIVE (incremental) */
+    rd_kafka_topic_partition_list_t *started; /* eager: the last assignment, with start offsets */
 } kc;
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -58,6 +67,24 @@ static sl_position *positions_of(const rd_kafka_topic_partition_list_t *l)
     for (int i = 0; i < l->cnt; i++)
         p[i] = (sl_position){l->elems[i].topic, l->elems[i].partition, -1};
     return p;
+}
+
+/* Add (cooperative) or set (eager) the assignment; NULL parts: give everything up. */
+static rd_kafka_resp_err_t set_assignment(kc *s, rd_kafka_topic_partition_list_t *parts, int add)
+{
+    if (!s->cooperative)
+        return rd_kafka_assign(s->rk, add ? parts : NULL);
+    rd_kafka_error_t *e = add ? rd_kafka_incremental_assign(s->rk, parts)
+                              : rd_kafka_incremental_unassign(s->rk, parts);
+    rd_kafka_resp_err_t err = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e)
+        rd_kafka_error_destroy(e);
+    return err;
+}
+
+static int64_t start_offset(const kc *s)
+{
+    return s->cfg->start ? RD_KAFKA_OFFSET_END : RD_KAFKA_OFFSET_BEGINNING;
 }
 
 static void assigned(kc *s, rd_kafka_topic_partition_list_t *parts)
@@ -76,13 +103,22 @@ static void assigned(kc *s, rd_kafka_topic_partition_list_t *parts)
          * restarts the pipeline, which asks again. */
         api->log(s->ctx, SL_LOG_ERROR, "cannot read committed offsets: %s; stopping", rd_kafka_err2str(err));
         s->failed = 1;
-        rd_kafka_assign(s->rk, NULL);
+        /* Cooperative: librdkafka insists the partitions be taken; paused, nothing is read
+         * before the pipeline stops (poll drops what comes once failed is set). */
+        if (s->cooperative) {
+            set_assignment(s, parts, 1);
+            rd_kafka_pause_partitions(s->rk, parts);
+        } else {
+            rd_kafka_assign(s->rk, NULL);
+        }
         return;
     }
     sl_position *pos = positions_of(parts);
     if (!pos) {
-        api->log(s->ctx, SL_LOG_ERROR, "out of memory on assignment");
-        rd_kafka_assign(s->rk, parts);
+        api->log(s->ctx, SL_LOG_ERROR, "out of memory on assignment; stopping");
+        s->failed = 1;
+        set_assignment(s, parts, 1);
+        rd_kafka_pause_partitions(s->rk, parts);
         return;
     }
     for (int i = 0; i < parts->cnt; i++) {
@@ -96,16 +132,27 @@ static void assigned(kc *s, rd_kafka_topic_partition_list_t *parts)
         if (pos[i].offset != told) /* a stage keeps its own offsets: resume after them */
             parts->elems[i].offset = pos[i].offset + 1;
         else if (c < 0)
-            parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID; /* auto.offset.reset = start */
-        api->log(s->ctx, SL_LOG_INFO, "assigned %s[%d] from offset %lld", parts->elems[i].topic,
-                 (int)parts->elems[i].partition, (long long)parts->elems[i].offset);
+            parts->elems[i].offset = start_offset(s); /* nothing committed: `start` */
+        api->log(s->ctx, SL_LOG_INFO, "assigned %s[%d] from offset %lld%s", parts->elems[i].topic,
+                 (int)parts->elems[i].partition, (long long)parts->elems[i].offset,
+                 s->cooperative ? " (incremental)" : "");
     }
     free(pos);
-    err = rd_kafka_assign(s->rk, parts);
+    err = set_assignment(s, parts, 1);
     if (err)
         api->log(s->ctx, SL_LOG_ERROR, "assign: %s", rd_kafka_err2str(err));
+    if (!s->cooperative) {
+        if (s->started)
+            rd_kafka_topic_partition_list_destroy(s->started);
+        s->started = rd_kafka_topic_partition_list_copy(parts);
+    }
+    /* librdkafka keeps a partition's pause flag across revoke and re-assignment: a partition
+     * paused during a retry, revoked, and assigned again after the resume would never be
+     * fetched. Every assignment states the source's pause state explicitly. */
     if (s->paused)
         rd_kafka_pause_partitions(s->rk, parts);
+    else
+        rd_kafka_resume_partitions(s->rk, parts);
 }
 
 static void revoked(kc *s, rd_kafka_topic_partition_list_t *parts)
@@ -116,7 +163,12 @@ static void revoked(kc *s, rd_kafka_topic_partition_list_t *parts)
         s->api->partitions_revoked(s->ctx, pos, (size_t)parts->cnt);
         free(pos);
     }
-    rd_kafka_assign(s->rk, NULL);
+    for (int i = 0; i < parts->cnt; i++)
+        s->api->log(s->ctx, SL_LOG_INFO, "revoked %s[%d]%s", parts->elems[i].topic,
+                    (int)parts->elems[i].partition, s->cooperative ? " (incremental)" : "");
+    rd_kafka_resp_err_t err = set_assignment(s, parts, 0);
+    if (err)
+        s->api->log(s->ctx, SL_LOG_ERROR, "unassign: %s", rd_kafka_err2str(err));
 }
 
 /* ---- librdkafka callbacks ------------------------------------------------------------ */
@@ -125,8 +177,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     kc *s = opaque;
+    const char *proto = rd_kafka_rebalance_protocol(rk);
+    s->cooperative = proto && strcmp(proto, "COOPERATIVE") == 0;
     if (s->closing) {
-        rd_kafka_assign(rk, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? parts : NULL);
+        set_assignment(s, parts, err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS);
         return;
     }
     s->in_rebalance = 1;
@@ -183,7 +237,7 @@ static sl_err kc_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         {"client.id", client_id},
         {"enable.auto.commit", "false"},
         {"enable.auto.offset.store", "false"},
-        {"auto.offset.reset", cfg->start ? "latest" : "earliest"},
+        {"auto.offset.reset", "error"}, /* `start` is set explicitly; see the top */
         {"enable.partition.eof", "false"},
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -195,6 +249,13 @@ static sl_err kc_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     for (size_t i = 0; i < cfg->rdkafka.n; i++)
         if (sl_rdkafka_never(cfg->rdkafka.keys[i])) {
             api->log(ctx, SL_LOG_ERROR, "rdkafka.%s may not be overridden (sluice sets it)", cfg->rdkafka.keys[i]);
+            goto config_error;
+        }
+    for (size_t i = 0; i < cfg->rdkafka.n; i++)
+        if (strcmp(cfg->rdkafka.keys[i], "auto.offset.reset") == 0) {
+            /* It would hide skipped records (see the top); `start` says where new ones begin. */
+            api->log(ctx, SL_LOG_ERROR, "rdkafka.auto.offset.reset: set by kafka-source (resets "
+                     "are reported as errors); use `start: earliest|latest`");
             goto config_error;
         }
     for (size_t i = 0; i < cfg->rdkafka.n; i++)
@@ -272,11 +333,67 @@ static sl_err emit_message(kc *s, sl_ctx *ctx, const rd_kafka_message_t *m)
     return s->api->emit(ctx, &r);
 }
 
+/* The position of a partition is gone from the broker (auto.offset.reset=error fired): the
+ * records between it and the log start were deleted before we read them. Say so loudly and go
+ * on at `start`, as librdkafka would have done silently. */
+static void offset_reset(kc *s, sl_ctx *ctx, const rd_kafka_message_t *m)
+{
+    const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
+    s->api->log(ctx, SL_LOG_ERROR, "offset reset on %s[%d]: offset %lld is no longer on the broker "
+                "(%s); records before the new position were never read; continuing at %s",
+                topic, (int)m->partition, (long long)m->offset, rd_kafka_message_errstr(m),
+                s->cfg->start ? "the end (start: latest)" : "the earliest offset (start: earliest)");
+    s->api->count(ctx, "offset_resets", 1);
+    if (!m->rkt)
+        return;
+    /* The partition's fetcher stopped on the error and refuses a seek: take the partition out
+     * of the assignment and put it back at `start`. Cooperative: incrementally. Eager allows
+     * only a whole new assignment: every other partition goes on from its position (the next
+     * offset after what poll returned; or, if nothing was returned yet, where it started). */
+    rd_kafka_topic_partition_list_t *l = NULL;
+    rd_kafka_error_t *e = NULL;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (s->cooperative) {
+        l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = start_offset(s);
+        e = rd_kafka_incremental_unassign(s->rk, l);
+        if (!e)
+            e = rd_kafka_incremental_assign(s->rk, l);
+    } else if (!(err = rd_kafka_assignment(s->rk, &l)) && !(err = rd_kafka_position(s->rk, l))) {
+        for (int i = 0; i < l->cnt; i++) {
+            rd_kafka_topic_partition_t *p = &l->elems[i];
+            if (p->partition == m->partition && strcmp(p->topic, topic) == 0) {
+                p->offset = start_offset(s);
+            } else if (p->offset < 0) {
+                rd_kafka_topic_partition_t *st =
+                    s->started ? rd_kafka_topic_partition_list_find(s->started, p->topic, p->partition) : NULL;
+                p->offset = st ? st->offset : RD_KAFKA_OFFSET_INVALID;
+            }
+        }
+        err = rd_kafka_assign(s->rk, l);
+    }
+    if (e) {
+        err = rd_kafka_error_code(e);
+        rd_kafka_error_destroy(e);
+    }
+    if (err) {
+        s->api->log(ctx, SL_LOG_ERROR, "restarting %s[%d] at start: %s; stopping", topic,
+                    (int)m->partition, rd_kafka_err2str(err));
+        s->failed = 1;
+    } else if (s->paused) {
+        rd_kafka_pause_partitions(s->rk, l);
+    }
+    if (l)
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* One consumed message or event: emit it, or log / fail on an error event. */
 static sl_err handle_message(kc *s, sl_ctx *ctx, rd_kafka_message_t *m, size_t *n)
 {
     sl_err ret = SL_OK;
-    if (!m->err) {
+    if (s->failed) {
+        ret = SL_FATAL; /* the assignment could not be set up: read nothing */
+    } else if (!m->err) {
         ret = emit_message(s, ctx, m);
         if (ret == SL_OK)
             (*n)++;
@@ -285,6 +402,8 @@ static sl_err handle_message(kc *s, sl_ctx *ctx, rd_kafka_message_t *m, size_t *
         rd_kafka_fatal_error(s->rk, buf, sizeof(buf));
         s->api->log(ctx, SL_LOG_ERROR, "fatal consumer error: %s", buf);
         ret = SL_FATAL;
+    } else if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET) {
+        offset_reset(s, ctx, m);
     } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         /* Transport errors, unknown topics...: librdkafka keeps retrying. */
         s->api->log(ctx, SL_LOG_WARN, "kafka: %s", rd_kafka_message_errstr(m));
@@ -385,6 +504,8 @@ static void kc_close(void *self, sl_ctx *ctx)
     rd_kafka_queue_destroy(s->queue);
     rd_kafka_consumer_close(s->rk);
     rd_kafka_destroy(s->rk);
+    if (s->started)
+        rd_kafka_topic_partition_list_destroy(s->started);
     free(s->hdrs);
     free(s);
 }

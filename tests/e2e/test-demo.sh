@@ -1,10 +1,11 @@
 #!/bin/bash
 # README command 1 itself: the demo runs ~30 s (--for), and by then every table of the
 # reference application has rows; it stops by itself, exits 0 and removes its temp dirs.
+# DEMO_ARGS: more demo.sh options (e2e-demo-real: --kafka real).
 . "$SLUICE_SOURCE_DIR/tests/lib/testlib.sh"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 before=$(ls -d /tmp/sluice-demo.* 2>/dev/null | wc -l)
-out=$(SLUICE_REST_PORT=$port timeout 240 bash "$SRC/scripts/demo.sh" --no-build --for 30 --check --rate 300 2>&1)
+out=$(SLUICE_REST_PORT=$port timeout 240 bash "$SRC/scripts/demo.sh" --no-build --for 30 --check --rate 300 ${DEMO_ARGS:-} 2>&1)
 rc=$?
 echo "$out" | tail -20
 assert_eq "$rc" 0 "the demo exits 0 by itself with --for"

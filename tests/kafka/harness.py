@@ -1,5 +1,6 @@
-"""Helpers for the kafka and http integration tests: a mock broker driven over stdin, sluice
-processes in their own process groups, and output files read as they grow.
+"""Helpers for the kafka and http integration tests: a mock broker driven over stdin or a real
+Apache Kafka cluster (scripts/kafka.sh), sluice processes in their own process groups, and output
+files read as they grow.
 
 Everything runs on loopback, every wait has a deadline, and every process started here is
 stopped (SIGKILL at worst) when the test ends, pass or fail.
@@ -14,6 +15,9 @@ import tempfile
 import time
 
 SLUICE = os.environ.get("SLUICE_BIN", "sluice")
+KAFKA_SH = os.path.join(os.environ.get("SLUICE_SOURCE_DIR",
+                                       os.path.join(os.path.dirname(__file__), "..", "..")),
+                        "scripts", "kafka.sh")
 
 
 class Fail(Exception):
@@ -76,6 +80,85 @@ class MockKafka:
         except Exception:
             self.p.kill()
             self.p.wait()
+
+
+class RealKafka:
+    """A throwaway Apache Kafka cluster (scripts/kafka.sh) of `brokers` KRaft nodes, plus
+    `mock-kafka -B` for offset queries (same answers as MockKafka's). Stopped by close()."""
+
+    def __init__(self, query_exe, workdir, brokers=1):
+        self.dir = os.path.join(workdir, "kafka")
+        self.brokers = brokers
+        t0 = time.monotonic()
+        self.q = None
+        try:
+            r = subprocess.run(["bash", KAFKA_SH, "start", "--brokers", str(brokers), "--dir",
+                                self.dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, timeout=400)
+        except BaseException:  # a timeout or SIGTERM while starting: stop what did start
+            self.close()
+            raise
+        if r.returncode != 0:
+            self.close()
+            raise Fail("scripts/kafka.sh start failed:\n" + r.stderr[-3000:])
+        self.bootstrap = r.stdout.strip().rsplit("KAFKA_BROKERS=", 1)[1].split()[0]
+        print("real Kafka: %d node(s) at %s, started in %.1f s"
+              % (brokers, self.bootstrap, time.monotonic() - t0), flush=True)
+        self.q = subprocess.Popen([query_exe, "-B", self.bootstrap], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def kafka(self, *args, timeout=240):
+        r = subprocess.run(["bash", KAFKA_SH] + [str(a) for a in args] + ["--dir", self.dir],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=timeout)
+        check(r.returncode == 0, "kafka.sh %s failed:\n%s" % (" ".join(map(str, args)),
+                                                             r.stderr[-3000:]))
+        return r.stdout
+
+    def topic(self, name, partitions, replication=None, configs=()):
+        args = ["topic", name, "--partitions", partitions]
+        if replication:
+            args += ["--replication", replication]
+        for c in configs:
+            args += ["--config", c]
+        self.kafka(*args)
+
+    def down(self, *ids):
+        """kill -9 the named nodes (all of them when none is named)."""
+        self.kafka("kill-broker", *(ids or range(1, self.brokers + 1)))
+
+    def up(self, *ids):
+        """Restart the named nodes (all when none is named) and wait until they serve."""
+        self.kafka("start-broker", *(ids or range(1, self.brokers + 1)))
+
+    def cmd(self, line):
+        self.q.stdin.write(line + "\n")
+        self.q.stdin.flush()
+        ans = self.q.stdout.readline().strip()
+        check(ans.startswith("ok"), "mock-kafka -B %r: %r" % (line, ans))
+        return ans[2:].strip()
+
+    def _offsets(self, line):
+        return {int(k): int(v) for k, v in (kv.split("=") for kv in self.cmd(line).split())}
+
+    def end_offsets(self, topic):
+        return self._offsets("end " + topic)
+
+    def committed(self, group, topic):
+        return self._offsets("committed %s %s" % (group, topic))
+
+    def close(self):
+        if self.q:
+            try:
+                self.q.stdin.write("quit\n")
+                self.q.stdin.flush()
+                self.q.wait(10)
+            except Exception:
+                self.q.kill()
+                self.q.wait()
+        if os.path.exists(os.path.join(self.dir, "cluster.env")):
+            subprocess.run(["bash", KAFKA_SH, "stop", "--dir", self.dir], timeout=120,
+                           stdout=subprocess.DEVNULL)
 
 
 class Sluice:
@@ -163,23 +246,27 @@ def check_committed_not_ahead(committed, envelopes, topic):
               "0..%d without a gap: committed before durable" % (p, c, contiguous - 1))
 
 
-def run(tests, argv):
-    """Run the named test (argv[1]) in a temp dir; exit 0/1 with a readable message."""
-    name = argv[1]
-    fn = tests[name]
+def _terminated(signum, frame):
+    # meson's timeout sends SIGTERM: unwind so every `finally` stops what it started (JVMs too).
+    raise Fail("terminated by signal %d" % signum)
+
+
+def run_one(name, fn, *args):
+    """Run fn(d, cleanup, *args) in a temp dir; stop everything in cleanup; True if it passed."""
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sluice-%s-" % name) as d:
         cleanup = []
         try:
-            fn(d, cleanup, *argv[2:])
+            fn(d, cleanup, *args)
         except Fail as e:
-            print("FAIL %s: %s" % (name, e))
+            print("FAIL %s: %s" % (name, e), flush=True)
             for c in cleanup:
                 if isinstance(c, Sluice):
                     print("--- %s\n%s" % (c.log_path, c.tail()))
-            rc = 1
+            ok = False
         else:
-            print("ok %s" % name)
-            rc = 0
+            print("ok %s (%.1f s)" % (name, time.monotonic() - t0), flush=True)
+            ok = True
         finally:
             for c in reversed(cleanup):
                 try:
@@ -190,4 +277,10 @@ def run(tests, argv):
                         c.close()
                 except Exception as e:  # keep cleaning up
                     print("cleanup: %s" % e)
-    sys.exit(rc)
+    return ok
+
+
+def run(tests, argv):
+    """Run the named test (argv[1]) in a temp dir; exit 0/1 with a readable message."""
+    signal.signal(signal.SIGTERM, _terminated)
+    sys.exit(0 if run_one(argv[1], tests[argv[1]], *argv[2:]) else 1)

@@ -12,6 +12,8 @@
  *   quit                    (or end of input) stop the cluster and exit 0
  *
  * usage: mock-kafka [-b BROKERS] [-p PARTITIONS] TOPIC...
+ *        mock-kafka -B BOOTSTRAP     no mock: only `committed`, `end` and `quit`, against a real
+ *                                    cluster (scripts/kafka.sh); partition counts from metadata
  */
 #include "../../host/embedded_kafka.h"
 
@@ -23,6 +25,24 @@
 #include <unistd.h>
 
 static int partitions = 4;
+static int real; /* -B: a real cluster, ask it how many partitions a topic has */
+
+static int topic_partitions(rd_kafka_t *rk, const char *topic)
+{
+    if (!real)
+        return partitions;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    int n = -1;
+    if (t && rd_kafka_metadata(rk, 0, t, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err)
+        n = md->topics[0].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (t)
+        rd_kafka_topic_destroy(t);
+    return n;
+}
 
 /* A short-lived consumer handle (never subscribes) for offset queries. */
 static rd_kafka_t *query_handle(const char *bootstrap, const char *group)
@@ -45,8 +65,14 @@ static void cmd_committed(const char *bootstrap, const char *group, const char *
     rd_kafka_t *rk = query_handle(bootstrap, group);
     if (!rk)
         return;
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; p++)
+    int np = topic_partitions(rk, topic);
+    if (np < 0) {
+        printf("error no metadata for %s\n", topic);
+        rd_kafka_destroy(rk);
+        return;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    for (int p = 0; p < np; p++)
         rd_kafka_topic_partition_list_add(l, topic, p);
     rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, 10000);
     if (e) {
@@ -66,8 +92,14 @@ static void cmd_end(const char *bootstrap, const char *topic)
     rd_kafka_t *rk = query_handle(bootstrap, "mock-kafka-query");
     if (!rk)
         return;
+    int np = topic_partitions(rk, topic);
+    if (np < 0) {
+        printf("error no metadata for %s\n", topic);
+        rd_kafka_destroy(rk);
+        return;
+    }
     printf("ok");
-    for (int p = 0; p < partitions; p++) {
+    for (int p = 0; p < np; p++) {
         int64_t lo = 0, hi = 0;
         rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, &lo, &hi, 10000);
         printf(" %d=%lld", p, e ? -1LL : (long long)hi);
@@ -79,34 +111,47 @@ static void cmd_end(const char *bootstrap, const char *topic)
 int main(int argc, char **argv)
 {
     int brokers = 1, opt;
-    while ((opt = getopt(argc, argv, "b:p:")) != -1) {
-        if (opt == 'b')
+    const char *bootstrap = NULL;
+    while ((opt = getopt(argc, argv, "b:p:B:")) != -1) {
+        if (opt == 'B')
+            bootstrap = optarg;
+        else if (opt == 'b')
             brokers = atoi(optarg);
         else if (opt == 'p')
             partitions = atoi(optarg);
         else {
-            fprintf(stderr, "usage: mock-kafka [-b BROKERS] [-p PARTITIONS] TOPIC...\n");
+            fprintf(stderr, "usage: mock-kafka [-b BROKERS] [-p PARTITIONS] TOPIC...\n"
+                            "       mock-kafka -B BOOTSTRAP\n");
             return 2;
         }
     }
     char err[512];
-    sl_embedded_kafka *k = sl_embedded_kafka_start(brokers, partitions,
-                                                   (const char *const *)argv + optind,
-                                                   (size_t)(argc - optind), err, sizeof(err));
-    if (!k) {
-        fprintf(stderr, "mock-kafka: %s\n", err);
-        return 1;
+    sl_embedded_kafka *k = NULL;
+    rd_kafka_mock_cluster_t *mc = NULL;
+    if (bootstrap) {
+        real = 1;
+    } else {
+        k = sl_embedded_kafka_start(brokers, partitions, (const char *const *)argv + optind,
+                                    (size_t)(argc - optind), err, sizeof(err));
+        if (!k) {
+            fprintf(stderr, "mock-kafka: %s\n", err);
+            return 1;
+        }
+        bootstrap = sl_embedded_kafka_bootstrap(k);
+        mc = sl_embedded_kafka_mock(k);
     }
-    const char *bootstrap = sl_embedded_kafka_bootstrap(k);
-    rd_kafka_mock_cluster_t *mc = sl_embedded_kafka_mock(k);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    printf("%s\n", bootstrap);
+    if (!real)
+        printf("%s\n", bootstrap);
 
     char line[1024];
     while (fgets(line, sizeof(line), stdin)) {
         char a[256] = "", b[256] = "";
         int id = 0, n = 0, apikey = 0, code = 0;
-        if (sscanf(line, "down %d", &id) == 1) {
+        if (!mc && strncmp(line, "committed ", 10) && strncmp(line, "end ", 4) &&
+            strncmp(line, "quit", 4)) {
+            printf("error not a mock cluster\n");
+        } else if (sscanf(line, "down %d", &id) == 1) {
             rd_kafka_resp_err_t e = rd_kafka_mock_broker_set_down(mc, id);
             printf(e ? "error %s\n" : "ok%.0s\n", rd_kafka_err2str(e));
         } else if (sscanf(line, "up %d", &id) == 1) {
@@ -129,6 +174,7 @@ int main(int argc, char **argv)
             printf("error unknown command\n");
         }
     }
-    sl_embedded_kafka_stop(k);
+    if (k)
+        sl_embedded_kafka_stop(k);
     return 0;
 }
