@@ -637,12 +637,12 @@ static sl_err k_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, siz
     return SL_OK;
 }
 
-/* The source topic of a restored KPI row: its source_topic member, else the one assigned topic
- * with that partition number (rows stored before source_topic existed). */
+/* The source topic of a restored KPI row: its source_topic member, else (rows stored before
+ * source_topic existed, or with it empty) the one assigned topic with that partition number. */
 static const char *restored_topic(const wkpi *k, const sl_api *api, const sl_json *root, int32_t partition)
 {
     const char *t = api->json_string(api->json_get(root, "source_topic"));
-    if (t)
+    if (t && *t) /* '' is the KPI tables' default: no topic */
         return t;
     for (size_t i = 0; i < k->n_assigned; i++)
         if (k->assigned[i].partition == partition)
