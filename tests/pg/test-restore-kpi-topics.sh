@@ -7,7 +7,7 @@
 # (C < Y): a re-reads 20..59, b 30..69. Each topic's restored windows must skip exactly its
 # own covered inputs: a = 0..59 (60 events), b = 10..59 (50) + 60..69 in window 12:01 (10).
 # Before the fix b's coverage (49) was a's too, so a lost 40..49, or a's (39) was b's and b
-# counted 30..39 twice. Then the schema migration: an old kpi table (key without source_topic)
+# counted 30..39 twice. Then the fallback to a position stored before (plain key), and the schema migration: an old kpi table (key without source_topic)
 # gets the new key.
 . "$(dirname "$0")/pglib.sh"
 
@@ -47,6 +47,18 @@ assert_contains "$(cat "$T/log")" "restored 2 rows of kpi_1m" "both topics' rows
 assert_eq "$(rows)" "a 0 12:00 60;b 0 12:00 50;b 0 12:01 10;" \
     "after the restart each topic continues from its own coverage: nothing counted twice, nothing skipped"
 assert_eq "$(cov)" "kpi_1m|a 0 59;kpi_1m|b 0 69;" "and the coverage moves on per source topic"
+
+# A position stored before they were kept per source topic (one topic then: the plain key
+# 'kpi_1m') still counts: topic c's window 12:00 holds inputs 0..39, its coverage is the plain
+# row; a restart after c/1 = 19 re-reads 20..59 and must count only 40..59.
+sql "INSERT INTO kpi_1m (\"window\", window_start, window_end, source_topic, \"partition\", events)
+         VALUES ('1m', '2024-05-01 12:00Z', '2024-05-01 12:01Z', 'c', 1, 40);
+     INSERT INTO sluice_offsets (pipeline, topic, \"partition\", \"offset\") VALUES ('kpi-topics', 'kpi_1m', 1, 39)" >/dev/null
+pipeline '"c/1=19"' >p.yaml
+run_sluice --plugin-path "$PG_TEST_STAGES" p.yaml
+assert_eq "$?" 0 "run 3 exits 0"
+assert_eq "$(rows | tr ';' '\n' | grep '^c ')" "c 1 12:00 60" "a row without a per-topic position takes the plain one"
+assert_eq "$(cov | tr ';' '\n' | grep '|c ')" "kpi_1m|c 1 59" "and from then on its position is per source topic"
 
 # The migration of schema.sql: a KPI table from before (key (window_start, partition), rows
 # without source_topic) gets source_topic NOT NULL DEFAULT '' (old rows: events_raw) and the
