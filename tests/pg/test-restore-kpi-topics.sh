@@ -7,8 +7,8 @@
 # (C < Y): a re-reads 20..59, b 30..69. Each topic's restored windows must skip exactly its
 # own covered inputs: a = 0..59 (60 events), b = 10..59 (50) + 60..69 in window 12:01 (10).
 # Before the fix b's coverage (49) was a's too, so a lost 40..49, or a's (39) was b's and b
-# counted 30..39 twice. Then the fallback to a position stored before (plain key), and the schema migration: an old kpi table (key without source_topic)
-# gets the new key.
+# counted 30..39 twice. Then the fallback to a position stored before (plain key), and the
+# schema migration: an old kpi table (key without source_topic) gets the new key.
 . "$(dirname "$0")/pglib.sh"
 
 pipeline() { # PARTITIONS
