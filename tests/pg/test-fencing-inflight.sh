@@ -33,7 +33,9 @@ pipeline B 0 "" 1000 >b.yaml
 count() { test "$(sql "SELECT count(*) FROM events_clean")" = "$1"; }
 sleeping() { test "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")" = 1; }
 
-timeout 120 "$SLUICE" run --plugin-path "$PG_TEST_STAGES" a.yaml >"$T/a.out" 2>"$T/a.log" &
+# No `timeout` wrapper: the kill -9 below must reach sluice itself (its pipeline process dies
+# with it), not a wrapper that would leave it running.
+"$SLUICE" run --plugin-path "$PG_TEST_STAGES" a.yaml >"$T/a.out" 2>"$T/a.log" &
 apid=$!
 wait_for count 5 || fail "A did not write its first events"
 touch "$T/gate"

@@ -27,7 +27,9 @@ pipeline A "$T/gate" >a.yaml
 pipeline B "" >b.yaml
 count() { sql "SELECT count(*) FROM events_clean WHERE event_id LIKE '$1%'"; }
 
-timeout 120 "$SLUICE" run --plugin-path "$PG_TEST_STAGES" a.yaml >"$T/a.out" 2>"$T/a.log" &
+# No `timeout` wrapper: the kill -9 below must reach sluice itself (its pipeline process dies
+# with it), not a wrapper that would leave it running.
+"$SLUICE" run --plugin-path "$PG_TEST_STAGES" a.yaml >"$T/a.out" 2>"$T/a.log" &
 apid=$!
 wait_for test "$(count A)" = 5
 ok "A owns partition 0 and wrote its first 5 events"

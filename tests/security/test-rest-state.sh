@@ -71,7 +71,8 @@ ok "~/.local/state/sluice when neither is set"
 assert_eq "$(stat -c %a "$T/home/.local/state/sluice")" 700 "created 0700"
 
 mkdir -p flagdir
-(cd flagdir && env SLUICE_STATE_DIR="$T/envdir" "$SLUICE" run --state-dir rel >"$T/flag.txt" 2>&1) &
+# exec: $! is sluice itself, not a subshell around it, so stop_bg stops it (no orphan).
+(cd flagdir && exec env SLUICE_STATE_DIR="$T/envdir" "$SLUICE" run --state-dir rel >"$T/flag.txt" 2>&1) &
 BG=$!
 wait_token "$T/flagdir/rel" || { cat flag.txt; fail "--state-dir (relative) not used"; }
 stop_bg
