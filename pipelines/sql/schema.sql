@@ -24,18 +24,23 @@ CREATE TABLE IF NOT EXISTS events_clean (
     kafka_partition integer,
     kafka_offset    bigint,
     ingested_at     timestamptz NOT NULL DEFAULT now(),
-    kafka_topic     text                      -- source topic: restore reads per (topic, partition)
+    kafka_topic     text,                     -- source topic: restore reads per (topic, partition)
+    dedup_seen_ms   bigint                    -- dedup's first-seen time of the key (event time, ms)
 );
 -- Schemas loaded before kafka_topic: the reference application had one source topic, events_raw
 -- (a row without a topic is never restored).
 ALTER TABLE events_clean ADD COLUMN IF NOT EXISTS kafka_topic text;
 UPDATE events_clean SET kafka_topic = 'events_raw' WHERE kafka_topic IS NULL AND kafka_partition IS NOT NULL;
+-- Schemas loaded before dedup_seen_ms: rows without it are not restored (dedup's restore cut is
+-- made on it), so for one restart after the upgrade dedup forgets the keys of those rows.
+ALTER TABLE events_clean ADD COLUMN IF NOT EXISTS dedup_seen_ms bigint;
 -- Recent events, by event time and by type (dashboard drill-down, KPI recomputation in SQL).
 CREATE INDEX IF NOT EXISTS events_clean_ts_idx ON events_clean (ts DESC);
 CREATE INDEX IF NOT EXISTS events_clean_type_ts_idx ON events_clean (event_type, ts);
--- pg-sink's restore: per (topic, partition), the newest event time and the rows within `within`
--- of it.
-CREATE INDEX IF NOT EXISTS events_clean_restore_idx ON events_clean (kafka_topic, kafka_partition, ts);
+-- pg-sink's restore for dedup: per (topic, partition), the newest first-seen time and the rows
+-- within `within` (dedup's ttl) of it.
+DROP INDEX IF EXISTS events_clean_restore_idx;
+CREATE INDEX IF NOT EXISTS events_clean_seen_idx ON events_clean (kafka_topic, kafka_partition, dedup_seen_ms);
 
 -- KPIs per tumbling window and source partition — a (source topic, partition) pair: exactly the
 -- fields window-kpi emits. One row per (window_start, source_topic, partition), upserted (on_conflict: update) as the window is revised; `final`
