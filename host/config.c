@@ -274,7 +274,8 @@ int stage_config_build_ex(const sl_stage_desc *d, const ynode *with, const ynode
 }
 
 static const char *const top_keys[] = {"pipeline", "description", "tasks", "batch_size",
-                                       "commit_interval", "stages", "dead_letter", "errors"};
+                                       "commit_interval", "stages", "dead_letter", "errors",
+                                       "tests" /* `sluice test` cases (host/testrun.c) */};
 
 static int parse_int_node(const ynode *n, const char *what, long lo, long hi, long *out, char *err,
                           size_t errlen)

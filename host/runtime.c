@@ -33,6 +33,7 @@ pthread_mutex_t error_lock = PTHREAD_MUTEX_INITIALIZER;
 char last_error[512]; /* the first error-level log line, for the status line */
 task *tasks;
 int ntasks;
+const sl_api *runtime_stage_api = &sl_host_api; /* `sluice test` hands stages a virtual clock */
 
 void runtime_request_stop(void) { atomic_store(&stop_requested, 1); }
 
@@ -102,7 +103,7 @@ static void *task_main(void *arg)
 
 /* ---- setup, status, teardown ------------------------------------------------------------ */
 
-static int stage_setup(task *t, stage_inst *s, stage_cfg *cfg, int index)
+int stage_setup(task *t, stage_inst *s, stage_cfg *cfg, int index)
 {
     s->cfg = cfg;
     s->d = cfg->plugin->desc;
@@ -110,7 +111,7 @@ static int stage_setup(task *t, stage_inst *s, stage_cfg *cfg, int index)
     s->ctx.task = t;
     s->ctx.st = s;
     pthread_mutex_init(&s->mlock, NULL);
-    sl_err rc = s->d->init(&s->ctx, &sl_host_api, cfg->config, &s->self);
+    sl_err rc = s->d->init(&s->ctx, runtime_stage_api, cfg->config, &s->self);
     if (rc != SL_OK) {
         tlog(t, s, SL_LOG_ERROR, "init failed: %s", sl_strerror(rc));
         return rc == SL_ECONFIG ? SL_EXIT_CONFIG : SL_EXIT_RUNTIME;
@@ -130,7 +131,7 @@ static void stage_teardown(stage_inst *s)
     pthread_mutex_destroy(&s->mlock);
 }
 
-static void task_free(task *t)
+void task_free(task *t)
 {
     /* Nothing commits any more: references kept on unfinished records can go. */
     for (size_t i = 0; i < t->nstuck; i++) ack_release(t->stuck[i]);

@@ -130,6 +130,10 @@ extern pthread_mutex_t error_lock;
 extern char last_error[512]; /* the first error-level log line, for the status line */
 extern task *tasks;
 extern int ntasks;
+extern const sl_api *runtime_stage_api; /* the table stage_setup hands to init */
+/* One stage instance of a task, and a task's teardown (also used by host/testrun*.c). */
+int stage_setup(task *t, stage_inst *s, stage_cfg *cfg, int index);
+void task_free(task *t);
 
 /* record.c */
 void vec_push(recvec *v, sl_record *r);

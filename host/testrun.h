@@ -1,0 +1,75 @@
+/* testrun.h — `sluice test`: pipeline unit tests run in process, without broker or database.
+ *
+ * testrun_harness.c  the chain of a pipeline's real stages between a feeder (in place of the
+ *                    source) and a collector (in place of the sink and the dead letter), driven
+ *                    synchronously on a virtual clock
+ * testrun.c          test files: discovery, parsing, the checks, the PASS/FAIL report
+ * testrun_match.c    comparing expected and actual records, the diff
+ */
+#ifndef SL_HOST_TESTRUN_H
+#define SL_HOST_TESTRUN_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+/** One record fed in or collected (all heap-owned). */
+typedef struct tr_rec {
+    char *key;
+    size_t key_len;
+    int has_key;
+    char *value;
+    size_t value_len;
+    char **hname, **hval;
+    size_t *hlen, nh;
+    int64_t timestamp_ms;
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+    char *stage, *reason; /* dead letters: who rejected it and why */
+} tr_rec;
+
+typedef struct tr_recs {
+    tr_rec *v;
+    size_t n, cap;
+} tr_recs;
+
+void tr_recs_free(tr_recs *r);
+tr_rec *tr_recs_push(tr_recs *r);
+
+typedef struct tr_harness tr_harness;
+
+/** The chain stages[from..to] of `cfg` (transforms) between the feeder and the collector, every
+ *  stage initialised with a virtual clock starting at `now_ms` (wall) and 0 (monotonic).
+ *  NULL with the reason in err when a stage refuses to start. */
+tr_harness *tr_start(pipeline_cfg *cfg, size_t from, size_t to, int64_t now_ms, char *err, size_t errlen);
+/** Feeds records through the chain (in batches of the pipeline's batch_size), each followed by
+ *  a regular flush as the runtime does. 0, or -1 when the pipeline failed (see tr_error). */
+int tr_feed(tr_harness *h, const tr_rec *recs, size_t n);
+/** Moves both clocks forward by `ms`, then a regular flush (what ticks while time passes). */
+int tr_advance(tr_harness *h, int64_t ms);
+/** flush(final): 1 is the end of input (shutdown drain), 0 a regular tick. */
+int tr_flush(tr_harness *h, int final);
+int64_t tr_now(const tr_harness *h);
+/** What reached the collector: records leaving the last stage, and dead letters. */
+const tr_recs *tr_output(const tr_harness *h);
+const tr_recs *tr_dead(const tr_harness *h);
+/** Why the pipeline failed (the first error a stage logged), "" when it did not. */
+const char *tr_error(const tr_harness *h);
+void tr_stop(tr_harness *h);
+
+/** A collected record as JSON for checks and reports: {key, value, headers, timestamp, topic,
+ *  partition, offset[, stage, reason]}; value parsed when it is JSON, else a string. */
+cJSON *tr_rec_json(const tr_rec *r);
+
+/** `a` matches `e` (expected): exact = equal JSON; otherwise every member of an expected object
+ *  must match (a subset), arrays item by item. Numbers compare as numbers. */
+int tr_json_match(const cJSON *e, const cJSON *a, int exact);
+
+/** `sluice test [--json] PATH...` (main.c). Returns 0 all passed, 1 a case failed, 2 a bad
+ *  test file. */
+int cmd_test_run(char **paths, size_t npaths, int json);
+
+#endif
