@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "state.h"
 #include "supervisor.h"
+#include "testrun.h"
 #include "util.h"
 #include "web.h"
 #ifdef SL_HAVE_EMBEDDED_KAFKA
@@ -34,7 +35,8 @@ static const char usage[] =
     "       sluice token [-c sluice.yaml] [--state-dir DIR]\n"
     "       sluice validate [--plugin-path DIR]... FILE...\n"
     "       sluice plugins [--plugin-path DIR]... [--json]\n"
-    "       sluice plugins describe NAME [--json]\n"
+    "       sluice plugins describe NAME [--json | --markdown]\n"
+    "       sluice test [--plugin-path DIR]... [--json] [PATH]...   (docs/testing-pipelines.md)\n"
     "       sluice --version | --help\n"
     "\n"
     "Runs stream-processing pipelines made of loadable stages (see docs/).\n"
@@ -632,6 +634,7 @@ int main(int argc, char **argv)
     else if (!strcmp(cmd, "validate")) rc = cmd_validate(&o);
     else if (!strcmp(cmd, "plugins")) rc = cmd_plugins(&o);
     else if (!strcmp(cmd, "token")) rc = cmd_token(&o);
+    else if (!strcmp(cmd, "test")) rc = scan_plugins() ? SL_EXIT_CONFIG : cmd_test_run(o.files, o.nfiles, o.json);
     else if (!strcmp(cmd, "__pipeline")) rc = cmd_pipeline(&o);
     else {
         fprintf(stderr, "sluice: unknown command '%s'\n\n%s", cmd, usage);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "yamltree.h"
 
 /** One record fed in or collected (all heap-owned). */
 typedef struct tr_rec {
@@ -67,6 +68,64 @@ cJSON *tr_rec_json(const tr_rec *r);
 /** `a` matches `e` (expected): exact = equal JSON; otherwise every member of an expected object
  *  must match (a subset), arrays item by item. Numbers compare as numbers. */
 int tr_json_match(const cJSON *e, const cJSON *a, int exact);
+
+
+/* ---- test files (testrun.c) and running a case (testrun_case.c) ---- */
+
+typedef struct step {
+    enum { ST_INPUT, ST_ADVANCE, ST_FLUSH } kind;
+    const ynode *at;
+    const ynode *records; /* ST_INPUT: a list (may be NULL with file) */
+    const ynode *file;    /* ST_INPUT: an NDJSON file */
+    int64_t ms;           /* ST_ADVANCE */
+    int final;            /* ST_FLUSH */
+} step;
+
+typedef struct tcase {
+    const ynode *node, *name;
+    const ynode *stages; /* NULL: the file's */
+    int64_t now;
+    step *steps;
+    size_t nsteps;
+    const ynode *expect, *dead; /* maps or lists of maps; may be NULL */
+} tcase;
+
+typedef struct failure {
+    char *check, *message;
+    cJSON *expected, *actual; /* for the diff; may be NULL */
+} failure;
+
+typedef struct case_result {
+    char *file, *name;
+    int line;
+    int status; /* 0 pass, 1 fail */
+    double ms;
+    failure *f;
+    size_t nf;
+} case_result;
+
+typedef struct run {
+    case_result *r;
+    size_t n;
+    int bad_files;
+    int json;
+} run;
+
+/** The last test-file error, "file:line:col: message". */
+extern char tr_err[1024];
+/** Sets tr_err at node n; returns -1. */
+int tr_bad(const ynode *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** ms since the epoch, or RFC 3339 text. */
+int tr_get_time(const ynode *n, const char *what, int64_t *out);
+/** Adds a failure to the case (exp and act are taken over; may be NULL). */
+void tr_fail(case_result *cr, const char *check, cJSON *exp, cJSON *act, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/** Does the collected record (as tr_rec_json) satisfy the expected one? Only the fields the
+ *  expected names count; exact: the value equal, else a subset and a reason a part of it. */
+int tr_record_match(const cJSON *e, const cJSON *a, int exact);
+/** Runs one case on stages[from..to] of cfg; defaults: the test file's `defaults:` map (or
+ *  NULL). Failures go into cr. */
+void tr_run_case(pipeline_cfg *cfg, size_t from, size_t to, const tcase *tc, const ynode *defaults, case_result *cr);
 
 /** `sluice test [--json] PATH...` (main.c). Returns 0 all passed, 1 a case failed, 2 a bad
  *  test file. */

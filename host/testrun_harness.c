@@ -9,6 +9,7 @@
  * whose now_ms and monotonic_ms read that virtual clock (runtime_stage_api), so a window that
  * closes on emit_interval or a TTL closes on `advance`, not on the machine's speed.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
