@@ -237,6 +237,17 @@ static int resolve_range(const pipeline_cfg *p, const ynode *n, size_t *from, si
     return 0;
 }
 
+/* Long strings (a sketch, a payload) shortened in the text report; --json has them whole. */
+static void shorten(cJSON *j)
+{
+    for (cJSON *c = j->child; c; c = c->next) shorten(c);
+    if (cJSON_IsString(j) && strlen(j->valuestring) > 80) {
+        char buf[128];
+        snprintf(buf, sizeof buf, "%.40s...(%zu chars)", j->valuestring, strlen(j->valuestring));
+        cJSON_SetValuestring(j, buf);
+    }
+}
+
 static void print_diff(const failure *f)
 {
     const char *dot = strrchr(f->check, '.');
@@ -246,7 +257,10 @@ static void print_diff(const failure *f)
 #define ROW(sign, j)                                                                                 \
     do {                                                                                             \
         if (shown++ < 40) {                                                                          \
-            s = cJSON_PrintUnformatted(j);                                                           \
+            cJSON *c = cJSON_Duplicate(j, 1);                                                        \
+            shorten(c);                                                                              \
+            s = cJSON_PrintUnformatted(c);                                                           \
+            cJSON_Delete(c);                                                                         \
             printf("        %s %s\n", sign, s);                                                      \
             free(s);                                                                                 \
         }                                                                                            \
@@ -437,7 +451,8 @@ static void walk(run *R, const char *dir)
     qsort(names, n, sizeof *names, cmp_str); /* the same order on every machine */
     for (size_t i = 0; i < n; i++) {
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        size_t dl = strlen(dir);
+        snprintf(path, sizeof path, "%.*s/%s", (int)(dl > 1 && dir[dl - 1] == '/' ? dl - 1 : dl), dir, names[i]);
         struct stat st;
         if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) walk(R, path);
         else if (ends_with(names[i], "_test.yaml") || ends_with(names[i], "_test.yml")) run_file(R, path, 0);
