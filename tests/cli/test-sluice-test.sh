@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# `sluice test` itself: passing and failing cases, the diff, exit codes, --json, errors in test
+# files with file:line:column, a pipeline file's own tests: section, input files and steps.
+. "$(dirname "$0")/../lib/testlib.sh"
+D="$SRC/tests/cli/data"
+
+out=$("$SLUICE" test "$D/ok" 2>"$T/err"); rc=$?
+assert_eq "$rc" 0 "passing cases exit 0 (stderr: $(cat "$T/err"))"
+assert_contains "$out" "PASS  $D/ok/dedup-pipeline.yaml:8  inline records" "a pipeline file's tests: section runs"
+assert_contains "$out" "5 passed, 0 failed" "every case of the directory ran (recursively found)"
+
+out=$("$SLUICE" test "$D/failing" 2>"$T/err"); rc=$?
+assert_eq "$rc" 1 "a failing case exits 1"
+assert_contains "$out" "PASS  $D/failing/failing_test.yaml:3  passes" "the passing case passes"
+assert_contains "$out" "FAIL  $D/failing/failing_test.yaml:6  wrong expectations" "the failing case fails, with file:line"
+assert_contains "$out" "expect.count: expected 3 records, got 2" "the count check says what differs"
+assert_contains "$out" '        - {"value":{"id":3}}
+        + {"value":{"id":2}}' "the diff shows expected (-) and actual (+) cut to the compared fields"
+assert_contains "$out" "(record #1 as expected)" "records that match are named, not repeated"
+assert_contains "$out" '- {"reason":"nope"}' "a missing dead letter shows in the diff"
+assert_contains "$out" "1 passed, 1 failed" "the summary counts"
+
+json=$("$SLUICE" test --json "$D/failing" "$D/ok" 2>"$T/err"); rc=$?
+assert_eq "$rc" 1 "--json: still exit 1 on a failure"
+python3 - "$json" <<'PY' || fail "--json shape"
+import json, sys
+r = json.loads(sys.argv[1])
+assert set(r) == {"passed", "failed", "bad_files", "duration_ms", "cases"}, r.keys()
+assert (r["passed"], r["failed"], r["bad_files"]) == (6, 1, 0), r
+f = [c for c in r["cases"] if c["status"] == "fail"]
+assert len(f) == 1 and f[0]["name"] == "wrong expectations" and f[0]["line"] == 6, f
+assert f[0]["file"].endswith("failing/failing_test.yaml")
+checks = {x["check"]: x for x in f[0]["failures"]}
+assert set(checks) == {"expect.count", "expect.fields", "dead_letter.contains"}, checks
+assert checks["expect.count"]["expected"] == 3 and len(checks["expect.count"]["actual"]) == 2
+assert checks["expect.fields"]["expected"] == [{"value": {"id": 1}}, {"value": {"id": 3}}]
+assert checks["expect.fields"]["actual"] == [{"value": {"id": 1}}, {"value": {"id": 2}}]
+for c in r["cases"]:
+    assert set(c) == {"file", "line", "name", "status", "duration_ms", "failures"}, c.keys()
+PY
+ok "--json: counts, cases, failures with check, message, expected and actual"
+
+out=$("$SLUICE" test "$D/bad/typo_test.yaml" 2>&1); rc=$?
+assert_eq "$rc" 2 "a bad test file exits 2"
+assert_contains "$out" "$D/bad/typo_test.yaml:8:14: unknown key 'cuont' in expect" "the error names file:line:column"
+out=$("$SLUICE" test "$D/bad/range_test.yaml" 2>&1); rc=$?
+assert_eq "$rc" 2 "an unknown stage in stages: exits 2"
+assert_contains "$out" "range_test.yaml:2:9: 'nosuch' is not a transform of pipeline cli-dedup (its transforms: dedup)" "and names the stage and the transforms"
+out=$("$SLUICE" test "$T/nothing" 2>&1); rc=$?
+assert_eq "$rc" 2 "a missing path exits 2"
+mkdir "$T/empty"
+out=$("$SLUICE" test "$T/empty" 2>&1); rc=$?
+assert_eq "$rc" 2 "a directory without tests exits 2"
+assert_contains "$out" "no test files found" "and says so"
+
+# A stage that fails (a pipeline that does not load) is a failing case, not a crash.
+cat >"$T/broken_test.yaml" <<YAML
+pipeline: $D/ok/missing.yaml
+cases:
+  - {name: no pipeline, input: [{value: 1}], expect: {count: 1}}
+YAML
+out=$("$SLUICE" test "$T/broken_test.yaml" 2>&1); rc=$?
+assert_eq "$rc" 1 "a pipeline that does not load fails its cases"
+assert_contains "$out" "pipeline: the pipeline does not load" "with the loader's reason"
+echo "all $CHECKS checks passed"
