@@ -448,7 +448,7 @@ static void walk(run *R, const char *dir)
         names[n++] = xstrdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str); /* the same order on every machine */
+    if (n) qsort(names, n, sizeof *names, cmp_str); /* the same order on every machine */
     for (size_t i = 0; i < n; i++) {
         char path[4096];
         size_t dl = strlen(dir);
