@@ -14,6 +14,7 @@
 #include "config.h"
 #include "loader.h"
 #include "log.h"
+#include "plugin_doc.h"
 #include "runtime.h"
 #include "state.h"
 #include "supervisor.h"
@@ -52,6 +53,7 @@ typedef struct opts {
     size_t nfiles;
     const char *host_config;
     int json;
+    int markdown; /* plugins describe --markdown */
     int embedded_kafka;
     const char *rest_listen; /* --rest ADDR */
     int no_rest;
@@ -72,6 +74,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         {"plugin-path", required_argument, NULL, 'p'},
         {"config", required_argument, NULL, 'c'},
         {"json", no_argument, NULL, 'j'},
+        {"markdown", no_argument, NULL, 'M'},
         {"embedded-kafka", no_argument, NULL, 'k'},
         {"rest", required_argument, NULL, 'r'},
         {"no-rest", no_argument, NULL, 'R'},
@@ -87,6 +90,7 @@ static int parse_opts(int argc, char **argv, opts *o)
         case 'p': loader_add_dir(optarg); break;
         case 'c': o->host_config = optarg; break;
         case 'j': o->json = 1; break;
+        case 'M': o->markdown = 1; break;
         case 'k': o->embedded_kafka = 1; break;
         case 'r': o->rest_listen = optarg; break;
         case 'R': o->no_rest = 1; break;
@@ -363,7 +367,7 @@ static int cmd_plugins(opts *o)
     if (scan_plugins()) return SL_EXIT_CONFIG;
     if (o->nfiles >= 1 && !strcmp(o->files[0], "describe")) {
         if (o->nfiles != 2) {
-            fputs("usage: sluice plugins describe NAME [--json]\n", stderr);
+            fputs("usage: sluice plugins describe NAME [--json | --markdown]\n", stderr);
             return SL_EXIT_CONFIG;
         }
         char err[1024];
@@ -373,6 +377,13 @@ static int cmd_plugins(opts *o)
             return SL_EXIT_CONFIG;
         }
         const sl_stage_desc *d = pl->desc;
+        if (o->markdown) { /* the README's table (scripts/plugin-readmes.sh) */
+            sl_buf b = {0};
+            plugin_doc_markdown(d, &b);
+            fputs(buf_cstr(&b), stdout);
+            buf_free(&b);
+            return 0;
+        }
         if (o->json) {
             sl_buf b = {0};
             describe_json(pl, &b);
