@@ -18,6 +18,15 @@
 #include "log.h"
 #include "testrun.h"
 
+/* One `sluice test` invocation. */
+typedef struct run {
+    case_result *r;
+    size_t n;
+    int bad_files;
+    cJSON *errors; /* the messages of bad test files, for --json */
+    int json;
+} run;
+
 #define DEFAULT_NOW 1704067200000LL /* 2024-01-01T00:00:00Z: cases are reproducible */
 
 /* ---- errors at a node ----------------------------------------------------------------------- */
@@ -313,6 +322,7 @@ static void bad_file(run *R, const char *msg)
 {
     R->bad_files++;
     fprintf(stderr, "sluice test: %s\n", msg);
+    cJSON_AddItemToArray(R->errors, cJSON_CreateString(msg));
 }
 
 static void run_file(run *R, const char *path, int pipeline_with_tests)
@@ -489,6 +499,7 @@ static void print_json(const run *R, double ms)
     cJSON_AddNumberToObject(o, "passed", (double)passed);
     cJSON_AddNumberToObject(o, "failed", (double)(R->n - passed));
     cJSON_AddNumberToObject(o, "bad_files", R->bad_files);
+    cJSON_AddItemToObject(o, "errors", cJSON_Duplicate(R->errors, 1));
     cJSON_AddNumberToObject(o, "duration_ms", ms);
     cJSON_AddItemToObject(o, "cases", cs);
     char *s = cJSON_PrintUnformatted(o);
@@ -499,7 +510,7 @@ static void print_json(const run *R, double ms)
 
 int cmd_test_run(char **paths, size_t npaths, int json)
 {
-    run R = {.json = json};
+    run R = {.json = json, .errors = cJSON_CreateArray()};
     /* The stages' info lines (schema loaded, ...) would bury the report; SLUICE_LOG_LEVEL wins. */
     setenv("SLUICE_LOG_LEVEL", "warn", 0);
     sl_log_init();
@@ -543,6 +554,7 @@ int cmd_test_run(char **paths, size_t npaths, int json)
         free(R.r[i].name);
     }
     free(R.r);
+    cJSON_Delete(R.errors);
     if (!R.n && !R.bad_files) {
         fprintf(stderr, "sluice test: no test files found (*_test.yaml, or a pipeline file with tests:)\n");
         return 2;

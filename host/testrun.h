@@ -104,13 +104,6 @@ typedef struct case_result {
     size_t nf;
 } case_result;
 
-typedef struct run {
-    case_result *r;
-    size_t n;
-    int bad_files;
-    int json;
-} run;
-
 /** The last test-file error, "file:line:col: message". */
 extern char tr_err[1024];
 /** Sets tr_err at node n; returns -1. */

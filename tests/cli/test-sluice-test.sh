@@ -25,7 +25,8 @@ assert_eq "$rc" 1 "--json: still exit 1 on a failure"
 python3 - "$json" <<'PY' || fail "--json shape"
 import json, sys
 r = json.loads(sys.argv[1])
-assert set(r) == {"passed", "failed", "bad_files", "duration_ms", "cases"}, r.keys()
+assert set(r) == {"passed", "failed", "bad_files", "errors", "duration_ms", "cases"}, r.keys()
+assert r["errors"] == []
 assert (r["passed"], r["failed"], r["bad_files"]) == (6, 1, 0), r
 f = [c for c in r["cases"] if c["status"] == "fail"]
 assert len(f) == 1 and f[0]["name"] == "wrong expectations" and f[0]["line"] == 6, f
@@ -43,6 +44,9 @@ ok "--json: counts, cases, failures with check, message, expected and actual"
 out=$("$SLUICE" test "$D/bad/typo_test.yaml" 2>&1); rc=$?
 assert_eq "$rc" 2 "a bad test file exits 2"
 assert_contains "$out" "$D/bad/typo_test.yaml:8:14: unknown key 'cuont' in expect" "the error names file:line:column"
+json=$("$SLUICE" test --json "$D/bad/typo_test.yaml" 2>/dev/null); rc=$?
+assert_eq "$rc" 2 "--json: a bad test file exits 2"
+assert_contains "$json" '"bad_files":1,"errors":["'"$D"'/bad/typo_test.yaml:8:14: unknown key' "--json lists the error with file:line:column"
 out=$("$SLUICE" test "$D/bad/range_test.yaml" 2>&1); rc=$?
 assert_eq "$rc" 2 "an unknown stage in stages: exits 2"
 assert_contains "$out" "range_test.yaml:2:9: 'nosuch' is not a transform of pipeline cli-dedup (its transforms: dedup)" "and names the stage and the transforms"
