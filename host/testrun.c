@@ -91,7 +91,8 @@ int tr_get_time(const ynode *n, const char *what, int64_t *out)
 /* ---- what a case contains --------------------------------------------------------------------- */
 
 static const char *const record_keys[] = {"value", "key", "headers", "timestamp", "topic", "partition", "offset", NULL};
-static const char *const expect_keys[] = {"topic", "count", "records", "fields", "contains", "reasons", NULL};
+static const char *const expect_keys[] = {"topic", "where", "count", "records", "fields", "contains", "all",
+                                          "reasons", NULL};
 
 static int check_records(const ynode *list, const char *what, int expected)
 {
@@ -127,6 +128,8 @@ static int check_expect(const ynode *e, const char *what)
     const ynode *n;
     if ((n = ynode_get(e, "count")) && get_int(n, "count", &x)) return -1;
     if ((n = ynode_get(e, "topic")) && scalar(n, "topic")) return -1;
+    for (int i = 0; i < 2; i++)
+        if ((n = ynode_get(e, i ? "all" : "where")) && tr_check_expr(n)) return -1;
     const char *lists[] = {"records", "fields", "contains"};
     for (int i = 0; i < 3; i++)
         if ((n = ynode_get(e, lists[i])) && check_records(n, lists[i], 1)) return -1;

@@ -116,6 +116,9 @@ void tr_fail(case_result *cr, const char *check, cJSON *exp, cJSON *act, const c
 /** Does the collected record (as tr_rec_json) satisfy the expected one? Only the fields the
  *  expected names count; exact: the value equal, else a subset and a reason a part of it. */
 int tr_record_match(const cJSON *e, const cJSON *a, int exact);
+/** A condition of `where:` / `all:` (the expression language of the transform and window
+ *  stages): 0, or -1 with tr_err naming file:line:column of the mistake. */
+int tr_check_expr(const ynode *n);
 /** Runs one case on stages[from..to] of cfg; defaults: the test file's `defaults:` map (or
  *  NULL). Failures go into cr. */
 void tr_run_case(pipeline_cfg *cfg, size_t from, size_t to, const tcase *tc, const ynode *defaults, case_result *cr);

@@ -4,7 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime.h"
 #include "testrun.h"
+#ifdef SL_HAVE_EXPR
+#include "../plugins/common/sl_expr.h"
+#endif
 
 #define DIFF_ROWS 40 /* a diff shows at most this many records per side */
 
@@ -194,12 +198,73 @@ static cJSON *project(const cJSON *a, const cJSON *e, int exact)
     return o;
 }
 
+/* ---- conditions in the expression language ----------------------------------------------------- */
+
+#ifdef SL_HAVE_EXPR
+static sl_expr *compile_at(const ynode *n)
+{
+    sl_expr_opts o = {.want = SL_EXPR_T_BOOL};
+    sl_expr_error err;
+    sl_expr *e = sl_expr_compile(n->str, &o, &err);
+    if (!e) {
+        /* the position within the text, moved to the file (a quoted scalar starts one further) */
+        int line = n->line + err.line - 1, col = err.line > 1 ? err.col : n->col + err.col - 1 + !n->plain;
+        snprintf(tr_err, sizeof tr_err, "%s:%d:%d: %s", n->file, line, col, err.msg);
+    }
+    return e;
+}
+#endif
+
+int tr_check_expr(const ynode *n)
+{
+    if (n->kind != YN_SCALAR) return tr_bad(n, "a condition must be an expression text, not %s", ynode_kind_name(n));
+#ifdef SL_HAVE_EXPR
+    sl_expr *e = compile_at(n);
+    sl_expr_free(e);
+    return e ? 0 : -1;
+#else
+    return tr_bad(n, "conditions need the expression language (plugins/common/sl_expr), which this build lacks");
+#endif
+}
+
+/* Does the record (as tr_rec_json) satisfy the condition? It reads the record's value, as the
+ * transform stage's expressions do. */
+static int holds(const void *prog, const cJSON *rec)
+{
+#ifdef SL_HAVE_EXPR
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "value");
+    return sl_expr_eval_bool(prog, &sl_host_api, (const sl_json *)v, NULL);
+#else
+    (void)prog, (void)rec;
+    return 0;
+#endif
+}
+
+static void *compile_cond(const ynode *n)
+{
+#ifdef SL_HAVE_EXPR
+    return compile_at(n); /* checked when the file was read */
+#else
+    (void)n;
+    return NULL;
+#endif
+}
+
+static void free_cond(void *p)
+{
+#ifdef SL_HAVE_EXPR
+    sl_expr_free(p);
+#else
+    (void)p;
+#endif
+}
+
 /* ---- the checks of one expect: / dead_letter: map ----------------------------------------------- */
 
 static void check_list(case_result *cr, const char *what, const char *mode, const ynode *list, cJSON **sel,
                        size_t n)
 {
-    char check[128];
+    char check[300];
     snprintf(check, sizeof check, "%s.%s", what, mode);
     int exact = !strcmp(mode, "records"), any_order = !strcmp(mode, "contains");
     cJSON *exp = cJSON_CreateArray(), *act = cJSON_CreateArray();
@@ -241,20 +306,28 @@ static void check_list(case_result *cr, const char *what, const char *mode, cons
 
 static void check_one(case_result *cr, const char *what, const ynode *e, const tr_recs *recs)
 {
-    const ynode *topic = ynode_get(e, "topic"), *n;
+    const ynode *topic = ynode_get(e, "topic"), *where = ynode_get(e, "where"), *n;
     cJSON **sel = xcalloc(recs->n + 1, sizeof *sel);
     size_t ns = 0;
+    void *cond = where ? compile_cond(where) : NULL;
     for (size_t i = 0; i < recs->n; i++)
-        if (!topic || (recs->v[i].topic && !strcmp(recs->v[i].topic, topic->str))) sel[ns++] = tr_rec_json(&recs->v[i]);
-    char label[80];
-    if (topic) snprintf(label, sizeof label, "%s[topic %s]", what, topic->str);
-    else snprintf(label, sizeof label, "%s", what);
+        if (!topic || (recs->v[i].topic && !strcmp(recs->v[i].topic, topic->str))) {
+            sel[ns] = tr_rec_json(&recs->v[i]);
+            if (cond && !holds(cond, sel[ns])) cJSON_Delete(sel[ns]);
+            else ns++;
+        }
+    free_cond(cond);
+    char label[200];
+    snprintf(label, sizeof label, "%s%s%s%s%s%s", what, topic || where ? "[" : "", topic ? "topic " : "",
+             topic ? topic->str : "", topic && where ? ", " : "", where ? "where" : "");
+    if (topic || where) snprintf(label + strlen(label), sizeof label - strlen(label), "%s%s]", where ? " " : "",
+                                 where ? where->str : "");
     if ((n = ynode_get(e, "count"))) {
         long long want = strtoll(n->str, NULL, 10);
         if ((long long)ns != want) {
             cJSON *act = cJSON_CreateArray();
             for (size_t i = 0; i < ns; i++) cJSON_AddItemToArray(act, cJSON_Duplicate(sel[i], 1));
-            char check[128];
+            char check[300];
             snprintf(check, sizeof check, "%s.count", label);
             tr_fail(cr, check, cJSON_CreateNumber((double)want), act, "expected %lld record%s, got %zu", want,
                     want == 1 ? "" : "s", ns);
@@ -263,6 +336,18 @@ static void check_one(case_result *cr, const char *what, const ynode *e, const t
     static const char *const modes[] = {"records", "fields", "contains"};
     for (int m = 0; m < 3; m++)
         if ((n = ynode_get(e, modes[m]))) check_list(cr, label, modes[m], n, sel, ns);
+    if ((n = ynode_get(e, "all"))) {
+        void *c = compile_cond(n);
+        cJSON *act = cJSON_CreateArray();
+        for (size_t i = 0; i < ns; i++)
+            if (!holds(c, sel[i])) cJSON_AddItemToArray(act, cJSON_Duplicate(sel[i], 1));
+        free_cond(c);
+        int nbad = cJSON_GetArraySize(act);
+        char check[300];
+        snprintf(check, sizeof check, "%s.all", label);
+        if (nbad) tr_fail(cr, check, cJSON_CreateString(n->str), act, "%d of %zu records do not satisfy: %s", nbad, ns, n->str);
+        else cJSON_Delete(act);
+    }
     if ((n = ynode_get(e, "reasons"))) {
         cJSON *exp = cJSON_CreateArray(), *act = cJSON_CreateArray();
         int ok = n->n == ns;
@@ -275,7 +360,7 @@ static void check_one(case_result *cr, const char *what, const ynode *e, const t
             const cJSON *r = cJSON_GetObjectItemCaseSensitive(sel[i], "reason");
             cJSON_AddItemToArray(act, cJSON_CreateString(cJSON_IsString(r) ? r->valuestring : ""));
         }
-        char check[128];
+        char check[300];
         snprintf(check, sizeof check, "%s.reasons", label);
         if (!ok) tr_fail(cr, check, exp, act, "the reasons differ (each expected text must be part of the reason, in order)");
         else cJSON_Delete(exp), cJSON_Delete(act);
