@@ -66,6 +66,26 @@ YAML
 out=$("$SLUICE" test "$T/broken_test.yaml" 2>&1); rc=$?
 assert_eq "$rc" 1 "a pipeline that does not load fails its cases"
 assert_contains "$out" "pipeline: the pipeline does not load" "with the loader's reason"
+# Rejects as in a run: without a dead_letter, errors.tolerance decides.
+cat >"$T/nodlq.yaml" <<YAML
+pipeline: nodlq
+stages:
+  - {name: in, use: file-source, with: {path: /nonexistent}}
+  - {name: validate, use: validator, with: {schema: $SRC/pipelines/ecommerce-event.schema.yaml}}
+  - {name: out, use: file-sink, with: {path: /nonexistent}}
+tests:
+  - name: a reject
+    input: [{value: {event_id: 1}}]
+    expect: {count: 0}
+    dead_letter: {count: 0}
+YAML
+out=$("$SLUICE" test "$T/nodlq.yaml" 2>/dev/null); rc=$?
+assert_eq "$rc" 1 "tolerance none, no dead letter: a reject fails the case"
+assert_contains "$out" "nodlq.yaml:9:12: the pipeline failed at this step: validate: record at topic=test partition=0 offset=0 cannot be placed (no dead_letter is configured)" "saying where and why"
+sed -i 's/^pipeline: nodlq/pipeline: nodlq\nerrors: {tolerance: all}/' "$T/nodlq.yaml"
+out=$("$SLUICE" test "$T/nodlq.yaml" 2>/dev/null); rc=$?
+assert_eq "$rc" 0 "tolerance all: the reject is dropped, as in a run: $out"
+
 # Conditions in the expression language (plugins/common/sl_expr), when the build has it.
 out=$("$SLUICE" test "$D/expr" 2>&1); rc=$?
 case "$out" in
