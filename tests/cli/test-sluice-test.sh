@@ -81,7 +81,7 @@ tests:
 YAML
 out=$("$SLUICE" test "$T/nodlq.yaml" 2>/dev/null); rc=$?
 assert_eq "$rc" 1 "tolerance none, no dead letter: a reject fails the case"
-assert_contains "$out" "nodlq.yaml:9:12: the pipeline failed at this step: validate: record at topic=test partition=0 offset=0 cannot be placed (no dead_letter is configured)" "saying where and why"
+assert_contains "$out" "nodlq.yaml:8:12: the pipeline failed at this step: validate: record at topic=test partition=0 offset=0 cannot be placed (no dead_letter is configured)" "saying where and why"
 sed -i 's/^pipeline: nodlq/pipeline: nodlq\nerrors: {tolerance: all}/' "$T/nodlq.yaml"
 out=$("$SLUICE" test "$T/nodlq.yaml" 2>/dev/null); rc=$?
 assert_eq "$rc" 0 "tolerance all: the reject is dropped, as in a run: $out"
