@@ -467,7 +467,10 @@ static void walk(run *R, const char *dir)
         size_t dl = strlen(dir);
         snprintf(path, sizeof path, "%.*s/%s", (int)(dl > 1 && dir[dl - 1] == '/' ? dl - 1 : dl), dir, names[i]);
         struct stat st;
-        if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) walk(R, path);
+        /* lstat: a symlinked directory is not followed (no loops); node_modules is not ours */
+        if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (strcmp(names[i], "node_modules")) walk(R, path);
+        }
         else if (ends_with(names[i], "_test.yaml") || ends_with(names[i], "_test.yml")) run_file(R, path, 0);
         else if ((ends_with(names[i], ".yaml") || ends_with(names[i], ".yml")) && has_tests(path)) run_file(R, path, 1);
         free(names[i]);
