@@ -143,13 +143,29 @@ static int check_expect(const ynode *e, const char *what)
 
 static int parse_step(const ynode *s, step *st)
 {
-    static const char *const keys[] = {"input", "input_file", "advance", "flush", NULL};
+    static const char *const keys[] = {"input", "input_file", "advance", "flush", "assign", "restore", "revoke", NULL};
     if (only_keys(s, "a step", keys)) return -1;
-    if (s->n != 1 && !(s->n == 2 && ynode_get(s, "input") && ynode_get(s, "input_file")))
-        return tr_bad(s, "a step is one of input (and/or input_file), advance, flush");
+    int kinds = !!(ynode_get(s, "input") || ynode_get(s, "input_file")) + !!ynode_get(s, "advance") +
+                !!ynode_get(s, "flush") + !!ynode_get(s, "assign") + !!ynode_get(s, "revoke");
+    if (kinds != 1 || (ynode_get(s, "restore") && !ynode_get(s, "assign")))
+        return tr_bad(s, "a step is one of: input (and/or input_file), advance, flush, assign (with restore), revoke");
     st->at = s;
     const ynode *n;
-    if ((n = ynode_get(s, "advance"))) {
+    if ((n = ynode_get(s, "assign")) || (n = ynode_get(s, "revoke"))) {
+        st->kind = ynode_get(s, "assign") ? ST_ASSIGN : ST_REVOKE;
+        st->parts = n;
+        if (n->kind != YN_SEQ || !n->n) return tr_bad(n, "a list of partitions: [{topic: T, partition: 0, offset: -1}]");
+        for (size_t i = 0; i < n->n; i++) {
+            static const char *const pk[] = {"topic", "partition", "offset", NULL};
+            const ynode *p = n->items[i], *x;
+            int64_t v;
+            if (only_keys(p, "a partition", pk)) return -1;
+            if ((x = ynode_get(p, "topic")) && scalar(x, "topic")) return -1;
+            if ((x = ynode_get(p, "partition")) && get_int(x, "partition", &v)) return -1;
+            if ((x = ynode_get(p, "offset")) && get_int(x, "offset", &v)) return -1;
+        }
+        if ((st->records = ynode_get(s, "restore")) && check_records(st->records, "restore", 0)) return -1;
+    } else if ((n = ynode_get(s, "advance"))) {
         st->kind = ST_ADVANCE;
         if (scalar(n, "advance") || sl_parse_duration(n->str, &st->ms) != SL_OK)
             return tr_bad(n, "advance must be a duration (e.g. 1m, 500ms), not '%s'", ynode_text(n));

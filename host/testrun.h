@@ -49,6 +49,10 @@ tr_harness *tr_start(pipeline_cfg *cfg, size_t from, size_t to, int64_t now_ms, 
 /** Feeds records through the chain (in batches of the pipeline's batch_size), each followed by
  *  a regular flush as the runtime does. 0, or -1 when the pipeline failed (see tr_error). */
 int tr_feed(tr_harness *h, const tr_rec *recs, size_t n);
+/** The feeder is assigned (revoke 0) or loses (1) these partitions, as a Kafka source in a
+ *  rebalance: every stage's on_assign / on_revoke runs; on assignment the collector hands
+ *  `restore` back through api->restore, so the stages' on_restore rebuild state from it. */
+int tr_partitions(tr_harness *h, sl_position *parts, size_t n, int revoke, const tr_rec *restore, size_t nrestore);
 /** Moves both clocks forward by `ms`, then a regular flush (what ticks while time passes). */
 int tr_advance(tr_harness *h, int64_t ms);
 /** flush(final): 1 is the end of input (shutdown drain), 0 a regular tick. */
@@ -73,9 +77,10 @@ int tr_json_match(const cJSON *e, const cJSON *a, int exact);
 /* ---- test files (testrun.c) and running a case (testrun_case.c) ---- */
 
 typedef struct step {
-    enum { ST_INPUT, ST_ADVANCE, ST_FLUSH } kind;
+    enum { ST_INPUT, ST_ADVANCE, ST_FLUSH, ST_ASSIGN, ST_REVOKE } kind;
     const ynode *at;
-    const ynode *records; /* ST_INPUT: a list (may be NULL with file) */
+    const ynode *parts;   /* ST_ASSIGN, ST_REVOKE: [{topic, partition, offset}] */
+    const ynode *records; /* ST_INPUT: a list (may be NULL with file); ST_ASSIGN: restore (or NULL) */
     const ynode *file;    /* ST_INPUT: an NDJSON file */
     int64_t ms;           /* ST_ADVANCE */
     int final;            /* ST_FLUSH */

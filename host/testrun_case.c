@@ -399,6 +399,27 @@ void tr_run_case(pipeline_cfg *cfg, size_t from, size_t to, const tcase *tc, con
             if (st->file && read_ndjson(st->file, &in, defaults, &offs, tr_now(h))) tr_fail(cr, "input_file", NULL, NULL, "%s", tr_err);
             else rc = tr_feed(h, in.v, in.n);
             tr_recs_free(&in);
+        } else if (st->kind == ST_ASSIGN || st->kind == ST_REVOKE) {
+            size_t n = st->parts->n;
+            sl_position *parts = xcalloc(n, sizeof *parts);
+            for (size_t j = 0; j < n; j++) {
+                const ynode *p = st->parts->items[j], *x = ynode_get(p, "topic");
+                if (!x && defaults) x = ynode_get(defaults, "topic");
+                parts[j].topic = x ? x->str : "test";
+                parts[j].partition = (x = ynode_get(p, "partition")) ? (int32_t)strtol(x->str, NULL, 10) : 0;
+                parts[j].offset = (x = ynode_get(p, "offset")) ? strtoll(x->str, NULL, 10) : -1;
+            }
+            tr_recs state = {0};
+            offsets none = {0};
+            for (size_t j = 0; st->records && j < st->records->n; j++)
+                build_record(&state, st->records->items[j], NULL, 0, defaults, &none, tr_now(h));
+            rc = tr_partitions(h, parts, n, st->kind == ST_REVOKE, state.v, state.n);
+            tr_recs_free(&state);
+            for (size_t j = 0; j < none.n; j++) free(none.topic[j]);
+            free(none.topic);
+            free(none.part);
+            free(none.next);
+            free(parts);
         } else if (st->kind == ST_ADVANCE) {
             rc = tr_advance(h, st->ms);
         } else {

@@ -24,6 +24,11 @@ struct tr_harness {
     stage_cfg dlq;
     const tr_rec *feed;
     size_t nfeed, fpos;
+    sl_position *parts; /* a partition change the feeder announces at its next poll */
+    size_t nparts;
+    int revoke;
+    const tr_rec *restore; /* state the collector hands back (api->restore) on assignment */
+    size_t nrestore;
     tr_recs out, dead;
 };
 
@@ -33,6 +38,7 @@ static int64_t v_now_ms(sl_ctx *ctx) { (void)ctx; return v_now; }
 static int64_t v_monotonic_ms(sl_ctx *ctx) { (void)ctx; return v_mono; }
 static sl_api virtual_api;
 static tr_harness *starting; /* the harness whose stages are being initialised */
+static tr_harness *current;  /* the harness being driven */
 
 void tr_recs_free(tr_recs *r)
 {
@@ -83,17 +89,27 @@ static sl_err feeder_init(sl_ctx *ctx, const sl_api *api, const void *config, vo
     return SL_OK;
 }
 
+/* A tr_rec as a record; hd holds up to 64 headers. */
+static sl_record as_record(const tr_rec *x, sl_header *hd)
+{
+    size_t nh = x->nh < 64 ? x->nh : 64;
+    for (size_t j = 0; j < nh; j++) hd[j] = (sl_header){x->hname[j], x->hval[j], x->hlen[j]};
+    return (sl_record){x->has_key ? x->key : NULL, x->has_key ? x->key_len : 0, x->value, x->value_len,
+                       hd, nh, x->timestamp_ms, x->topic, x->partition, x->offset, NULL};
+}
+
 static sl_err feeder_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     (void)timeout_ms;
     tr_harness *h = self;
     sl_header hd[64];
+    if (h->nparts) { /* from inside poll, as a Kafka consumer's rebalance callback does */
+        if (h->revoke) sl_host_api.partitions_revoked(ctx, h->parts, h->nparts);
+        else sl_host_api.partitions_assigned(ctx, h->parts, h->nparts);
+        h->nparts = 0;
+    }
     for (size_t k = 0; k < max && h->fpos < h->nfeed; k++) {
-        const tr_rec *x = &h->feed[h->fpos++];
-        size_t nh = x->nh < 64 ? x->nh : 64;
-        for (size_t j = 0; j < nh; j++) hd[j] = (sl_header){x->hname[j], x->hval[j], x->hlen[j]};
-        sl_record r = {x->has_key ? x->key : NULL, x->has_key ? x->key_len : 0, x->value, x->value_len,
-                       hd, nh, x->timestamp_ms, x->topic, x->partition, x->offset, NULL};
+        sl_record r = as_record(&h->feed[h->fpos++], hd);
         if (sl_host_api.emit(ctx, &r) != SL_OK) return SL_FATAL;
     }
     return SL_OK;
@@ -140,6 +156,23 @@ static sl_err collector_process(void *self, sl_ctx *ctx, const sl_batch *b)
     return SL_OK;
 }
 
+/* On assignment the collector plays the sink that keeps durable state (pg-sink): it hands the
+ * case's state records back, and the host passes them to every earlier stage's on_restore. */
+static sl_err collector_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n)
+{
+    (void)parts, (void)n;
+    tr_harness *h = current;
+    if (!h || self != &h->out || !h->nrestore) return SL_OK;
+    sl_record *v = xcalloc(h->nrestore, sizeof *v);
+    sl_header(*hd)[64] = xcalloc(h->nrestore, sizeof *hd);
+    for (size_t i = 0; i < h->nrestore; i++) v[i] = as_record(&h->restore[i], hd[i]);
+    sl_host_api.restore(ctx, v, h->nrestore);
+    free(hd);
+    free(v);
+    h->nrestore = 0;
+    return SL_OK;
+}
+
 static const sl_stage_desc feeder_desc = {
     SL_STAGE_DESC_INIT,
     .name = "test-input",
@@ -157,6 +190,7 @@ static const sl_stage_desc collector_desc = {
     .description = "sluice test: collects what leaves the last stage and the dead letters",
     .init = collector_init,
     .process = collector_process,
+    .on_assign = collector_on_assign,
 };
 static const sl_plugin feeder_plugin = {(sl_stage_desc *)&feeder_desc, "(built in)", NULL};
 static const sl_plugin collector_plugin = {(sl_stage_desc *)&collector_desc, "(built in)", NULL};
@@ -217,6 +251,7 @@ tr_harness *tr_start(pipeline_cfg *cfg, size_t from, size_t to, int64_t now_ms, 
 static int run_wave(tr_harness *h, int flush_final)
 {
     task *t = &h->t;
+    current = h;
     json_arena = &t->arena;
     if (flush_final < 0) {
         stage_inst *src = &t->stages[0];
@@ -235,6 +270,7 @@ static int run_wave(tr_harness *h, int flush_final)
     }
     commit(t); /* positions move on as in a run (nothing commits them: the feeder has no commit) */
     json_arena = NULL;
+    current = NULL;
     return t->failed ? -1 : 0;
 }
 
@@ -247,6 +283,18 @@ int tr_feed(tr_harness *h, const tr_rec *recs, size_t n)
     while (!rc && h->fpos < h->nfeed) rc = run_wave(h, -1);
     h->feed = NULL;
     h->nfeed = h->fpos = 0;
+    return rc;
+}
+
+int tr_partitions(tr_harness *h, sl_position *parts, size_t n, int revoke, const tr_rec *restore, size_t nrestore)
+{
+    h->parts = parts;
+    h->nparts = n;
+    h->revoke = revoke;
+    h->restore = restore;
+    h->nrestore = nrestore;
+    int rc = run_wave(h, -1);
+    h->nparts = h->nrestore = 0;
     return rc;
 }
 

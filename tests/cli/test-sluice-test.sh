@@ -50,6 +50,16 @@ assert_contains "$json" '"bad_files":1,"errors":["'"$D"'/bad/typo_test.yaml:8:14
 out=$("$SLUICE" test "$D/bad/range_test.yaml" 2>&1); rc=$?
 assert_eq "$rc" 2 "an unknown stage in stages: exits 2"
 assert_contains "$out" "range_test.yaml:2:9: 'nosuch' is not a transform of pipeline cli-dedup (its transforms: dedup)" "and names the stage and the transforms"
+cat >"$T/step_test.yaml" <<YAML
+pipeline: $D/ok/dedup-pipeline.yaml
+cases:
+  - name: two things in one step
+    steps: [{assign: [{partition: 0}], advance: 1s}]
+    expect: {count: 0}
+YAML
+out=$("$SLUICE" test "$T/step_test.yaml" 2>&1); rc=$?
+assert_eq "$rc" 2 "a step doing two things exits 2"
+assert_contains "$out" "step_test.yaml:4:14: a step is one of: input (and/or input_file), advance, flush, assign (with restore), revoke" "naming the step"
 out=$("$SLUICE" test "$T/nothing" 2>&1); rc=$?
 assert_eq "$rc" 2 "a missing path exits 2"
 mkdir "$T/empty"
