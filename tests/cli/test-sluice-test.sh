@@ -59,7 +59,7 @@ cases:
 YAML
 out=$("$SLUICE" test "$T/step_test.yaml" 2>&1); rc=$?
 assert_eq "$rc" 2 "a step doing two things exits 2"
-assert_contains "$out" "step_test.yaml:4:14: a step is one of: input (and/or input_file), advance, flush, assign (with restore), revoke" "naming the step"
+assert_contains "$out" "step_test.yaml:4:13: a step is one of: input (and/or input_file), advance, flush, assign (with restore), revoke" "naming the step"
 out=$("$SLUICE" test "$T/nothing" 2>&1); rc=$?
 assert_eq "$rc" 2 "a missing path exits 2"
 mkdir "$T/empty"
