@@ -192,8 +192,8 @@ static const sl_stage_desc collector_desc = {
     .process = collector_process,
     .on_assign = collector_on_assign,
 };
-static const sl_plugin feeder_plugin = {(sl_stage_desc *)&feeder_desc, "(built in)", NULL};
-static const sl_plugin collector_plugin = {(sl_stage_desc *)&collector_desc, "(built in)", NULL};
+static const sl_plugin feeder_plugin = {&feeder_desc, "(built in)", NULL};
+static const sl_plugin collector_plugin = {&collector_desc, "(built in)", NULL};
 
 /* ---- driving the chain ------------------------------------------------------------------ */
 
