@@ -30,6 +30,9 @@ grep -v '^| `seen_field`' "$SRC/plugins/dedup/README.md" >"$T/plugins/dedup/READ
 out=$("$CHECK" --check "$T/plugins/dedup/README.md" 2>&1); rc=$?
 assert_eq "$rc" 1 "a key missing from the README fails the check"
 assert_contains "$out" '+| `seen_field` |' "and shows the missing row"
+out=$("$CHECK" --check "$T/plugins/file-sink/README.md" 2>&1); rc=$?
+assert_eq "$rc" 1 "a stage without a README fails the check"
+assert_contains "$out" "file-sink/README.md: missing" "naming it"
 # --write puts it right again
 "$CHECK" --write "$T/plugins/dedup/README.md" >/dev/null
 assert_file_eq "$T/plugins/dedup/README.md" "$SRC/plugins/dedup/README.md" "--write regenerates the table"
