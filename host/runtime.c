@@ -103,7 +103,7 @@ static void *task_main(void *arg)
 
 /* ---- setup, status, teardown ------------------------------------------------------------ */
 
-int stage_setup(task *t, stage_inst *s, stage_cfg *cfg, int index)
+static int stage_setup(task *t, stage_inst *s, stage_cfg *cfg, int index)
 {
     s->cfg = cfg;
     s->d = cfg->plugin->desc;
@@ -129,6 +129,25 @@ static void stage_teardown(stage_inst *s)
     free(s->counters);
     free(s->hists);
     pthread_mutex_destroy(&s->mlock);
+}
+
+int task_init(task *t, pipeline_cfg *cfg, int k)
+{
+    t->cfg = cfg;
+    t->index = k;
+    pthread_mutex_init(&t->slock, NULL);
+    pthread_mutex_init(&t->nlock, NULL);
+    ack_tracker_init(&t->acks);
+    t->nstages = cfg->nstages;
+    t->stages = xcalloc(cfg->nstages, sizeof *t->stages);
+    t->last_commit = sl_monotonic_ms();
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nstages && !rc; i++) rc = stage_setup(t, &t->stages[i], &cfg->stages[i], (int)i);
+    if (!rc && cfg->dead_letter) {
+        t->dlq = xcalloc(1, sizeof *t->dlq);
+        rc = stage_setup(t, t->dlq, cfg->dead_letter, -1);
+    }
+    return rc;
 }
 
 void task_free(task *t)
@@ -206,22 +225,7 @@ int runtime_run(pipeline_cfg *cfg, int status_fd)
     if (ctl && control_fd < 0) runtime_set_control_fd(atoi(ctl));
     tasks = xcalloc((size_t)ntasks, sizeof *tasks);
     int rc = 0;
-    for (int k = 0; k < ntasks && !rc; k++) {
-        task *t = &tasks[k];
-        t->cfg = cfg;
-        t->index = k;
-        pthread_mutex_init(&t->slock, NULL);
-        pthread_mutex_init(&t->nlock, NULL);
-        ack_tracker_init(&t->acks);
-        t->nstages = cfg->nstages;
-        t->stages = xcalloc(cfg->nstages, sizeof *t->stages);
-        t->last_commit = sl_monotonic_ms();
-        for (size_t i = 0; i < cfg->nstages && !rc; i++) rc = stage_setup(t, &t->stages[i], &cfg->stages[i], (int)i);
-        if (!rc && cfg->dead_letter) {
-            t->dlq = xcalloc(1, sizeof *t->dlq);
-            rc = stage_setup(t, t->dlq, cfg->dead_letter, -1);
-        }
-    }
+    for (int k = 0; k < ntasks && !rc; k++) rc = task_init(&tasks[k], cfg, k);
     if (!rc) {
         sl_log(SL_LOG_INFO, NULL, "pipeline started: %zu stages, %d task%s", cfg->nstages, ntasks, ntasks == 1 ? "" : "s");
         read_control(); /* a pipeline started paused is paused before its first poll */

@@ -153,8 +153,9 @@ extern char last_error[512]; /* the first error-level log line, for the status l
 extern task *tasks;
 extern int ntasks;
 extern const sl_api *runtime_stage_api; /* the table stage_setup hands to init */
-/* One stage instance of a task, and a task's teardown (also used by host/testrun*.c). */
-int stage_setup(task *t, stage_inst *s, stage_cfg *cfg, int index);
+/* Task k of cfg with its stage instances set up (0, or an SL_EXIT_* code), and its teardown
+ * (after either result); runtime_run's tasks and `sluice test`'s (host/testrun_harness.c). */
+int task_init(task *t, pipeline_cfg *cfg, int k);
 void task_free(task *t);
 
 /* record.c */

@@ -3,7 +3,7 @@
  * The seam is the task of runtime.c: a task whose stages[0] is a feeder (a source built into
  * the host that emits the case's records) and whose last stage and dead-letter sink are a
  * collector (a sink that copies what reaches it; the dead letter's too when the pipeline has one). Between them are the pipeline's own stage
- * configs and real plugins, set up by runtime.c's stage_setup and driven by chain.c's
+ * configs and real plugins, set up by runtime.c's task_init and driven by chain.c's
  * run_chain / flush_all exactly as task_main drives them — but synchronously, from this thread,
  * with no timer: time only moves when the case says so. Stages get a copy of the host API
  * whose now_ms and monotonic_ms read that virtual clock (runtime_stage_api), so a window that
@@ -227,18 +227,8 @@ tr_harness *tr_start(pipeline_cfg *cfg, size_t from, size_t to, int64_t now_ms, 
      * stops, and the case fails saying why; all: the record is dropped). */
     h->run.dead_letter = cfg->dead_letter ? &h->dlq : NULL;
 
-    task *t = &h->t;
-    t->cfg = &h->run;
-    pthread_mutex_init(&t->slock, NULL);
-    ack_tracker_init(&t->acks);
-    t->nstages = h->run.nstages;
-    t->stages = xcalloc(t->nstages, sizeof *t->stages);
-    if (cfg->dead_letter) t->dlq = xcalloc(1, sizeof *t->dlq);
-    t->last_commit = v_mono;
     starting = h;
-    int rc = 0;
-    for (size_t i = 0; i < t->nstages && !rc; i++) rc = stage_setup(t, &t->stages[i], &h->stages[i], (int)i);
-    if (!rc && t->dlq) rc = stage_setup(t, t->dlq, &h->dlq, -1);
+    int rc = task_init(&h->t, &h->run, 0); /* the runtime's own task setup, on the replaced chain */
     starting = NULL;
     if (rc) {
         snprintf(err, errlen, "a stage refused to start: %s", last_error[0] ? last_error : "init failed");
