@@ -261,7 +261,8 @@ static T parse_primary(parser *p)
     const char *s;
     size_t n = sx_peek_ident(p, &s);
     if (!n) {
-        sx_fail(p, at, "unexpected '%c' (expected a value: a number, a string, a field, a function or '(')", c);
+        sx_fail(p, at, "unexpected '%.*s' (expected a value: a number, a string, a field, a function or '(')",
+                sx_char_len(p->s + at), p->s + at);
         return SL_EXPR_T_ANY;
     }
     if (is_keyword(s, n)) {
@@ -344,7 +345,7 @@ static T parse_mul(parser *p)
         need(p, r, SL_EXPR_T_NUMBER, rat, sym);
         (void)at;
         emit(p, o, 0, -1);
-        l = SL_EXPR_T_ANY; /* a number, or null after division by zero */
+        l = SL_EXPR_T_NUMBER; /* or null: division by zero, a non-number operand */
         if (p->failed) return l;
     }
 }
@@ -366,7 +367,7 @@ static T parse_add(parser *p)
         T r = parse_mul(p);
         need(p, r, SL_EXPR_T_NUMBER, rat, sym);
         emit(p, o, 0, -1);
-        l = SL_EXPR_T_ANY;
+        l = SL_EXPR_T_NUMBER;
         if (p->failed) return l;
     }
 }
@@ -590,7 +591,7 @@ HIDDEN sl_expr *sl_expr_compile(const char *text, const sl_expr_opts *opts, sl_e
             sx_fail(&p, p.pos, "unexpected '%.*s' after a complete expression (missing an operator such as 'and'?)",
                     (int)n, s);
         else
-            sx_fail(&p, p.pos, "unexpected '%c' after a complete expression", p.s[p.pos]);
+            sx_fail(&p, p.pos, "unexpected '%.*s' after a complete expression", sx_char_len(p.s + p.pos), p.s + p.pos);
     }
     if (!p.failed && p.o->want != SL_EXPR_T_ANY && t != SL_EXPR_T_ANY && t != p.o->want &&
         !(p.o->want == SL_EXPR_T_NUMBER && t == SL_EXPR_T_NULL))

@@ -77,6 +77,15 @@ typedef struct parser {
 typedef sl_expr_static T;
 
 static inline int sx_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+/* Bytes of the UTF-8 character at s (for messages that quote it). */
+static inline int sx_char_len(const char *s)
+{
+    unsigned char c = (unsigned char)s[0];
+    int n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    for (int i = 1; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80) return i;
+    return n;
+}
 static inline int sx_ident(char c) { return sx_ident_start(c) || (c >= '0' && c <= '9'); }
 
 /* sl_expr_lex.c. Functions that fail set p->failed and the first error only. */
