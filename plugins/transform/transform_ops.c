@@ -395,7 +395,10 @@ int tf_apply(transform *t, sl_ctx *ctx, sl_record *rec)
     const char *why = NULL;
     r.root = a->json(ctx, rec, &why);
     if (!r.root || a->json_type(r.root) != SL_JSON_OBJECT) {
-        snprintf(r.reason, sizeof r.reason, "value is not a JSON object%s%s", why ? ": " : "", why ? why : "");
+        if (!r.root)
+            snprintf(r.reason, sizeof r.reason, "value is not JSON: %s", why ? why : "unknown reason");
+        else
+            snprintf(r.reason, sizeof r.reason, "value is not a JSON object");
         a->reject(ctx, rec, r.reason);
         return -1;
     }
