@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../plugins/common/sl_expr.h"
 
@@ -276,10 +277,34 @@ static void check_format(void)
     }
 }
 
-int main(void)
+/* `test_expr --bench`: ns per evaluation of a few programs over REC (a figure, never a check). */
+static void bench(const cJSON *root)
+{
+    static const char *const texts[] = {"event_type in ['order', 'refund'] and amount > 0 and ok",
+                                        "amount * qty", "user.tier == 'gold'", "starts_with(url, 'https://')"};
+    for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+        sl_expr *e = sl_expr_compile(texts[i], NULL, NULL);
+        struct timespec a, b;
+        long n = 5000000;
+        volatile int sink = 0;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        for (long k = 0; k < n; k++) sink += sl_expr_eval(e, &sl_host_api, (const sl_json *)root, NULL).type;
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        double ns = ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n;
+        printf("%6.1f ns  %s\n", ns, texts[i]);
+        sl_expr_free(e);
+    }
+}
+
+int main(int argc, char **argv)
 {
     cJSON *root = cJSON_Parse(REC);
     if (!root) return 99;
+    if (argc > 1 && !strcmp(argv[1], "--bench")) {
+        bench(root);
+        cJSON_Delete(root);
+        return 0;
+    }
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) check_value(root, cases[i].text, cases[i].want);
     for (size_t i = 0; i < sizeof errors / sizeof *errors; i++)
         check_error(errors[i].text, NULL, errors[i].line, errors[i].col, errors[i].msg);
