@@ -28,7 +28,7 @@ mkdir -p "$T/bad-major" && cp "$B/bad-major.so" "$T/bad-major/"
 refuse bad-major "built for stage ABI 2.0, but this sluice speaks ABI 1.2 (major versions differ)"
 
 mkdir -p "$T/bad-minor" && cp "$B/bad-minor.so" "$T/bad-minor/"
-refuse bad-minor "built for stage ABI 1.8, newer than this sluice's ABI 1.2"
+refuse bad-minor "built for stage ABI 1.9, newer than this sluice's ABI 1.2"
 
 mkdir -p "$T/dup" && cp "$B/dup-a.so" "$B/dup-b.so" "$T/dup/"
 refuse dup "duplicate stage name 'dup-stage'"
