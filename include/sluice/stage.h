@@ -362,7 +362,8 @@ typedef struct sl_api {
     /* -- ABI 1.2: editing a record beyond scalar members (the transform stage, issue 14) -- */
 
     /** Remove member `key` from an input record's JSON object. SL_OK also when it was absent;
-     *  SL_EINVAL when the record has no parsed JSON object. */
+     *  SL_EINVAL when the record has no parsed JSON object. `key` may be the member's own
+     *  json_key (it is not read after the member is freed). */
     sl_err (*json_remove)(sl_ctx *ctx, const sl_record *rec, const char *key);
     /** Like json_set_string, with a deep copy of any node as the value (an object or array too;
      *  `value` may be a node of the same record's tree, even the member being replaced). */

@@ -323,12 +323,14 @@ static int listed(const top *o, const char *k)
 
 static int op_keep(run *r, const top *o)
 {
-    size_t bytes, n = member_names(r, &bytes);
-    if (n == (size_t)-1) return fail(r, o, "out of memory");
-    for (size_t off = 0; off < bytes; off += strlen(r->t->buf + off) + 1) {
-        if (listed(o, r->t->buf + off)) continue;
+    const sl_api *a = r->api;
+    /* The next member is taken before this one is removed (its key is read before it is freed). */
+    for (sl_json *m = a->json_at(r->root, 0), *next; m; m = next) {
+        next = a->json_next(m);
+        const char *k = a->json_key(m);
+        if (listed(o, k)) continue;
         before_change(r);
-        r->api->json_remove(r->ctx, r->rec, r->t->buf + off);
+        a->json_remove(r->ctx, r->rec, k);
     }
     return 0;
 }
