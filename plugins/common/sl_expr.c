@@ -205,6 +205,25 @@ static T parse_call(parser *p, const char *name, size_t at)
         sx_expect(p, ")", "after if()'s last argument");
         return a == b ? a : SL_EXPR_T_ANY;
     }
+    if (!strcmp(name, "round")) {
+        sx_ws(p);
+        size_t aat = p->pos;
+        T t = parse_or(p);
+        need(p, t, SL_EXPR_T_NUMBER, aat, "round");
+        uint32_t digits = 0;
+        if (sx_accept(p, ",", NULL)) {
+            sl_expr_value v;
+            sx_ws(p);
+            size_t dat = p->pos;
+            T dt = parse_literal_value(p, &v);
+            if (!p->failed && (dt != SL_EXPR_T_NUMBER || v.num != (double)(int)v.num || v.num < 0 || v.num > 12))
+                sx_fail(p, dat, "round()'s digits must be a whole number from 0 to 12");
+            digits = p->failed ? 0 : (uint32_t)v.num;
+        }
+        sx_expect(p, ")", "after round()'s arguments");
+        emit(p, OP_ROUND, digits, 0);
+        return SL_EXPR_T_NUMBER;
+    }
     if (!strcmp(name, "coalesce")) {
         size_t j = 0; /* chained like 'and': a present value jumps from test to test to the end */
         T r = SL_EXPR_T_NULL;
@@ -221,7 +240,7 @@ static T parse_call(parser *p, const char *name, size_t at)
         sx_expect(p, ")", "after coalesce()'s arguments");
         return r;
     }
-    sx_fail(p, at, "unknown function '%s' (known: exists, starts_with, ends_with, contains, if, coalesce)", name);
+    sx_fail(p, at, "unknown function '%s' (known: exists, starts_with, ends_with, contains, if, coalesce, round)", name);
     return SL_EXPR_T_ANY;
 }
 

@@ -23,7 +23,8 @@ typedef enum op {
     OP_OR,      /* if top is true: jump arg (top stays true); else pop */
     OP_JF,      /* pop; jump arg if it was not true */
     OP_JMP,     /* jump arg */
-    OP_PRESENT  /* if top is neither null nor missing: jump arg; else pop */
+    OP_PRESENT, /* if top is neither null nor missing: jump arg; else pop */
+    OP_ROUND    /* top = top rounded to arg decimal places (half away from zero) */
 } op;
 
 typedef struct insn {

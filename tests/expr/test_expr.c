@@ -76,6 +76,10 @@ static const struct {
     {"if(qty > 2, 'many', 'few')", "s:many"}, {"if(nope, 1, 2)", "n:2"}, {"coalesce(nope, nil, qty)", "n:3"},
     {"coalesce(nope, nil)", "null"}, {"coalesce(amount / zero, 0)", "n:0"}, {"coalesce(event_type, 'x')", "s:order"},
     {"if(ok, coalesce(nope, 1), 2) + 1", "n:2"},
+    /* round */
+    {"round(2.5)", "n:3"}, {"round(-2.5)", "n:-3"}, {"round(0.908 * 5578966, 3)", "n:5065701.128"},
+    {"round(amount / 3, 2)", "n:4.17"}, {"round(nope, 1)", "null"}, {"round(1e300, 12)", "n:1e+300"},
+    {"round(amount * 0.1, 0) == 1", "true"},
     /* comments and layout */
     {"qty > 1 # more than one\n and ok", "true"}, {"  \n qty\n", "n:3"},
 };
@@ -127,6 +131,11 @@ static const struct {
     {"qty @ 2", 1, 5, "unexpected '@'"},
     {"if(1, 2, 3)", 1, 4, "if()'s condition needs a bool"},
     {"\x01", 1, 1, "control character"},
+    {"round('a')", 1, 7, "round needs a number"},
+    {"round(1, 13)", 1, 10, "whole number from 0 to 12"},
+    {"round(1, x)", 1, 10, "whole number from 0 to 12"},
+    {"round(1, 1.5)", 1, 10, "whole number from 0 to 12"},
+    {"round(1, 2, 3)", 1, 11, "expected ')'"},
     {"caf\xc3\xa9 == 1", 1, 4, "unexpected '\xc3\xa9' after"},
     {"\xc3\xa9", 1, 1, "unexpected '\xc3\xa9' (expected a value"},
     {"$[\"caf\xc3\xa9\"] ==", 1, 13, "end of the expression"},
