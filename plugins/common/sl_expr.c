@@ -216,7 +216,7 @@ static T parse_call(parser *p, const char *name, size_t at)
             sx_ws(p);
             size_t dat = p->pos;
             T dt = parse_literal_value(p, &v);
-            if (!p->failed && (dt != SL_EXPR_T_NUMBER || v.num != (double)(int)v.num || v.num < 0 || v.num > 12))
+            if (!p->failed && (dt != SL_EXPR_T_NUMBER || !(v.num >= 0 && v.num <= 12) || v.num != floor(v.num)))
                 sx_fail(p, dat, "round()'s digits must be a whole number from 0 to 12");
             digits = p->failed ? 0 : (uint32_t)v.num;
         }

@@ -135,6 +135,7 @@ static const struct {
     {"round(1, 13)", 1, 10, "whole number from 0 to 12"},
     {"round(1, x)", 1, 10, "whole number from 0 to 12"},
     {"round(1, 1.5)", 1, 10, "whole number from 0 to 12"},
+    {"round(1, 1e300)", 1, 10, "whole number from 0 to 12"},
     {"round(1, 2, 3)", 1, 11, "expected ')'"},
     {"caf\xc3\xa9 == 1", 1, 4, "unexpected '\xc3\xa9' after"},
     {"\xc3\xa9", 1, 1, "unexpected '\xc3\xa9' (expected a value"},
