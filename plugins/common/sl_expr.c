@@ -39,7 +39,8 @@ static size_t emit(parser *p, op o, uint32_t arg, int delta)
     e->code[e->ncode] = (insn){(uint8_t)o, arg};
     p->sp += delta;
     if (p->sp > p->maxsp) p->maxsp = p->sp;
-    if (p->maxsp > SL_EXPR_MAX_DEPTH) sx_fail(p, p->pos, "expression too deep (more than %d nested values)", SL_EXPR_MAX_DEPTH);
+    if (p->maxsp > SL_EXPR_MAX_DEPTH)
+        sx_fail(p, p->pos, "expression too deep (more than %d nested values)", SL_EXPR_MAX_DEPTH);
     return ++e->ncode;
 }
 

@@ -270,7 +270,8 @@ static int parse_op(cfgctx *c, const cJSON *item, top *o)
             o->npaths = n;
             for (size_t i = 0; i < n && !r; i++) {
                 r = compile(c, "fields", names[i], SL_EXPR_T_ANY, &o->paths[i]);
-                if (!r && !sl_expr_is_path(o->paths[i], NULL)) r = bad(c, "fields: '%s' is not a field reference", names[i]);
+                if (!r && !sl_expr_is_path(o->paths[i], NULL))
+                    r = bad(c, "fields: '%s' is not a field reference", names[i]);
             }
         }
         for (size_t i = 0; i < n; i++) free(names[i]);
@@ -288,7 +289,8 @@ static int parse_op(cfgctx *c, const cJSON *item, top *o)
             return free(x), -1;
         int r = compile(c, "expr", x, SL_EXPR_T_ANY, &o->expr);
         if (!r && (sl_expr_result_type(o->expr) == SL_EXPR_T_BOOL || sl_expr_result_type(o->expr) == SL_EXPR_T_NULL))
-            r = bad(c, "expr: gives a %s, not a topic name", sl_expr_result_type(o->expr) == SL_EXPR_T_BOOL ? "bool" : "null");
+            r = bad(c, "expr: gives a %s, not a topic name",
+                    sl_expr_result_type(o->expr) == SL_EXPR_T_BOOL ? "bool" : "null");
         free(x);
         return r;
     }

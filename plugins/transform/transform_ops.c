@@ -411,7 +411,8 @@ int tf_apply(transform *t, sl_ctx *ctx, sl_record *rec)
         case T_SET: {
             sl_expr_value v = o->has_value ? o->value : sl_expr_eval(o->expr, a, r.root, NULL);
             if (v.type == SL_EXPR_MISSING) {
-                if (o->required) return fail(&r, o, "\"%s\" gave no value (a field it reads is missing)", sl_expr_text(o->expr));
+                if (o->required)
+                    return fail(&r, o, "\"%s\" gave no value (a field it reads is missing)", sl_expr_text(o->expr));
                 break;
             }
             e = set_value(&r, o->field, &v);
