@@ -11,6 +11,7 @@
 #include "transform.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,7 +288,14 @@ static int parse_op(cfgctx *c, const cJSON *item, top *o)
             get_str(c, p, "prefix", 0, &o->prefix) || get_str(c, p, "suffix", 0, &o->suffix) ||
             get_bool(c, p, "required", &o->required))
             return free(x), -1;
-        int r = compile(c, "expr", x, SL_EXPR_T_ANY, &o->expr);
+        int r = 0;
+        for (const char *s = o->prefix ? o->prefix : ""; *s && !r; s++)
+            if (!(isalnum((unsigned char)*s) || strchr("._-", *s)))
+                r = bad(c, "'prefix' may hold only letters, digits, '.', '_', '-'");
+        for (const char *s = o->suffix ? o->suffix : ""; *s && !r; s++)
+            if (!(isalnum((unsigned char)*s) || strchr("._-", *s)))
+                r = bad(c, "'suffix' may hold only letters, digits, '.', '_', '-'");
+        if (!r) r = compile(c, "expr", x, SL_EXPR_T_ANY, &o->expr);
         if (!r && (sl_expr_result_type(o->expr) == SL_EXPR_T_BOOL || sl_expr_result_type(o->expr) == SL_EXPR_T_NULL))
             r = bad(c, "expr: gives a %s, not a topic name",
                     sl_expr_result_type(o->expr) == SL_EXPR_T_BOOL ? "bool" : "null");

@@ -275,6 +275,8 @@ BAD = [
     ("- timestamp: \"a + 1\"", "ops[0] timestamp: field: 'a + 1' is not a field reference"),
     ("- key: {fields: [a, \"b +\"]}", "ops[0] key: fields: 1:4:"),
     ("- topic: {expr: \"a > 1\"}", "ops[0] topic: expr: gives a bool, not a topic name"),
+    ("- topic: {expr: a, prefix: \"a b\"}", "ops[0] topic: 'prefix' may hold only letters, digits, '.', '_', '-'"),
+    ("- topic: {expr: a, suffix: \"/x\"}", "ops[0] topic: 'suffix' may hold only letters, digits, '.', '_', '-'"),
     ("- filter: \"amount * 2\"", "ops[0] filter: where: 1:1: a bool is expected here, but the expression gives a number"),
     ("- filter: \"a == 1 and\\n  b ==\"", "ops[0] filter: where: 2:7: expected a value, found the end"),
     ("- filter: {where: \"a\", else: keep}", "ops[0] filter: 'else' must be drop or dead_letter, not 'keep'"),
