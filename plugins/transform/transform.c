@@ -75,7 +75,7 @@ static int get_str(cfgctx *c, const cJSON *params, const char *key, int req, cha
     if (cJSON_IsNumber(v) || cJSON_IsBool(v)) { /* `separator: 1` and the like: YAML typed it */
         char *p = cJSON_PrintUnformatted(v);
         *out = p ? strdup(p) : NULL;
-        free(p);
+        cJSON_free(p); /* cJSON's allocator: the host may point it at a task arena */
         return 0;
     }
     if (!cJSON_IsString(v)) return bad(c, "'%s' must be a string, not %s", key, jtype(v));

@@ -143,6 +143,11 @@ CASES = [
         ('{"user":{},"n":1,"ok":true}', {"dlq": "ops[0] key: field 'user.id' is missing"}),
         ('{"user":{"id":[1]},"n":1,"ok":true}', {"dlq": "ops[0] key: field 'user.id' is an array or object"}),
     ]),
+    ("key with a number as separator", """
+- key: {fields: [a, b], separator: 0}
+""", [
+        ('{"a":"x","b":"y"}', {"key": "x0y"}),
+    ]),
     ("key shorthand", """
 - key: order_id
 """, [
