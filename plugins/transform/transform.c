@@ -381,7 +381,7 @@ static sl_err t_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
 {
     const tconf *conf = config;
     if (api->struct_size < offsetof(sl_api, set_key) + sizeof api->set_key) {
-        api->log(ctx, SL_LOG_ERROR, "transform needs a host with stage ABI 1.2 or newer");
+        api->log(ctx, SL_LOG_ERROR, "transform needs a host with stage ABI 1.3 or newer");
         return SL_ECONFIG;
     }
     cJSON *ops = cJSON_Parse(conf->ops ? conf->ops : "null");
