@@ -6,9 +6,7 @@
 
 #include "runtime.h"
 #include "testrun.h"
-#ifdef SL_HAVE_EXPR
 #include "../plugins/common/sl_expr.h"
-#endif
 
 #define DIFF_ROWS 40 /* a diff shows at most this many records per side */
 
@@ -200,7 +198,6 @@ static cJSON *project(const cJSON *a, const cJSON *e, int exact)
 
 /* ---- conditions in the expression language ----------------------------------------------------- */
 
-#ifdef SL_HAVE_EXPR
 static sl_expr *compile_at(const ynode *n)
 {
     sl_expr_opts o = {.want = SL_EXPR_T_BOOL};
@@ -213,50 +210,21 @@ static sl_expr *compile_at(const ynode *n)
     }
     return e;
 }
-#endif
 
 int tr_check_expr(const ynode *n)
 {
     if (n->kind != YN_SCALAR) return tr_bad(n, "a condition must be an expression text, not %s", ynode_kind_name(n));
-#ifdef SL_HAVE_EXPR
     sl_expr *e = compile_at(n);
     sl_expr_free(e);
     return e ? 0 : -1;
-#else
-    return tr_bad(n, "conditions need the expression language (plugins/common/sl_expr), which this build lacks");
-#endif
 }
 
 /* Does the record (as tr_rec_json) satisfy the condition? It reads the record's value, as the
  * transform stage's expressions do. */
-static int holds(const void *prog, const cJSON *rec)
+static int holds(const sl_expr *prog, const cJSON *rec)
 {
-#ifdef SL_HAVE_EXPR
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, "value");
     return sl_expr_eval_bool(prog, &sl_host_api, (const sl_json *)v, NULL);
-#else
-    (void)prog, (void)rec;
-    return 0;
-#endif
-}
-
-static void *compile_cond(const ynode *n)
-{
-#ifdef SL_HAVE_EXPR
-    return compile_at(n); /* checked when the file was read */
-#else
-    (void)n;
-    return NULL;
-#endif
-}
-
-static void free_cond(void *p)
-{
-#ifdef SL_HAVE_EXPR
-    sl_expr_free(p);
-#else
-    (void)p;
-#endif
 }
 
 /* ---- the checks of one expect: / dead_letter: map ----------------------------------------------- */
@@ -309,14 +277,14 @@ static void check_one(case_result *cr, const char *what, const ynode *e, const t
     const ynode *topic = ynode_get(e, "topic"), *where = ynode_get(e, "where"), *n;
     cJSON **sel = xcalloc(recs->n + 1, sizeof *sel);
     size_t ns = 0;
-    void *cond = where ? compile_cond(where) : NULL;
+    sl_expr *cond = where ? compile_at(where) : NULL; /* checked when the file was read */
     for (size_t i = 0; i < recs->n; i++)
         if (!topic || (recs->v[i].topic && !strcmp(recs->v[i].topic, topic->str))) {
             sel[ns] = tr_rec_json(&recs->v[i]);
             if (cond && !holds(cond, sel[ns])) cJSON_Delete(sel[ns]);
             else ns++;
         }
-    free_cond(cond);
+    sl_expr_free(cond);
     char label[200];
     snprintf(label, sizeof label, "%s%s%s%s%s%s", what, topic || where ? "[" : "", topic ? "topic " : "",
              topic ? topic->str : "", topic && where ? ", " : "", where ? "where" : "");
@@ -337,11 +305,11 @@ static void check_one(case_result *cr, const char *what, const ynode *e, const t
     for (int m = 0; m < 3; m++)
         if ((n = ynode_get(e, modes[m]))) check_list(cr, label, modes[m], n, sel, ns);
     if ((n = ynode_get(e, "all"))) {
-        void *c = compile_cond(n);
+        sl_expr *c = compile_at(n);
         cJSON *act = cJSON_CreateArray();
         for (size_t i = 0; i < ns; i++)
             if (!holds(c, sel[i])) cJSON_AddItemToArray(act, cJSON_Duplicate(sel[i], 1));
-        free_cond(c);
+        sl_expr_free(c);
         int nbad = cJSON_GetArraySize(act);
         char check[300];
         snprintf(check, sizeof check, "%s.all", label);
