@@ -65,7 +65,7 @@ stages:
 YAML
 }
 now() { date +%s.%N; }
-fresh() { pgtmp_psql -q -c "TRUNCATE events_clean, sluice_offsets" -c "CHECKPOINT"; }
+fresh() { pgtmp_psql -q -c "TRUNCATE events_clean, sluice_offsets"; }
 # prints rows/s of one run and appends it to results.NAME
 record() { # NAME ROWS T0 T1
     awk -v n="$2" -v a="$3" -v b="$4" 'BEGIN { printf "%.0f\n", n / (b - a) }' | tee -a "results.$1"
