@@ -25,8 +25,14 @@ mvn_fetch() { # DIR DEP-XML…
     echo '<groupId>sluice</groupId><artifactId>peer</artifactId><version>1</version><packaging>pom</packaging><dependencies>'
     printf '%s\n' "$@"
     echo '</dependencies></project>'; } >"$pom/pom.xml"
+  # Spark's parent POM names a Google mirror of Central that this machine cannot reach:
+  # resolve everything from Maven Central itself.
+  cat >"$pom/settings.xml" <<'XML'
+<settings><mirrors><mirror><id>central-only</id><mirrorOf>*</mirrorOf>
+<url>https://repo.maven.apache.org/maven2</url></mirror></mirrors></settings>
+XML
   rm -rf "$dir/libs.tmp"
-  (cd "$pom" && mvn -q -B dependency:copy-dependencies -DincludeScope=runtime \
+  (cd "$pom" && mvn -s settings.xml -q -B dependency:copy-dependencies -DincludeScope=runtime \
       -DoutputDirectory="$dir/libs.tmp" >&2) || { rm -rf "$pom"; die "maven fetch failed"; }
   rm -rf "$pom" "$dir/libs"
   mv "$dir/libs.tmp" "$dir/libs"
