@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/peers/fetch.sh connect|spark — fetch a peer's jars/venv into the cache (once; later runs
 # find it there). Cache: ${SLUICE_CACHE:-${XDG_CACHE_HOME:-~/.cache}/sluice}/peers/…
-#   connect: Apache Kafka Connect runtime ($CONNECT_VERSION, the broker's version) + connect-json
+#   connect: Apache Kafka Connect runtime ($CONNECT_VERSION) + connect-json
 #            + Debezium's JDBC sink connector ($DEBEZIUM_VERSION) + PostgreSQL JDBC driver,
 #            all from Maven Central (mvn dependency:copy-dependencies).
 #   spark:   a Python venv with pyspark ($SPARK_VERSION) from PyPI, and spark-sql-kafka-0-10
@@ -10,10 +10,10 @@
 # Prints the directory on stdout.
 set -eu
 CACHE="${SLUICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sluice}/peers"
-CONNECT_VERSION=${CONNECT_VERSION:-4.1.1}
+CONNECT_VERSION=${CONNECT_VERSION:-4.4.0}  # JsonConverter schema.content (a fixed schema for plain JSON) needs >= 4.2
 DEBEZIUM_VERSION=${DEBEZIUM_VERSION:-3.3.1.Final}
 PGJDBC_VERSION=${PGJDBC_VERSION:-42.7.8}
-SPARK_VERSION=${SPARK_VERSION:-4.0.1}
+SPARK_VERSION=${SPARK_VERSION:-4.0.0}  # 4.0.1: its spark-token-provider-kafka is not served
 die() { echo "fetch.sh: $*" >&2; exit 1; }
 
 mvn_fetch() { # DIR DEP-XML…
@@ -45,8 +45,7 @@ connect)
   d="$CACHE/connect-$CONNECT_VERSION-debezium-$DEBEZIUM_VERSION"
   mvn_fetch "$d" "$(dep org.apache.kafka connect-runtime "$CONNECT_VERSION")" \
       "$(dep org.apache.kafka connect-json "$CONNECT_VERSION")" \
-      "$(dep org.apache.kafka connect-file "$CONNECT_VERSION")" \
-      "$(dep org.apache.logging.log4j log4j-slf4j2-impl 2.24.3)" \
+      "$(dep org.apache.logging.log4j log4j-slf4j2-impl 2.24.3)" "$(dep org.slf4j slf4j-api 2.0.17)" \
       "$(dep io.debezium debezium-connector-jdbc "$DEBEZIUM_VERSION")" \
       "$(dep org.postgresql postgresql "$PGJDBC_VERSION")"
   echo "$d" ;;
