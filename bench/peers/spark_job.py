@@ -61,6 +61,7 @@ def number(f):  # the raw token of field f is a JSON number
 TYPES = ["page_view", "add_to_cart", "purchase", "payment_failed", "refund"]
 etype = F.lower(F.trim("event_type"))
 q = F.col("quantity")
+qn = F.expr("try_cast(quantity AS bigint)")  # ANSI mode (Spark 4's default): a bad cast throws
 amount = F.expr("try_cast(amount AS decimal(20,6))")
 ts = F.expr("try_to_timestamp(ts, \"yyyy-MM-dd'T'HH:mm:ss[.SSS][.SS][.S]XXX\")")
 cur = F.upper(F.trim(F.coalesce(F.col("currency"), F.lit("USD"))))
@@ -70,7 +71,7 @@ valid = (
     & F.col("user_id").isNotNull() & quoted("user_id")
     & (F.col("session_id").isNull() | quoted("session_id"))
     & (F.col("product_id").isNotNull() & quoted("product_id") | ~etype.isin(TYPES[1:]))
-    & (q.isNull() | number("quantity") & q.rlike("^[0-9]+$") & (q.cast("long") >= 1) & (q.cast("long") <= 2147483647))
+    & (q.isNull() | number("quantity") & q.rlike("^[0-9]+$") & (qn >= 1) & (qn <= 2147483647))
     & (F.col("amount").isNull() & ~etype.isin(TYPES[2:])
        | F.col("amount").isNotNull() & number("amount") & amount.isNotNull() & (amount >= 0) & (amount <= 9999999999.99))
     & (F.col("currency").isNull() | quoted("currency") & cur.rlike("^[A-Z]{3}$"))
@@ -80,8 +81,8 @@ valid = (
 ev = ev.withColumn("valid", F.coalesce(valid, F.lit(False)))
 clean = (ev.where("valid")
          .select("event_id", etype.alias("event_type"), "user_id", "session_id", "product_id",
-                 F.coalesce(q.cast("int"), F.lit(1)).alias("quantity"),
-                 F.round(amount, 2).cast("decimal(12,2)").alias("amount"), cur.alias("currency"),
+                 F.coalesce(F.expr("try_cast(quantity AS int)"), F.lit(1)).alias("quantity"),
+                 F.expr("try_cast(round(try_cast(amount AS decimal(20,6)), 2) AS decimal(12,2))").alias("amount"), cur.alias("currency"),
                  "payment_method", ts.alias("event_time"), "kafka_partition", "kafka_offset",
                  "kafka_topic")
          .withWatermark("event_time", "10 minutes")
