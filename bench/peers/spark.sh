@@ -9,8 +9,15 @@
 # events, events_rejected = the invalid ones, every kpi_1m row = its recomputation in SQL from
 # events_clean — so the figures compare correct answers. Figures only. See README.md here.
 #
+# Then the latency, Kafka append -> PostgreSQL commit, at LAT_RATE events/s for LAT_SECS s (each
+# side on a topic of its own, consumer started and ready before the events arrive):
+# pg_xact_commit_timestamp(xmin) of each events_clean row minus its Kafka message timestamp
+# (track_commit_timestamp on; sluice gets bench/latency/kafka-ts.c to carry the timestamp into a
+# column, as bench/e2e-pg.sh does), first and last 2 s of events left out.
+#
 # Knobs: PEER_PARTITIONS (4), PEER_SEED (42), SPARK_SHUFFLE_PARTITIONS (2), SPARK_DRIVER_MEMORY
-# (1g), PEER_KEEP (a directory for the logs).
+# (1g), LAT_RATE (5000), LAT_SECS (20; 0 skips the latency phase), PEER_KEEP (a directory for
+# the logs).
 EVENTS=${1:-200000}
 ROUNDS=${2:-3}
 . "$(dirname "$0")/lib.sh"
@@ -94,3 +101,69 @@ for k in 2:"events/s from start" 3:"events/s 10-90 %" 4:"CPU-s per M events" 5:"
     c=$(awk -v f="$f" '$1 == "spark" { print $f }' results.txt | median)
     awk -v n="$name" -v s="$s" -v c="$c" 'BEGIN { printf "%-20s sluice %9.2f   Spark Structured Streaming %9.2f   sluice/peer %.2f\n", n, s, c, (c > 0 ? s / c : 0) }'
 done
+
+# ---- latency ---------------------------------------------------------------------------------
+LAT_RATE=${LAT_RATE:-5000}
+LAT_SECS=${LAT_SECS:-20}
+[ "$LAT_SECS" -gt 0 ] || exit 0
+"$PGTMP_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGTMP_PORT" -U postgres -d postgres \
+    -c "ALTER SYSTEM SET track_commit_timestamp = on" || die "cannot set track_commit_timestamp"
+pgtmp_restart >/dev/null || die "cannot restart PostgreSQL"
+sql "ALTER TABLE events_clean ADD COLUMN IF NOT EXISTS kafka_ts_ms bigint" >/dev/null
+cc -O2 -shared -fPIC -I"$SRC/include" -o kafka-ts.so "$SRC/bench/latency/kafka-ts.c" ||
+    die "cannot build bench/latency/kafka-ts.c"
+lat_run() { # sluice|spark
+    local topic=lat_$1 port ing pid
+    sql "TRUNCATE events_clean, events_rejected, kpi_1m, sluice_offsets" >/dev/null
+    bash "$SRC/scripts/kafka.sh" topic "$topic" --partitions "$PARTS" --dir "$KDIR" 2>>kafka.log ||
+        die "cannot create $topic"
+    if [ "$1" = sluice ]; then
+        sed -e "s/group: ecommerce-analytics/group: lat-$RANDOM/" \
+            -e "s/windows: \[1m, 15m, 1h, 24h\]/windows: [1m]/" -e "s/events_raw/$topic/g" \
+            -e "s/^\( *\)kafka_offset: \$offset$/&\n\1kafka_ts_ms: _kafka_ts/" \
+            -e "s|^  - {name: validate, use: validator|  - {name: stamp, use: $T/kafka-ts.so}\n&|" \
+            "$SRC/pipelines/ecommerce-analytics.yaml" >analytics-lat.yaml
+        grep -q 'kafka_ts_ms: _kafka_ts' analytics-lat.yaml && grep -q 'name: stamp' analytics-lat.yaml ||
+            die "could not add the kafka-ts stage and column to the pipeline copy"
+        run_bg lat-sluice "$SLUICE" run --no-rest analytics-lat.yaml
+        pid=$LAST_PID
+        for i in $(seq 1 600); do grep -q "assigned $topic" lat-sluice.log && break; sleep 0.1; done
+    else
+        rm -rf "$T/ckpt-lat"
+        run_bg lat-spark env PYSPARK_PYTHON="$PY" SPARK_KAFKA_TS=1 "$PY" "$SRC/bench/peers/spark_job.py" \
+            "$KAFKA_BROKERS" "$topic" "$PG_DSN" "$T/ckpt-lat" "$SDIR/kafka"
+        pid=$LAST_PID
+        for i in $(seq 1 1800); do grep -q "peer-spark: started" lat-spark.log && break; sleep 0.1; done
+        sleep 15 # its first (empty) micro-batches
+    fi
+    kill -0 "$pid" 2>/dev/null || die "$1 did not start: $(tail -5 "lat-$1.log")"
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    sed -e "s/127.0.0.1:[0-9]*/127.0.0.1:$port/" -e "s/topic: events_raw/topic: $topic/g" ingest.yaml >ingest-lat.yaml
+    run_bg "lat-ingest-$1" "$SLUICE" run --no-rest ingest-lat.yaml
+    ing=$LAST_PID
+    for i in $(seq 1 300); do grep -q 'msg="listening' "lat-ingest-$1.log" && break; sleep 0.1; done
+    "$GEN" --push "http://127.0.0.1:$port/events" --rate "$LAT_RATE" --count $((LAT_RATE * LAT_SECS)) \
+        --seed $((SEED + 1)) --config '{"invalid_pct":3,"duplicate_pct":5,"late_pct":5,"late_by":"60s"}' \
+        --record "lat-$1.ndjson" >"lat-push-$1.log" 2>&1 || die "push failed: $(tail -3 "lat-push-$1.log")"
+    local want n=0
+    want=$(grep -c '"class":"valid"' "lat-$1.ndjson")
+    for i in $(seq 1 600); do n=$(sql "SELECT count(*) FROM events_clean"); [ "$n" -ge "$want" ] && break; sleep 0.2; done
+    stop_bg "$ing"
+    stop_bg "$pid"
+    sql "COPY (SELECT kafka_ts_ms / 1000.0, extract(epoch FROM pg_xact_commit_timestamp(xmin))
+               FROM events_clean WHERE kafka_ts_ms IS NOT NULL) TO STDOUT" >"lat-$1.txt"
+    python3 - "lat-$1.txt" "$1" "$n" "$want" <<'PYL'
+import sys
+rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if "\\N" not in l]
+if not rows:
+    print(f"latency {sys.argv[2]}: no rows"); sys.exit(0)
+t0, t1 = min(r[0] for r in rows), max(r[0] for r in rows)
+d = sorted((r[1] - r[0]) * 1000 for r in rows if t0 + 2 <= r[0] <= t1 - 2)
+pct = lambda q: d[min(len(d) - 1, int(q * len(d)))]
+print(f"latency {sys.argv[2]:7s} Kafka append -> COMMIT over {len(d)} events ({sys.argv[3]} of {sys.argv[4]} valid "
+      f"written): p50 {pct(.5):.0f} ms, p90 {pct(.9):.0f} ms, p99 {pct(.99):.0f} ms, max {d[-1]:.0f} ms")
+PYL
+}
+echo "== latency at $LAT_RATE events/s for $LAT_SECS s"
+lat_run sluice
+lat_run spark

@@ -11,7 +11,7 @@ pipelines/ecommerce-analytics.yaml does with 1-minute windows only (UC03-UC06).
      events_rejected (stage 'validate').
 
 Usage: spark_job.py BROKERS TOPIC PG_DSN CHECKPOINT_DIR KAFKA_JARS_DIR
-Environment: SPARK_SHUFFLE_PARTITIONS (2), SPARK_DRIVER_MEMORY (1g).
+Environment: SPARK_SHUFFLE_PARTITIONS (2), SPARK_DRIVER_MEMORY (1g), SPARK_KAFKA_TS (see below).
 """
 import glob
 import io
@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 brokers, topic, dsn, checkpoint, jars_dir = sys.argv[1:6]
+print("peer-spark: starting", flush=True)
 jars = ",".join(sorted(glob.glob(os.path.join(jars_dir, "libs", "*.jar"))))
 spark = (SparkSession.builder.master("local[2]").appName("peer-spark")
          .config("spark.jars", jars)
@@ -46,7 +47,8 @@ raw = (spark.readStream.format("kafka")
        .option("startingOffsets", "earliest")
        .load())
 ev = raw.select(F.col("value").cast("string").alias("raw"), F.col("partition").alias("kafka_partition"),
-                F.col("offset").alias("kafka_offset"), F.col("topic").alias("kafka_topic"))
+                F.col("offset").alias("kafka_offset"), F.col("topic").alias("kafka_topic"),
+                F.unix_millis("timestamp").alias("kafka_ts_ms"))
 ev = ev.withColumn("j", F.from_json("raw", schema)).select("*", "j.*").drop("j")
 
 
@@ -84,7 +86,7 @@ clean = (ev.where("valid")
                  F.coalesce(F.expr("try_cast(quantity AS int)"), F.lit(1)).alias("quantity"),
                  F.expr("try_cast(round(try_cast(amount AS decimal(20,6)), 2) AS decimal(12,2))").alias("amount"), cur.alias("currency"),
                  "payment_method", ts.alias("event_time"), "kafka_partition", "kafka_offset",
-                 "kafka_topic")
+                 "kafka_topic", "kafka_ts_ms")
          .withWatermark("event_time", "10 minutes")
          .dropDuplicatesWithinWatermark(["event_id"]))
 rejected = ev.where(~F.col("valid")).select("raw", "kafka_topic", "kafka_partition", "kafka_offset")
@@ -97,8 +99,12 @@ def copy_text(v):
     return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
+# SPARK_KAFKA_TS=1 (spark.sh's latency phase): also the Kafka message timestamp, into the extra
+# column kafka_ts_ms the benchmark adds.
+KTS = os.environ.get("SPARK_KAFKA_TS") == "1"
 CLEAN_COLS = ["event_id", "event_type", "user_id", "session_id", "product_id", "quantity", "amount",
-              "currency", "payment_method", "ts", "kafka_partition", "kafka_offset", "kafka_topic"]
+              "currency", "payment_method", "ts", "kafka_partition", "kafka_offset", "kafka_topic"] + (
+                  ["kafka_ts_ms"] if KTS else [])
 KPI_SQL = """
 INSERT INTO kpi_1m ("window", window_start, window_end, "partition", source_topic, events, page_views,
                     add_to_cart, orders, payment_failed, refunds, gmv, refund_amount, revision)
@@ -140,7 +146,7 @@ def write_batch(df, batch_id):
     for r in rows:
         vals = [r["event_id"], r["event_type"], r["user_id"], r["session_id"], r["product_id"], r["quantity"],
                 r["amount"], r["currency"], r["payment_method"], r["event_time"].isoformat() + "+00:00",
-                r["kafka_partition"], r["kafka_offset"], r["kafka_topic"]]
+                r["kafka_partition"], r["kafka_offset"], r["kafka_topic"]] + ([r["kafka_ts_ms"]] if KTS else [])
         buf.write("\t".join(copy_text(v) for v in vals) + "\n")
     kbuf = io.StringIO()
     for k in kpis:
