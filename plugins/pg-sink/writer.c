@@ -287,10 +287,18 @@ size_t pending_rows(const batch *b)
 /* Writes [lo, hi) of a batch on connection l until it is durable, a row is refused, or a setup
  * error: a lost connection is retried here, with backoff, redoing what has not committed.
  * TX_OFFSETS: only the positions of [lo, hi). WR_STOPPED: close wants the thread back. */
+static size_t pending_in(const batch *b, size_t lo, size_t hi)
+{
+    size_t n = 0;
+    for (size_t i = lo; i < hi; i++) n += !b->rows[i].done;
+    return n;
+}
+
 wr_result write_part(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, tx_mode mode, tally *t)
 {
+    /* only [lo, hi): other connections may be finishing the rest of the batch meanwhile */
     for (;;) {
-        wr_result w = ensure_conn(s, l, pending_rows(b));
+        wr_result w = ensure_conn(s, l, pending_in(b, lo, hi));
         if (w == WR_OK) {
             int64_t t0 = mono_ms();
             if (b->pos_row != NO_ROW && mode == TX_ALL) {
@@ -308,7 +316,7 @@ wr_result write_part(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, tx_mode
             else if (w == WR_OK) w = write_range(s, l, b, lo, hi, mode, t);
             t->seconds += (double)(mono_ms() - t0) / 1e3;
             t->flushes++;
-            if (w == WR_RETRY) set_down(s, l, pending_rows(b), l->reason);
+            if (w == WR_RETRY) set_down(s, l, pending_in(b, lo, hi), l->reason);
         }
         pthread_mutex_lock(&s->mu);
         l->down = l->up == 0;
