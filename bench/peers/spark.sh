@@ -15,6 +15,7 @@
 # (track_commit_timestamp on; sluice gets bench/latency/kafka-ts.c to carry the timestamp into a
 # column, as bench/e2e-pg.sh does), first and last 2 s of events left out.
 #
+# ROUNDS 0: only the latency phase. A 10-90 % rate of 0 means everything came in one micro-batch.
 # Knobs: PEER_PARTITIONS (4), PEER_SEED (42), SPARK_SHUFFLE_PARTITIONS (2), SPARK_DRIVER_MEMORY
 # (1g), LAT_RATE (5000), LAT_SECS (20; 0 skips the latency phase), PEER_KEEP (a directory for
 # the logs).
@@ -94,8 +95,9 @@ for r in $(seq "$ROUNDS"); do
     one_run sluice "$r"
     one_run spark "$r"
 done
-echo "== medians of $ROUNDS alternating rounds, $EVENTS events ($WANT_CLEAN distinct valid; $PARTS partitions; 2-core machine shared with other work: noisy)"
+[ "$ROUNDS" -gt 0 ] && echo "== medians of $ROUNDS alternating rounds, $EVENTS events ($WANT_CLEAN distinct valid; $PARTS partitions; 2-core machine shared with other work: noisy)"
 for k in 2:"events/s from start" 3:"events/s 10-90 %" 4:"CPU-s per M events" 5:"peak RSS MiB"; do
+    [ "$ROUNDS" -gt 0 ] || break
     f=${k%%:*} name=${k#*:}
     s=$(awk -v f="$f" '$1 == "sluice" { print $f }' results.txt | median)
     c=$(awk -v f="$f" '$1 == "spark" { print $f }' results.txt | median)
