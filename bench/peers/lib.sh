@@ -102,7 +102,7 @@ stages:
 EOF
     run_bg ingest "$SLUICE" run --no-rest ingest.yaml
     local ing=$LAST_PID i
-    for i in $(seq 1 300); do grep -q 'msg="listening' ingest.log && break; sleep 0.1; done
+    for i in $(seq 1 300); do grep -q 'msg="listening' ingest.log 2>/dev/null && break; sleep 0.1; done
     "$GEN" --push "http://127.0.0.1:$port/events" --rate 0 --count "$EVENTS" --seed "$SEED" \
         --batch 5000 --config "$1" --record gen.ndjson >push.log 2>&1 || die "push failed: $(tail -3 push.log)"
     local inkafka=0
