@@ -17,8 +17,8 @@
 #
 # ROUNDS 0: only the latency phase. A 10-90 % rate of 0 means everything came in one micro-batch.
 # Knobs: PEER_PARTITIONS (4), PEER_SEED (42), SPARK_SHUFFLE_PARTITIONS (2), SPARK_DRIVER_MEMORY
-# (1g), LAT_RATE (5000), LAT_SECS (20; 0 skips the latency phase), PEER_KEEP (a directory for
-# the logs).
+# (1g), LAT_RATE (5000), LAT_SECS (20; 0 skips the latency phase), LAT_WAIT (600: how long after
+# the last event to wait for the rows), PEER_KEEP (a directory for the logs).
 EVENTS=${1:-200000}
 ROUNDS=${2:-3}
 . "$(dirname "$0")/lib.sh"
@@ -149,7 +149,9 @@ lat_run() { # sluice|spark
         --record "lat-$1.ndjson" >"lat-push-$1.log" 2>&1 || die "push failed: $(tail -3 "lat-push-$1.log")"
     local want n=0
     want=$(grep -c '"class":"valid"' "lat-$1.ndjson")
-    for i in $(seq 1 600); do n=$(sql "SELECT count(*) FROM events_clean"); [ "$n" -ge "$want" ] && break; sleep 0.2; done
+    for i in $(seq 1 $((${LAT_WAIT:-600} * 5))); do
+        n=$(sql "SELECT count(*) FROM events_clean"); [ "$n" -ge "$want" ] && break; sleep 0.2
+    done
     stop_bg "$ing"
     stop_bg "$pid"
     sql "COPY (SELECT kafka_ts_ms / 1000.0, extract(epoch FROM pg_xact_commit_timestamp(xmin))
@@ -158,7 +160,7 @@ lat_run() { # sluice|spark
 import sys
 rows = [tuple(map(float, l.split())) for l in open(sys.argv[1]) if "\\N" not in l]
 if not rows:
-    print(f"latency {sys.argv[2]}: no rows"); sys.exit(0)
+    print(f"latency {sys.argv[2]}: no event written within LAT_WAIT s after the last was produced"); sys.exit(0)
 t0, t1 = min(r[0] for r in rows), max(r[0] for r in rows)
 d = sorted((r[1] - r[0]) * 1000 for r in rows if t0 + 2 <= r[0] <= t1 - 2)
 pct = lambda q: d[min(len(d) - 1, int(q * len(d)))]
