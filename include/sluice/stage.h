@@ -51,7 +51,42 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 1             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 4             /* append-only additions: the host refuses newer minors */
+
+/*
+ * Every minor, what it added and the sizes of the two versioned structs (bytes on LP64):
+ *
+ *   minor  sizeof(sl_stage_desc)  sizeof(sl_api)  added
+ *   1.0    152                    288             first release (restore, on_restore,
+ *                                                 json_set_bool, json_next included)
+ *   1.1    152                    288             SL_T_PATH, SL_CFG_OPERATOR_ONLY,
+ *                                                 SL_CFG_KEYS_LISTED (no struct grew)
+ *   1.2    160                    288             sl_stage_desc.check
+ *   1.3    160                    296             api->set_timestamp; batch records are const
+ *   1.4    160                    296             flush reason SL_FLUSH_REVOKE (no struct grew)
+ *
+ * The host loads a stage of the same major and an older or equal minor. It reads a
+ * descriptor field only when the stage's struct_size covers it (fields a stage's minor does
+ * not have read as NULL), and a stage tests for a host function added after its own minor with
+ * SL_HAS(api, fn) before calling it. Appending: add the field at the end of its struct, bump
+ * SL_ABI_MINOR, add a row here and to SL_ABI_TABLE (the loader's copy of this table: it fails
+ * to compile when the last row does not match the structs), and say so in
+ * docs/writing-a-stage.md.
+ *
+ * SL_ABI_TABLE(X) calls X(minor, last field of sl_stage_desc, last field of sl_api) per minor.
+ */
+#define SL_ABI_TABLE(X)                                                                      \
+    X(0, on_restore, json_next)                                                              \
+    X(1, on_restore, json_next)                                                              \
+    X(2, check, json_next)                                                                   \
+    X(3, check, set_timestamp)                                                               \
+    X(4, check, set_timestamp)
+
+/** Bytes of `type` up to and including `field`: what a struct_size must cover to hold it. */
+#define SL_SIZE_TO(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/** Does the host's API table have `fn` (added at some minor) and is it set? */
+#define SL_HAS(api, fn) ((api)->struct_size >= SL_SIZE_TO(sl_api, fn) && (api)->fn != NULL)
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -101,9 +136,10 @@ typedef struct sl_header {
  * A record. Stages receive them borrowed (valid until the callback returns) and build their
  * own on the stack to emit (the host copies).
  *
- * A transform may change `timestamp_ms` of an input record in place before emitting it; every
- * other field is changed through the API (api->set_*, api->json_set_*), so the host can keep
- * its caches right.
+ * Every field of an input record is changed through the API (api->set_topic,
+ * api->set_timestamp, api->json_set_*), so the host can keep its caches right; the batch hands
+ * them out const. (Stages built before ABI 1.3 changed `timestamp_ms` in place; the host still
+ * honours that for them.)
  */
 typedef struct sl_record {
     const void *key;
@@ -121,7 +157,7 @@ typedef struct sl_record {
 
 /** A batch: an array of borrowed record pointers. */
 typedef struct sl_batch {
-    sl_record *const *recs;
+    const sl_record *const *recs; /**< const since ABI 1.3 (same layout as before) */
     size_t n;
 } sl_batch;
 
@@ -358,15 +394,39 @@ typedef struct sl_api {
      *  container with json_at(c, 0) and then json_next is O(n); json_at(c, i) for every i is
      *  O(n^2) (the items are a list). */
     sl_json *(*json_next)(const sl_json *node);
+
+    /* ==== ABI 1.2 - 1.4 (helper A2, issue 15): test with SL_HAS before calling ========== */
+
+    /** ABI 1.3: set an input record's timestamp (ms since the epoch) before emitting it.
+     *  SL_EINVAL when `rec` is not an input record of the current batch. */
+    sl_err (*set_timestamp)(sl_ctx *ctx, const sl_record *rec, int64_t timestamp_ms);
+    /* ==== end of the ABI 1.2 - 1.4 block ============================================== */
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
 
 typedef enum sl_kind { SL_KIND_SOURCE = 1, SL_KIND_TRANSFORM = 2, SL_KIND_SINK = 3 } sl_kind;
 
-/** Descriptor flags. */
-#define SL_STAGE_THREAD_SAFE 0x1u /**< callbacks may run concurrently (one instance per task
-                                       is still the default) */
+/** flush's `final` argument: why the host flushes (see sl_stage_desc.flush). */
+#define SL_FLUSH_TICK 0   /**< periodic, or the source is idle */
+#define SL_FLUSH_END 1    /**< draining: the input ended or the pipeline stops */
+#define SL_FLUSH_REVOKE 2 /**< ABI 1.4: draining before partitions are revoked (rebalance) */
+
+/**
+ * ABI 1.2: what sl_stage_desc.check works with. The host owns every buffer.
+ */
+typedef struct sl_check {
+    const sl_api *api;      /**< only the calls without a ctx (parse_duration, parse_size) */
+    const char *config_dir; /**< what api->config_dir will return (relative paths) */
+    char *why;              /**< out: one line, what is wrong */
+    size_t why_len;
+    char *where;            /**< out, optional: JSON Pointer of the value to blame, relative to
+                                 `with:` ("/tables/events/tabel"); "" = the stage as a whole */
+    size_t where_len;
+} sl_check;
+
+/** Descriptor flags. (0x1 was SL_STAGE_THREAD_SAFE until 1.2: the host never read it, and a
+ *  stage instance's callbacks never run concurrently; the bit stays unused.) */
 #define SL_STAGE_JSON_ONLY 0x2u   /**< the stage reads records only through api->json*, so the
                                        host need not re-serialise changed JSON before it */
 #define SL_STAGE_SINGLE_TASK 0x4u /**< the stage cannot run in more than one task (a file) */
@@ -411,9 +471,13 @@ typedef struct sl_stage_desc {
     sl_err (*process)(void *self, sl_ctx *ctx, const sl_batch *batch);
 
     /**
-     * Called about every 10 ms, when the source is idle, and with `final` = 1 while draining
-     * at shutdown. Make buffered work durable (sinks), emit due aggregates (transforms; what is
-     * emitted here travels down the rest of the chain). May be NULL.
+     * Called about every 10 ms and when the source is idle with `final` = SL_FLUSH_TICK (0), and
+     * repeatedly while the task drains with a nonzero reason: SL_FLUSH_END (1) when the input
+     * ended or the pipeline stops, SL_FLUSH_REVOKE (2, ABI 1.4) before partitions are revoked
+     * (a rebalance: the stage goes on with the partitions it keeps, so it should make buffered
+     * work durable but not close what belongs to the end of input). Stages built before 1.4
+     * get SL_FLUSH_END for both. Make buffered work durable (sinks), emit due aggregates
+     * (transforms; what is emitted here travels down the rest of the chain). May be NULL.
      */
     sl_err (*flush)(void *self, sl_ctx *ctx, int final);
 
@@ -446,6 +510,19 @@ typedef struct sl_stage_desc {
      * (by topic or fields) and ignore the rest. Borrowed until return; do not emit here.
      */
     sl_err (*on_restore)(void *self, sl_ctx *ctx, const sl_batch *state);
+
+    /* ==== ABI 1.2 - 1.4 (helper A2, issue 15) ========================================== */
+
+    /**
+     * ABI 1.2, optional: semantic checks of a config the table already accepted (nginx's
+     * init_conf, PostgreSQL's GUC check hook). The host calls it in `sluice validate`, in
+     * REST config validation, before a hot reload replaces a running pipeline, and before
+     * init. No instance exists: use only `c`. Return SL_OK, or SL_ECONFIG with c->why set and,
+     * when one value is to blame, c->where set to its JSON Pointer inside `with:`
+     * ("/tables/events/tabel"), which the host turns into file:line:column.
+     */
+    sl_err (*check)(const void *config, sl_check *c);
+    /* ==== end of the ABI 1.2 - 1.4 block ============================================== */
 } sl_stage_desc;
 
 /** Fills the versioning header of a descriptor. */

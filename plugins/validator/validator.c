@@ -820,7 +820,7 @@ static sl_err v_process(void *self, sl_ctx *ctx, const sl_batch *batch)
     const sl_api *api = v->api;
     uint64_t invalid = 0;
     for (size_t i = 0; i < batch->n; i++) {
-        sl_record *rec = batch->recs[i];
+        const sl_record *rec = batch->recs[i];
         if (!validate(v, ctx, rec)) {
             invalid++;
             if (v->conf->on_invalid == 0)
@@ -832,8 +832,8 @@ static sl_err v_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         sl_err e = apply_mutations(v, ctx, rec);
         if (e != SL_OK)
             return e;
-        if (v->has_ts)
-            rec->timestamp_ms = v->ts_ms;
+        if (v->has_ts && (e = api->set_timestamp(ctx, rec, v->ts_ms)) != SL_OK)
+            return e;
         if ((e = api->emit(ctx, rec)) != SL_OK)
             return e;
     }
