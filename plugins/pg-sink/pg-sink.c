@@ -60,48 +60,16 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     s->out = &s->bufs[1];
     s->bufs[0].pos_row = s->bufs[1].pos_row = NO_ROW;
 
-    cJSON *j = cJSON_Parse(cfg->tables ? cfg->tables : "");
-    const char *err = NULL, *where = "";
-    char why[600] = "";
-    if (!cJSON_IsObject(j) || cJSON_GetArraySize(j) == 0) {
-        err = "tables: expected a map of topic to table spec";
-    } else if (!(s->specs = calloc((size_t)cJSON_GetArraySize(j), sizeof *s->specs))) {
-        err = "out of memory";
-    } else {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, j) {
-            table_spec *t = &s->specs[s->nspecs++];
-            where = it->string;
-            if (!(t->topic = strdup(it->string))) err = "out of memory";
-            else err = parse_spec(t, it, api);
-            if (!err && cfg->create_tables && t->auto_cols)
-                err = "create_tables needs the table's `columns` (with their types)";
-            if (!err && t->check_schema) {
-                /* relative to the pipeline file, like the validator's own `schema` */
-                const char *dir = api->config_dir(ctx);
-                char path[4096];
-                if (!dir || !dir[0])
-                    snprintf(path, sizeof path, "%s", t->check_schema);
-                else
-                    snprintf(path, sizeof path, "%s/%s", dir, t->check_schema);
-                if (!(t->bounds = schema_bounds_load(path, why, sizeof why))) err = why;
-            }
-            if (err) break;
-        }
-    }
     /* A dead-letter sink sees the positions of other stages' records: it stores none. */
     s->store_offsets = cfg->store_offsets;
-    if (!err && s->store_offsets && (!cfg->offsets_table || !cfg->offsets_table[0]))
-        where = "", err = "offsets_table must name a table";
-    if (err) {
-        if (where[0]) api->log(ctx, SL_LOG_ERROR, "tables.%s: %s", where, err);
-        else api->log(ctx, SL_LOG_ERROR, "%s", err);
-        cJSON_Delete(j);
+    char why[700], where[300];
+    const char *dir = api->config_dir(ctx);
+    if (parse_tables(cfg, api, dir ? dir : "", &s->specs, &s->nspecs, why, sizeof why, where, sizeof where)) {
+        api->log(ctx, SL_LOG_ERROR, "%s", why);
         free_specs(s->specs, s->nspecs);
         free(s);
         return SL_ECONFIG;
     }
-    cJSON_Delete(j);
     s->task.sql = calloc(2 * s->nspecs, sizeof *s->task.sql);
     s->wr.sql = calloc(2 * s->nspecs, sizeof *s->wr.sql);
     /* The writer sleeps out its backoff on `work` with a monotonic deadline. */
@@ -287,6 +255,17 @@ static const sl_config_entry pg_config_table[] = {
     {.key = NULL},
 };
 
+/* The same parse as init's, before start: `sluice validate`, REST and hot reload see it. */
+static sl_err pg_check(const void *config, sl_check *c)
+{
+    table_spec *specs;
+    size_t n;
+    const char *err = parse_tables(config, c->api, c->config_dir, &specs, &n, c->why, c->why_len, c->where,
+                                   c->where_len);
+    free_specs(specs, n);
+    return err ? SL_ECONFIG : SL_OK;
+}
+
 static const sl_stage_desc pg_sink_desc = {
     SL_STAGE_DESC_INIT,
     .name = "pg-sink",
@@ -301,6 +280,7 @@ static const sl_stage_desc pg_sink_desc = {
     .close = pg_close,
     .on_assign = pg_on_assign,
     .on_revoke = pg_on_revoke,
+    .check = pg_check,
 };
 
 SL_STAGE_DEFINE(pg_sink_desc)

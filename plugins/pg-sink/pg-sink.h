@@ -242,7 +242,9 @@ wr_result take_ownership(pg_sink *s, pgc *l, const sl_position *parts, size_t n)
 wr_result fence_check(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
 sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n);
 /* config.c */
-const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api);
+const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api, const char **bad_key);
+const char *parse_tables(const pg_config *cfg, const sl_api *api, const char *dir, table_spec **specs,
+                         size_t *nspecs, char *why, size_t whylen, char *where, size_t wherelen);
 void free_columns(table_spec *t);
 void free_specs(table_spec *specs, size_t n);
 /* sql.c */

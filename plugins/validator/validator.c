@@ -865,6 +865,28 @@ static const sl_config_entry v_config[] = {
     {.key = NULL},
 };
 
+/* Before start (`sluice validate`, REST, hot reload): the schema file must load. */
+static sl_err v_check(const void *config, sl_check *c)
+{
+    const vconf *conf = config;
+    if (conf->schema[0] != '/' && !c->config_dir)
+        return SL_OK; /* no pipeline file to resolve it against: init will tell */
+    char path[4096], err[8192];
+    if (conf->schema[0] == '/' || !*c->config_dir)
+        snprintf(path, sizeof path, "%s", conf->schema);
+    else
+        snprintf(path, sizeof path, "%s/%s", c->config_dir, conf->schema);
+    schema sc;
+    memset(&sc, 0, sizeof sc);
+    if (!schema_load(&sc, path, err, sizeof err)) {
+        snprintf(c->why, c->why_len, "schema: %s", err);
+        snprintf(c->where, c->where_len, "/schema");
+        return SL_ECONFIG;
+    }
+    schema_free(&sc);
+    return SL_OK;
+}
+
 static const sl_stage_desc v_desc = {
     SL_STAGE_DESC_INIT,
     .name = "validator",
@@ -876,6 +898,7 @@ static const sl_stage_desc v_desc = {
     .init = v_init,
     .process = v_process,
     .close = v_close,
+    .check = v_check,
 };
 
 SL_STAGE_DEFINE(v_desc)
