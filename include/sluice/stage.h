@@ -228,6 +228,46 @@ typedef struct sl_config_entry {
     const char *description;   /**< one line, shown by `sluice plugins describe` */
 } sl_config_entry;
 
+/*
+ * Typed rows (ABI 1.2 header, no ABI change): each macro names the setting's key, the config
+ * struct and field, and fixes the sl_type; the field's C type is checked at compile time, so a
+ * duration stored into an `int`, say, does not build. The rest are named fields:
+ *
+ *   static const sl_config_entry table[] = {
+ *       SL_CFG_STRING("dsn", my_config, dsn, .description = "libpq conninfo"),
+ *       SL_CFG_INT("batch_size", my_config, batch_size, .flags = SL_CFG_BOUNDED, .min = 1,
+ *                  .max = 1000000, .default_value = "10000", .description = "rows per batch"),
+ *       SL_CFG_END,
+ *   };
+ */
+#if defined(__cplusplus)
+#define SL_CFG_AT(stype, field, ctype) offsetof(stype, field)
+#else
+/** offsetof(stype, field), refusing to compile unless the field's type is `ctype`. */
+#define SL_CFG_AT(stype, field, ctype)                                                       \
+    (offsetof(stype, field) +                                                                \
+     0 * sizeof(struct {                                                                     \
+         _Static_assert(_Generic(((stype *)0)->field, ctype: 1, default: 0),                 \
+                        "config field " #stype "." #field " must have type " #ctype);             \
+         int sl_unused;                                                                      \
+     }))
+#endif
+#define SL_CFG_ROW_(key_, sltype, stype, field, ctype, ...)                                  \
+    {.key = (key_), .type = (sltype), .offset = SL_CFG_AT(stype, field, ctype), __VA_ARGS__}
+#define SL_CFG_BOOL(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_BOOL, stype, field, int, __VA_ARGS__)
+#define SL_CFG_INT(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_INT, stype, field, int64_t, __VA_ARGS__)
+#define SL_CFG_DOUBLE(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_DOUBLE, stype, field, double, __VA_ARGS__)
+#define SL_CFG_STRING(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_STRING, stype, field, char *, __VA_ARGS__)
+#define SL_CFG_PATH(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_PATH, stype, field, char *, __VA_ARGS__)
+#define SL_CFG_JSON(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_JSON, stype, field, char *, __VA_ARGS__)
+#define SL_CFG_DURATION(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_DURATION, stype, field, int64_t, __VA_ARGS__)
+#define SL_CFG_SIZE(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_SIZE, stype, field, int64_t, __VA_ARGS__)
+#define SL_CFG_ENUM(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_ENUM, stype, field, int, __VA_ARGS__)
+#define SL_CFG_LIST(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_LIST, stype, field, sl_list, __VA_ARGS__)
+#define SL_CFG_MAP(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_MAP, stype, field, sl_map, __VA_ARGS__)
+/** The row that ends a table. */
+#define SL_CFG_END {.key = NULL}
+
 /* ---- the host API -------------------------------------------------------------------- */
 
 typedef enum sl_log_level { SL_LOG_DEBUG = 0, SL_LOG_INFO, SL_LOG_WARN, SL_LOG_ERROR } sl_log_level;

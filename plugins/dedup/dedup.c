@@ -443,20 +443,18 @@ static void d_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ------------------------------------------------------- */
 
 static const sl_config_entry d_config[] = {
-    {.key = "key", .type = SL_T_LIST, .flags = SL_CFG_BOUNDED, .default_value = "event_id", .min = 1, .max = 16,
-     .offset = offsetof(dconf, key), .description = "field (or list of fields) whose value identifies a record"},
-    {.key = "ttl", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "10m", .min = 1,
-     .max = 4294967295000.0, .offset = offsetof(dconf, ttl_ms),
-     .description = "a key is remembered at least this long, in event time"},
-    {.key = "max_keys", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "1000000", .min = 1,
-     .max = 2147483647.0, .offset = offsetof(dconf, max_keys),
-     .description = "keys remembered per partition; when full the oldest are evicted (counted, logged)"},
-    {.key = "scope", .type = SL_T_ENUM, .default_value = "partition", .choices = "partition",
-     .offset = offsetof(dconf, scope), .description = "state is kept per source partition"},
-    {.key = "seen_field", .type = SL_T_STRING, .offset = offsetof(dconf, seen_field),
-     .description = "JSON member that receives a forwarded record's first-seen time (ms, event time); "
-                    "restored records carrying it are remembered from then (store it for an exact restore)"},
-    {.key = NULL},
+    SL_CFG_LIST("key", dconf, key, .flags = SL_CFG_BOUNDED, .default_value = "event_id", .min = 1, .max = 16,
+        .description = "field (or list of fields) whose value identifies a record"),
+    SL_CFG_DURATION("ttl", dconf, ttl_ms, .flags = SL_CFG_BOUNDED, .default_value = "10m", .min = 1,
+        .max = 4294967295000.0, .description = "a key is remembered at least this long, in event time"),
+    SL_CFG_INT("max_keys", dconf, max_keys, .flags = SL_CFG_BOUNDED, .default_value = "1000000", .min = 1,
+        .max = 2147483647.0,
+        .description = "keys remembered per partition; when full the oldest are evicted (counted, logged)"),
+    SL_CFG_ENUM("scope", dconf, scope, .default_value = "partition", .choices = "partition",
+        .description = "state is kept per source partition"),
+    SL_CFG_STRING("seen_field", dconf, seen_field,
+        .description = "JSON member that receives a forwarded record's first-seen time (ms, event time); " "restored records carrying it are remembered from then (store it for an exact restore)"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc d_desc = {

@@ -273,17 +273,18 @@ static void fk_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ---- */
 
 static const sl_config_entry fk_config_table[] = {
-    {"path", SL_T_PATH, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fk_config, path),
-     "file to write (relative to the pipeline file); '-' for stdout"},
-    {"headers", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(fk_config, headers),
-     "write a JSON envelope per record (value, key, headers, topic, partition, offset, timestamp)"},
-    {"fsync", SL_T_BOOL, 0, "true", 0, 0, NULL, offsetof(fk_config, fsync),
-     "fsync before acknowledging (turn off only for throwaway output)"},
-    {"flush_interval", SL_T_DURATION, SL_CFG_BOUNDED, "100ms", 0, 3600000, NULL, offsetof(fk_config, flush_interval),
-     "how often buffered lines are written and synced"},
-    {"mode", SL_T_ENUM, 0, "append", 0, 0, "append|truncate", offsetof(fk_config, mode),
-     "append to an existing file, or truncate it at the pipeline's first start (restarts append)"},
-    {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    SL_CFG_PATH("path", fk_config, path, .flags = SL_CFG_REQUIRED,
+        .description = "file to write (relative to the pipeline file); '-' for stdout"),
+    SL_CFG_BOOL("headers", fk_config, headers, .default_value = "false",
+        .description = "write a JSON envelope per record (value, key, headers, topic, partition, offset, timestamp)"),
+    SL_CFG_BOOL("fsync", fk_config, fsync, .default_value = "true",
+        .description = "fsync before acknowledging (turn off only for throwaway output)"),
+    SL_CFG_DURATION("flush_interval", fk_config, flush_interval, .flags = SL_CFG_BOUNDED,
+        .default_value = "100ms", .max = 3600000,
+        .description = "how often buffered lines are written and synced"),
+    SL_CFG_ENUM("mode", fk_config, mode, .default_value = "append", .choices = "append|truncate",
+        .description = "append to an existing file, or truncate it at the pipeline's first start (restarts append)"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc fk_desc = {

@@ -291,17 +291,17 @@ static void fs_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ---- */
 
 static const sl_config_entry fs_config_table[] = {
-    {"path", SL_T_PATH, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fs_config, path),
-     "file to read, one record per line (relative to the pipeline file); '-' for stdin"},
-    {"follow", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(fs_config, follow),
-     "keep reading as the file grows (like tail -f) instead of ending at EOF"},
-    {"topic", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(fs_config, topic),
-     "topic (stream name) given to every record"},
-    {"offset_file", SL_T_PATH, 0, NULL, 0, 0, NULL, offsetof(fs_config, offset_file),
-     "where committed positions are kept (default: under the state directory, by pipeline, stage and input; \"\" disables resuming)"},
-    {"max_line", SL_T_SIZE, SL_CFG_BOUNDED, "16MiB", 1024, 1073741824.0, NULL, offsetof(fs_config, max_line),
-     "longer lines go to the dead letter (their first 1 KiB)"},
-    {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    SL_CFG_PATH("path", fs_config, path, .flags = SL_CFG_REQUIRED,
+        .description = "file to read, one record per line (relative to the pipeline file); '-' for stdin"),
+    SL_CFG_BOOL("follow", fs_config, follow, .default_value = "false",
+        .description = "keep reading as the file grows (like tail -f) instead of ending at EOF"),
+    SL_CFG_STRING("topic", fs_config, topic, .description = "topic (stream name) given to every record"),
+    SL_CFG_PATH("offset_file", fs_config, offset_file,
+        .description = "where committed positions are kept (default: under the state directory, by pipeline, stage and input; \"\" disables resuming)"),
+    SL_CFG_SIZE("max_line", fs_config, max_line, .flags = SL_CFG_BOUNDED, .default_value = "16MiB",
+        .min = 1024, .max = 1073741824.0,
+        .description = "longer lines go to the dead letter (their first 1 KiB)"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc fs_desc = {

@@ -225,34 +225,25 @@ static void pg_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ----------------------------------------------------- */
 
 static const sl_config_entry pg_config_table[] = {
-    {.key = "dsn", .type = SL_T_STRING, .offset = offsetof(pg_config, dsn),
-     .description = "libpq conninfo or URI; empty: the PG* environment variables"},
-    {.key = "tables", .type = SL_T_JSON, .flags = SL_CFG_REQUIRED,
-     .offset = offsetof(pg_config, tables),
-     .description = "map of record topic (\"*\": any other) to {table, schema, columns, "
-                    "conflict, on_conflict, restore, check_schema}"},
-    {.key = "batch_size", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "10000",
-     .min = 1, .max = 1000000, .offset = offsetof(pg_config, batch_size),
-     .description = "rows per transaction; a full buffer is written at once"},
-    {.key = "flush_interval", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
-     .default_value = "200ms", .min = 1, .max = 3600000,
-     .offset = offsetof(pg_config, flush_interval_ms),
-     .description = "longest time a row waits in the buffer"},
-    {.key = "create_tables", .type = SL_T_BOOL, .flags = SL_CFG_OPERATOR_ONLY, .default_value = "false",
-     .offset = offsetof(pg_config, create_tables),
-     .description = "CREATE TABLE IF NOT EXISTS from the typed columns (schema: pipelines/sql/); DDL, so the "
-                    "operator's files only"},
-    {.key = "store_offsets", .type = SL_T_BOOL, .default_value = "true",
-     .offset = offsetof(pg_config, store_offsets),
-     .description = "store source positions in offsets_table in each transaction and resume "
-                    "from them; false on a dead-letter pg-sink"},
-    {.key = "offsets_table", .type = SL_T_STRING, .default_value = "sluice_offsets",
-     .offset = offsetof(pg_config, offsets_table),
-     .description = "table of (pipeline, topic, partition, offset)"},
-    {.key = "offsets_topic", .type = SL_T_STRING, .offset = offsetof(pg_config, offsets_topic),
-     .description = "topic name stored with positions; default: the record's topic as the sink "
-                    "sees it (set the source topic if a transform renames topics)"},
-    {.key = NULL},
+    SL_CFG_STRING("dsn", pg_config, dsn,
+        .description = "libpq conninfo or URI; empty: the PG* environment variables"),
+    SL_CFG_JSON("tables", pg_config, tables, .flags = SL_CFG_REQUIRED,
+        .description = "map of record topic (\"*\": any other) to {table, schema, columns, " "conflict, on_conflict, restore, check_schema}"),
+    SL_CFG_INT("batch_size", pg_config, batch_size, .flags = SL_CFG_BOUNDED, .default_value = "10000",
+        .min = 1, .max = 1000000, .description = "rows per transaction; a full buffer is written at once"),
+    SL_CFG_DURATION("flush_interval", pg_config, flush_interval_ms, .flags = SL_CFG_BOUNDED,
+        .default_value = "200ms", .min = 1, .max = 3600000,
+        .description = "longest time a row waits in the buffer"),
+    SL_CFG_BOOL("create_tables", pg_config, create_tables, .flags = SL_CFG_OPERATOR_ONLY,
+        .default_value = "false",
+        .description = "CREATE TABLE IF NOT EXISTS from the typed columns (schema: pipelines/sql/); DDL, so the " "operator's files only"),
+    SL_CFG_BOOL("store_offsets", pg_config, store_offsets, .default_value = "true",
+        .description = "store source positions in offsets_table in each transaction and resume " "from them; false on a dead-letter pg-sink"),
+    SL_CFG_STRING("offsets_table", pg_config, offsets_table, .default_value = "sluice_offsets",
+        .description = "table of (pipeline, topic, partition, offset)"),
+    SL_CFG_STRING("offsets_topic", pg_config, offsets_topic,
+        .description = "topic name stored with positions; default: the record's topic as the sink " "sees it (set the source topic if a transform renames topics)"),
+    SL_CFG_END,
 };
 
 /* The same parse as init's, before start: `sluice validate`, REST and hot reload see it. */

@@ -854,15 +854,14 @@ static void v_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ------------------------------------------------------- */
 
 static const sl_config_entry v_config[] = {
-    {.key = "schema", .type = SL_T_PATH, .flags = SL_CFG_REQUIRED, .offset = offsetof(vconf, schema),
-     .description = "schema YAML file; relative paths are relative to the pipeline file"},
-    {.key = "max_record_bytes", .type = SL_T_SIZE, .flags = SL_CFG_BOUNDED, .default_value = "64KiB",
-     .min = 16, .max = 1073741824.0, .offset = offsetof(vconf, max_record_bytes),
-     .description = "larger records are rejected"},
-    {.key = "on_invalid", .type = SL_T_ENUM, .default_value = "reject", .choices = "reject|drop",
-     .offset = offsetof(vconf, on_invalid),
-     .description = "reject: to the dead letter with the reason; drop: count and drop"},
-    {.key = NULL},
+    SL_CFG_PATH("schema", vconf, schema, .flags = SL_CFG_REQUIRED,
+        .description = "schema YAML file; relative paths are relative to the pipeline file"),
+    SL_CFG_SIZE("max_record_bytes", vconf, max_record_bytes, .flags = SL_CFG_BOUNDED,
+        .default_value = "64KiB", .min = 16, .max = 1073741824.0,
+        .description = "larger records are rejected"),
+    SL_CFG_ENUM("on_invalid", vconf, on_invalid, .default_value = "reject", .choices = "reject|drop",
+        .description = "reject: to the dead letter with the reason; drop: count and drop"),
+    SL_CFG_END,
 };
 
 /* Before start (`sluice validate`, REST, hot reload): the schema file must load. */
