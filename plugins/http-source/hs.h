@@ -10,6 +10,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "../common/sl_buf.h"
+#include "../common/sl_time.h"
+
 enum { MODE_POLL = 0, MODE_LISTEN = 1 };
 enum { ACK_ACCEPTED = 0, ACK_DURABLE = 1 };
 
@@ -110,7 +113,6 @@ typedef struct hs {
 } hs;
 
 /* http-source.c */
-int64_t hs_mono_ms(void);
 void items_free(items *it);
 /* Splits a body into records (see the README). listen != 0: any record that is not acceptable
  * JSON fails the whole body (-1, why set); poll: such records are kept with it->why[i] set. */

@@ -31,16 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/sl_state.h"
 #include "../../host/jsoncheck.h" /* the host's strict JSON check, compiled in */
 
 /* ---- helpers: time, items, parsing --------------------------------------------------- */
-
-int64_t hs_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -287,45 +281,6 @@ static char *default_offset_path(const sl_api *api, sl_ctx *ctx)
     return p;
 }
 
-/* "SEQ [EPOCH]": the committed sequence number and the stream it belongs to. */
-static int64_t read_offset(const char *path, char *epoch, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long long v = -1;
-    char e[40] = "";
-    int n = fscanf(f, "%lld %39s", &v, e);
-    if (n < 1 || v < 0)
-        v = -1;
-    fclose(f);
-    snprintf(epoch, cap, "%s", n == 2 ? e : "");
-    return v;
-}
-
-/* write, fsync, rename: the file always holds a whole number. */
-static int write_offset(const char *path, int64_t v, const char *epoch)
-{
-    size_t n = strlen(path) + 8;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return -1;
-    snprintf(tmp, n, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int ok = fd >= 0;
-    if (ok) {
-        char line[96]; /* the epoch is at most 39 characters */
-        int len = snprintf(line, sizeof(line), "%" PRId64 "%s%.39s\n", v, *epoch ? " " : "", epoch);
-        ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
-        ok = close(fd) == 0 && ok;
-    }
-    ok = ok && rename(tmp, path) == 0;
-    if (!ok)
-        unlink(tmp);
-    free(tmp);
-    return ok ? 0 : -1;
-}
-
 /* ---- poll mode ----------------------------------------------------------------------- */
 
 static size_t on_curl_data(char *data, size_t size, size_t nmemb, void *arg)
@@ -474,7 +429,7 @@ static int fetch(hs *s, sl_ctx *ctx)
 static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     if (s->pending_next >= s->pending.n) {
-        int64_t now = hs_mono_ms();
+        int64_t now = sl_mono_ms();
         if (now < s->next_fetch_ms) {
             int64_t wait = s->next_fetch_ms - now;
             sleep_ms(wait < timeout_ms ? wait : timeout_ms);
@@ -486,7 +441,7 @@ static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
         if (f == -2)
             return SL_FATAL;
         if (f != 0) {
-            s->next_fetch_ms = f > 0 ? now : hs_mono_ms() + s->backoff_ms;
+            s->next_fetch_ms = f > 0 ? now : sl_mono_ms() + s->backoff_ms;
             return SL_OK;
         }
         /* The interval runs from the start of one fetch to the next. */
@@ -540,7 +495,7 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
             } else if (*cfg->offset_file) {
                 s->offset_path = strdup(cfg->offset_file); /* a path setting: the host resolved and confined it */
             }
-            s->committed_seq = s->offset_path ? read_offset(s->offset_path, s->epoch, sizeof(s->epoch)) : -1;
+            s->committed_seq = s->offset_path ? sl_offset_read(s->offset_path, s->epoch, sizeof(s->epoch)) : -1;
             s->written_seq = s->committed_seq;
             s->after = s->committed_seq > 0 ? s->committed_seq : 0;
             api->log(ctx, SL_LOG_INFO, "cursor %s: resuming after %lld (%s)", cfg->cursor, (long long)s->after,
@@ -619,7 +574,7 @@ static sl_err hs_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t 
             s->committed_seq = pos[i].offset;
     if (!s->offset_path || s->committed_seq <= s->written_seq)
         return SL_OK;
-    if (write_offset(s->offset_path, s->committed_seq, s->epoch) != 0) {
+    if (sl_offset_write(s->offset_path, s->committed_seq, s->epoch) != 0) {
         s->api->log(ctx, SL_LOG_WARN, "cannot write offset file %s: %s", s->offset_path, strerror(errno));
         return SL_RETRY;
     }
