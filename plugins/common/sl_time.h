@@ -168,6 +168,10 @@ static inline char *sl_ts_put(char *p, unsigned v, int width)
 static inline int sl_ts_format(int64_t ms, int with_ms, char *buf)
 {
     int64_t days = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) { /* before 1970: floor, not truncation */
+        rem += 86400000;
+        days--;
+    }
     int y;
     unsigned m, d;
     sl_civil_from_days(days, &y, &m, &d);
