@@ -62,9 +62,16 @@ static void buf_put_bytea(buf *b, const void *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* "YYYY-MM-DD HH:MM:SS.mmm+00", which PostgreSQL reads as timestamptz (and date/timestamp). */
+/* RFC 3339 with milliseconds, which PostgreSQL reads as timestamptz (and date/timestamp). The
+ * years sl_time.h covers (1970..9999) take its formatter; others (PostgreSQL keeps 4713 BC to
+ * 294276 AD) go through gmtime. */
 static void buf_put_time(buf *b, int64_t ms)
 {
+    if (ms >= 0 && ms < SL_TS_MAX_MS) {
+        char ts[32];
+        buf_put(b, ts, (size_t)sl_ts_format(ms, 1, ts));
+        return;
+    }
     int64_t sec = ms / 1000, frac = ms % 1000;
     if (frac < 0) {
         frac += 1000;
