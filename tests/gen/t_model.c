@@ -1,8 +1,6 @@
 /* t_model.c — the event model: type mix, determinism by seed, the configured shares. */
 #include "gentest.h"
 
-/* ---- subtests ----------------------------------------------------------------------------- */
-
 static const char *const type_names[] = {"page_view", "add_to_cart", "purchase", "payment_failed",
                                          "refund"};
 

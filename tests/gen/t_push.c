@@ -1,8 +1,6 @@
 /* t_push.c — push mode against a tiny NDJSON receiver standing in for http-source. */
 #include "gentest.h"
 
-/* ---- push mode: a tiny NDJSON receiver standing in for http-source ------------------------ */
-
 struct receiver {
     pthread_mutex_t mu;
     sl_gbuf lines; /* every accepted line, normalised, newline-terminated */
