@@ -82,8 +82,7 @@ typedef struct hs {
     /* poll mode */
     CURL *curl;
     struct curl_slist *req_headers;
-    char *resp;
-    size_t resp_len, resp_cap;
+    sl_gbuf resp; /* the response body so far */
     int resp_too_large; /* the response passed max_body: the transfer was cut */
     items pending; /* fetched, not yet emitted */
     size_t pending_next;

@@ -289,21 +289,12 @@ static size_t on_curl_data(char *data, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     /* The endpoint is not trusted to be small (a REST pipeline names any URL): cut the transfer
      * at max_body instead of growing without bound. */
-    if (s->resp_len + n > (size_t)s->cfg->max_body) {
+    if (s->resp.len + n > (size_t)s->cfg->max_body) {
         s->resp_too_large = 1;
         return 0; /* curl reports a write error */
     }
-    if (s->resp_len + n + 1 > s->resp_cap) {
-        size_t cap = (s->resp_len + n + 1) * 2;
-        char *r = realloc(s->resp, cap);
-        if (!r)
-            return 0; /* curl reports a write error */
-        s->resp = r;
-        s->resp_cap = cap;
-    }
-    memcpy(s->resp + s->resp_len, data, n);
-    s->resp_len += n;
-    return n;
+    sl_gbuf_put(&s->resp, data, n);
+    return s->resp.oom ? 0 : n; /* 0: curl reports a write error */
 }
 
 /* Cursor responses say where they stand: X-Seq-First (the first record's sequence number) and,
@@ -346,7 +337,7 @@ static int fetch(hs *s, sl_ctx *ctx)
 {
     char why[256];
     long status = 0;
-    s->resp_len = 0;
+    sl_gbuf_reset(&s->resp);
     s->resp_too_large = 0;
     s->hdr_first = s->hdr_oldest = -1;
     s->hdr_epoch[0] = 0;
@@ -394,11 +385,11 @@ static int fetch(hs *s, sl_ctx *ctx)
     } else if (status / 100 != 2) {
         snprintf(why, sizeof(why), "HTTP status %ld", status);
     } else {
-        char *body = malloc(s->resp_len + 1);
+        char *body = malloc(s->resp.len + 1);
         if (!body)
             return -1;
-        memcpy(body, s->resp ? s->resp : "", s->resp_len);
-        if (hs_parse_body(body, s->resp_len, 0, &s->pending, why, sizeof(why)) == 0) {
+        memcpy(body, s->resp.p ? s->resp.p : "", s->resp.len);
+        if (hs_parse_body(body, s->resp.len, 0, &s->pending, why, sizeof(why)) == 0) {
             if (s->cfg->cursor && s->pending.n && s->hdr_first <= s->after) {
                 snprintf(why, sizeof(why), "cursor mode: the response lacks X-Seq-First or repeats sequence "
                          "numbers (X-Seq-First %lld, after %lld)", (long long)s->hdr_first, (long long)s->after);
@@ -604,7 +595,7 @@ static void hs_close(void *self, sl_ctx *ctx)
     if (s->curl)
         curl_easy_cleanup(s->curl);
     curl_slist_free_all(s->req_headers);
-    free(s->resp);
+    sl_gbuf_free(&s->resp);
     free(s->offset_path);
     items_free(&s->pending);
     pthread_mutex_destroy(&s->mu);
