@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 4             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 5             /* append-only additions: the host refuses newer minors */
 
 /*
  * Every minor, what it added and the sizes of the two versioned structs (bytes on LP64):
@@ -61,9 +61,10 @@ extern "C" {
  *                                                 json_set_bool, json_next included)
  *   1.1    152                    288             SL_T_PATH, SL_CFG_OPERATOR_ONLY,
  *                                                 SL_CFG_KEYS_LISTED (no struct grew)
- *   1.2    160                    288             sl_stage_desc.check
- *   1.3    160                    296             api->set_timestamp; batch records are const
- *   1.4    160                    296             flush reason SL_FLUSH_REVOKE (no struct grew)
+ *   1.2    160                    296             api->watch, sl_stage_desc.on_finished
+ *   1.3    168                    296             sl_stage_desc.check
+ *   1.4    168                    304             api->set_timestamp; batch records are const
+ *   1.5    168                    304             flush reason SL_FLUSH_REVOKE (no struct grew)
  *
  * The host loads a stage of the same major and an older or equal minor. It reads a
  * descriptor field only when the stage's struct_size covers it (fields a stage's minor does
@@ -78,9 +79,10 @@ extern "C" {
 #define SL_ABI_TABLE(X)                                                                      \
     X(0, on_restore, json_next)                                                              \
     X(1, on_restore, json_next)                                                              \
-    X(2, check, json_next)                                                                   \
-    X(3, check, set_timestamp)                                                               \
-    X(4, check, set_timestamp)
+    X(2, on_finished, watch)                                                                 \
+    X(3, check, watch)                                                                       \
+    X(4, check, set_timestamp)                                                               \
+    X(5, check, set_timestamp)
 
 /** Bytes of `type` up to and including `field`: what a struct_size must cover to hold it. */
 #define SL_SIZE_TO(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
@@ -138,7 +140,7 @@ typedef struct sl_header {
  *
  * Every field of an input record is changed through the API (api->set_topic,
  * api->set_timestamp, api->json_set_*), so the host can keep its caches right; the batch hands
- * them out const. (Stages built before ABI 1.3 changed `timestamp_ms` in place; the host still
+ * them out const. (Stages built before ABI 1.4 changed `timestamp_ms` in place; the host still
  * honours that for them.)
  */
 typedef struct sl_record {
@@ -157,7 +159,7 @@ typedef struct sl_record {
 
 /** A batch: an array of borrowed record pointers. */
 typedef struct sl_batch {
-    const sl_record *const *recs; /**< const since ABI 1.3 (same layout as before) */
+    const sl_record *const *recs; /**< const since ABI 1.4 (same layout as before) */
     size_t n;
 } sl_batch;
 
@@ -229,7 +231,7 @@ typedef struct sl_config_entry {
 } sl_config_entry;
 
 /*
- * Typed rows (ABI 1.2 header, no ABI change): each macro names the setting's key, the config
+ * Typed rows (header only, no ABI change): each macro names the setting's key, the config
  * struct and field, and fixes the sl_type; the field's C type is checked at compile time, so a
  * duration stored into an `int`, say, does not build. The rest are named fields:
  *
@@ -435,12 +437,31 @@ typedef struct sl_api {
      *  O(n^2) (the items are a list). */
     sl_json *(*json_next)(const sl_json *node);
 
-    /* ==== ABI 1.2 - 1.4 (helper A2, issue 15): test with SL_HAS before calling ========== */
+    /* -- ABI 1.2: hearing what became of a record downstream -- */
 
-    /** ABI 1.3: set an input record's timestamp (ms since the epoch) before emitting it.
+    /**
+     * From process(), on an input record of the batch, before emitting it: from now on the
+     * record and every copy a later stage makes of it are anchored to a new token, and when
+     * all of them are finished (made durable by a sink, dropped by a later stage, or taken by
+     * the dead letter) the host calls this stage's desc->on_finished(self, ctx, cookie,
+     * rejected) once, on the task thread, between other callbacks. `rejected` is 1 when any of
+     * them went to the dead letter (a sink refused the row, say).
+     * This is how an aggregate counts an input only once its pass-through copy is durable:
+     * hold the input, watch it, emit it, and add it to the aggregate in on_finished.
+     * The input stays unfinished while the copies are out (the new token holds it). Counts as a
+     * hold for SL_RETRY (see process). SL_EINVAL (and no callback, ever) when `rec` is not an
+     * input record of the current call or the stage has no on_finished.
+     * on_finished is never called after close; after on_revoke it is still called for records
+     * of the revoked partitions (the stage ignores what it no longer owns).
+     */
+    sl_err (*watch)(sl_ctx *ctx, const sl_record *rec, void *cookie);
+
+    /* ==== ABI 1.3 - 1.5 (helper A2, issue 15): test with SL_HAS before calling ========== */
+
+    /** ABI 1.4: set an input record's timestamp (ms since the epoch) before emitting it.
      *  SL_EINVAL when `rec` is not an input record of the current batch. */
     sl_err (*set_timestamp)(sl_ctx *ctx, const sl_record *rec, int64_t timestamp_ms);
-    /* ==== end of the ABI 1.2 - 1.4 block ============================================== */
+    /* ==== end of the ABI 1.3 - 1.5 block ============================================== */
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
@@ -450,10 +471,10 @@ typedef enum sl_kind { SL_KIND_SOURCE = 1, SL_KIND_TRANSFORM = 2, SL_KIND_SINK =
 /** flush's `final` argument: why the host flushes (see sl_stage_desc.flush). */
 #define SL_FLUSH_TICK 0   /**< periodic, or the source is idle */
 #define SL_FLUSH_END 1    /**< draining: the input ended or the pipeline stops */
-#define SL_FLUSH_REVOKE 2 /**< ABI 1.4: draining before partitions are revoked (rebalance) */
+#define SL_FLUSH_REVOKE 2 /**< ABI 1.5: draining before partitions are revoked (rebalance) */
 
 /**
- * ABI 1.2: what sl_stage_desc.check works with. The host owns every buffer.
+ * ABI 1.3: what sl_stage_desc.check works with. The host owns every buffer.
  */
 typedef struct sl_check {
     const sl_api *api;      /**< only the calls without a ctx (parse_duration, parse_size) */
@@ -465,7 +486,7 @@ typedef struct sl_check {
     size_t where_len;
 } sl_check;
 
-/** Descriptor flags. (0x1 was SL_STAGE_THREAD_SAFE until 1.2: the host never read it, and a
+/** Descriptor flags. (0x1 was SL_STAGE_THREAD_SAFE until 1.3: the host never read it, and a
  *  stage instance's callbacks never run concurrently; the bit stays unused.) */
 #define SL_STAGE_JSON_ONLY 0x2u   /**< the stage reads records only through api->json*, so the
                                        host need not re-serialise changed JSON before it */
@@ -513,9 +534,9 @@ typedef struct sl_stage_desc {
     /**
      * Called about every 10 ms and when the source is idle with `final` = SL_FLUSH_TICK (0), and
      * repeatedly while the task drains with a nonzero reason: SL_FLUSH_END (1) when the input
-     * ended or the pipeline stops, SL_FLUSH_REVOKE (2, ABI 1.4) before partitions are revoked
+     * ended or the pipeline stops, SL_FLUSH_REVOKE (2, ABI 1.5) before partitions are revoked
      * (a rebalance: the stage goes on with the partitions it keeps, so it should make buffered
-     * work durable but not close what belongs to the end of input). Stages built before 1.4
+     * work durable but not close what belongs to the end of input). Stages built before 1.5
      * get SL_FLUSH_END for both. Make buffered work durable (sinks), emit due aggregates
      * (transforms; what is emitted here travels down the rest of the chain). May be NULL.
      */
@@ -551,10 +572,17 @@ typedef struct sl_stage_desc {
      */
     sl_err (*on_restore)(void *self, sl_ctx *ctx, const sl_batch *state);
 
-    /* ==== ABI 1.2 - 1.4 (helper A2, issue 15) ========================================== */
+    /**
+     * ABI 1.2, optional: what became of a record this stage passed to api->watch (see there).
+     * Runs on the task thread; may hold, release, group, log and count, not emit (what it
+     * changes goes out with the stage's next process or flush). SL_FATAL stops the pipeline.
+     */
+    sl_err (*on_finished)(void *self, sl_ctx *ctx, void *cookie, int rejected);
+
+    /* ==== ABI 1.3 - 1.5 (helper A2, issue 15) ========================================== */
 
     /**
-     * ABI 1.2, optional: semantic checks of a config the table already accepted (nginx's
+     * ABI 1.3, optional: semantic checks of a config the table already accepted (nginx's
      * init_conf, PostgreSQL's GUC check hook). The host calls it in `sluice validate`, in
      * REST config validation, before a hot reload replaces a running pipeline, and before
      * init. No instance exists: use only `c`. Return SL_OK, or SL_ECONFIG with c->why set and,
@@ -562,7 +590,7 @@ typedef struct sl_stage_desc {
      * ("/tables/events/tabel"), which the host turns into file:line:column.
      */
     sl_err (*check)(const void *config, sl_check *c);
-    /* ==== end of the ABI 1.2 - 1.4 block ============================================== */
+    /* ==== end of the ABI 1.3 - 1.5 block ============================================== */
 } sl_stage_desc;
 
 /** Fills the versioning header of a descriptor. */

@@ -3,7 +3,8 @@
  * every record's timestamp to `ts` (in place under 1.0, through api->set_timestamp now) and logs
  * each distinct nonzero flush reason it is given ("flush reason N"), so the test sees what a
  * stage of each minor is handed. The 1.0 build's descriptor is followed in memory by a trap
- * where 1.2's `check` would be: a host that read past struct_size would call it. */
+ * where later minors' fields (on_finished, check) would be: a host that read past struct_size
+ * would call it. */
 #include <stdio.h>
 #include <stdlib.h>
 
