@@ -257,8 +257,8 @@ void flush_all(task *t, int final)
         recvec v = {0};
         recvec *saved = t->target;
         t->target = s->d->kind == SL_KIND_SINK ? NULL : &v;
-        /* Stages built before ABI 1.5 know only 0 and 1. */
-        int why = final == SL_FLUSH_REVOKE && s->d->abi_minor < 5 ? SL_FLUSH_END : final;
+        /* Stages built before ABI 1.6 know only 0 and 1. */
+        int why = final == SL_FLUSH_REVOKE && s->d->abi_minor < 6 ? SL_FLUSH_END : final;
         sl_err rc = s->d->flush(s->self, &s->ctx, why);
         t->target = saved;
         if (rc == SL_FATAL || rc == SL_ENOMEM) {

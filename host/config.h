@@ -53,7 +53,7 @@ int stage_config_build_ex(const sl_stage_desc *d, const ynode *with, const ynode
                           const cfg_policy *pol, const char *dir, sl_arena *arena, void **out, char *err,
                           size_t errlen);
 
-/** Runs the stage's check callback (ABI 1.3; none: 0) on a config stage_config_build_ex made.
+/** Runs the stage's check callback (ABI 1.4; none: 0) on a config stage_config_build_ex made.
  *  On failure -1 with "file:line:col: who: why" in err, the position that of the node
  *  the stage's JSON Pointer names inside `with` (else `with`, else `at`); `where` (may be NULL)
  *  gets the pointer. `dir`: the pipeline file's directory, NULL when there is none. */

@@ -679,7 +679,7 @@ static void validate_plugin(const sl_plugin *pl, const http_req *q, http_resp *r
         cJSON_AddBoolToObject(val, "visible", 1);
         cJSON_AddItemToArray(configs, c);
     }
-    /* The stage's own check (ABI 1.3) of the whole config, once each key passes alone; its
+    /* The stage's own check (ABI 1.4) of the whole config, once each key passes alone; its
      * error goes to the key it blames (else the first). */
     char key[128], cerr[2048];
     cJSON *whole = nerr || !d->check ? NULL : cJSON_Duplicate(body, 1);

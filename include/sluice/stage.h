@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 5             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 6             /* append-only additions: the host refuses newer minors */
 
 /*
  * Every minor, what it added and the sizes of the two versioned structs (bytes on LP64):
@@ -62,9 +62,10 @@ extern "C" {
  *   1.1    152                    288             SL_T_PATH, SL_CFG_OPERATOR_ONLY,
  *                                                 SL_CFG_KEYS_LISTED (no struct grew)
  *   1.2    160                    296             api->watch, sl_stage_desc.on_finished
- *   1.3    168                    296             sl_stage_desc.check
- *   1.4    168                    304             api->set_timestamp; batch records are const
- *   1.5    168                    304             flush reason SL_FLUSH_REVOKE (no struct grew)
+ *   1.3    160                    320             api->json_remove, json_set_json, set_key
+ *   1.4    168                    320             sl_stage_desc.check
+ *   1.5    168                    328             api->set_timestamp; batch records are const
+ *   1.6    168                    328             flush reason SL_FLUSH_REVOKE (no struct grew)
  *
  * The host loads a stage of the same major and an older or equal minor. It reads a
  * descriptor field only when the stage's struct_size covers it (fields a stage's minor does
@@ -80,9 +81,10 @@ extern "C" {
     X(0, on_restore, json_next)                                                              \
     X(1, on_restore, json_next)                                                              \
     X(2, on_finished, watch)                                                                 \
-    X(3, check, watch)                                                                       \
-    X(4, check, set_timestamp)                                                               \
-    X(5, check, set_timestamp)
+    X(3, on_finished, set_key)                                                               \
+    X(4, check, set_key)                                                                     \
+    X(5, check, set_timestamp)                                                               \
+    X(6, check, set_timestamp)
 
 /** Bytes of `type` up to and including `field`: what a struct_size must cover to hold it. */
 #define SL_SIZE_TO(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
@@ -140,7 +142,7 @@ typedef struct sl_header {
  *
  * Every field of an input record is changed through the API (api->set_topic,
  * api->set_timestamp, api->json_set_*), so the host can keep its caches right; the batch hands
- * them out const. (Stages built before ABI 1.4 changed `timestamp_ms` in place; the host still
+ * them out const. (Stages built before ABI 1.5 changed `timestamp_ms` in place; the host still
  * honours that for them.)
  */
 typedef struct sl_record {
@@ -159,7 +161,7 @@ typedef struct sl_record {
 
 /** A batch: an array of borrowed record pointers. */
 typedef struct sl_batch {
-    const sl_record *const *recs; /**< const since ABI 1.4 (same layout as before) */
+    const sl_record *const *recs; /**< const since ABI 1.5 (same layout as before) */
     size_t n;
 } sl_batch;
 
@@ -456,12 +458,24 @@ typedef struct sl_api {
      */
     sl_err (*watch)(sl_ctx *ctx, const sl_record *rec, void *cookie);
 
-    /* ==== ABI 1.3 - 1.5 (helper A2, issue 15): test with SL_HAS before calling ========== */
+    /* -- ABI 1.3: editing a record beyond scalar members (the transform stage, issue 14) -- */
 
-    /** ABI 1.4: set an input record's timestamp (ms since the epoch) before emitting it.
+    /** Remove member `key` from an input record's JSON object. SL_OK also when it was absent;
+     *  SL_EINVAL when the record has no parsed JSON object. `key` may be the member's own
+     *  json_key (it is not read after the member is freed). */
+    sl_err (*json_remove)(sl_ctx *ctx, const sl_record *rec, const char *key);
+    /** Like json_set_string, with a deep copy of any node as the value (an object or array too;
+     *  `value` may be a node of the same record's tree, even the member being replaced). */
+    sl_err (*json_set_json)(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value);
+    /** Set an input record's key (copied; len 0 clears it). */
+    sl_err (*set_key)(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len);
+
+    /* ==== ABI 1.4 - 1.6 (helper A2, issue 15): test with SL_HAS before calling ========== */
+
+    /** ABI 1.5: set an input record's timestamp (ms since the epoch) before emitting it.
      *  SL_EINVAL when `rec` is not an input record of the current batch. */
     sl_err (*set_timestamp)(sl_ctx *ctx, const sl_record *rec, int64_t timestamp_ms);
-    /* ==== end of the ABI 1.3 - 1.5 block ============================================== */
+    /* ==== end of the ABI 1.4 - 1.6 block ============================================== */
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
@@ -471,10 +485,10 @@ typedef enum sl_kind { SL_KIND_SOURCE = 1, SL_KIND_TRANSFORM = 2, SL_KIND_SINK =
 /** flush's `final` argument: why the host flushes (see sl_stage_desc.flush). */
 #define SL_FLUSH_TICK 0   /**< periodic, or the source is idle */
 #define SL_FLUSH_END 1    /**< draining: the input ended or the pipeline stops */
-#define SL_FLUSH_REVOKE 2 /**< ABI 1.5: draining before partitions are revoked (rebalance) */
+#define SL_FLUSH_REVOKE 2 /**< ABI 1.6: draining before partitions are revoked (rebalance) */
 
 /**
- * ABI 1.3: what sl_stage_desc.check works with. The host owns every buffer.
+ * ABI 1.4: what sl_stage_desc.check works with. The host owns every buffer.
  */
 typedef struct sl_check {
     const sl_api *api;      /**< only the calls without a ctx (parse_duration, parse_size) */
@@ -486,7 +500,7 @@ typedef struct sl_check {
     size_t where_len;
 } sl_check;
 
-/** Descriptor flags. (0x1 was SL_STAGE_THREAD_SAFE until 1.3: the host never read it, and a
+/** Descriptor flags. (0x1 was SL_STAGE_THREAD_SAFE until 1.4: the host never read it, and a
  *  stage instance's callbacks never run concurrently; the bit stays unused.) */
 #define SL_STAGE_JSON_ONLY 0x2u   /**< the stage reads records only through api->json*, so the
                                        host need not re-serialise changed JSON before it */
@@ -534,9 +548,9 @@ typedef struct sl_stage_desc {
     /**
      * Called about every 10 ms and when the source is idle with `final` = SL_FLUSH_TICK (0), and
      * repeatedly while the task drains with a nonzero reason: SL_FLUSH_END (1) when the input
-     * ended or the pipeline stops, SL_FLUSH_REVOKE (2, ABI 1.5) before partitions are revoked
+     * ended or the pipeline stops, SL_FLUSH_REVOKE (2, ABI 1.6) before partitions are revoked
      * (a rebalance: the stage goes on with the partitions it keeps, so it should make buffered
-     * work durable but not close what belongs to the end of input). Stages built before 1.5
+     * work durable but not close what belongs to the end of input). Stages built before 1.6
      * get SL_FLUSH_END for both. Make buffered work durable (sinks), emit due aggregates
      * (transforms; what is emitted here travels down the rest of the chain). May be NULL.
      */
@@ -579,10 +593,10 @@ typedef struct sl_stage_desc {
      */
     sl_err (*on_finished)(void *self, sl_ctx *ctx, void *cookie, int rejected);
 
-    /* ==== ABI 1.3 - 1.5 (helper A2, issue 15) ========================================== */
+    /* ==== ABI 1.4 - 1.6 (helper A2, issue 15) ========================================== */
 
     /**
-     * ABI 1.3, optional: semantic checks of a config the table already accepted (nginx's
+     * ABI 1.4, optional: semantic checks of a config the table already accepted (nginx's
      * init_conf, PostgreSQL's GUC check hook). The host calls it in `sluice validate`, in
      * REST config validation, before a hot reload replaces a running pipeline, and before
      * init. No instance exists: use only `c`. Return SL_OK, or SL_ECONFIG with c->why set and,
@@ -590,7 +604,7 @@ typedef struct sl_stage_desc {
      * ("/tables/events/tabel"), which the host turns into file:line:column.
      */
     sl_err (*check)(const void *config, sl_check *c);
-    /* ==== end of the ABI 1.3 - 1.5 block ============================================== */
+    /* ==== end of the ABI 1.4 - 1.6 block ============================================== */
 } sl_stage_desc;
 
 /** Fills the versioning header of a descriptor. */

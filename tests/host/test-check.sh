@@ -1,5 +1,5 @@
 #!/bin/bash
-# A stage's check callback (ABI 1.3) catches semantic errors before start, with file:line:column
+# A stage's check callback (ABI 1.4) catches semantic errors before start, with file:line:column
 # of the value to blame inside an SL_T_JSON setting: in `sluice validate`, in REST plugin
 # validation, and on hot reload, where a definition that fails check is refused and the
 # running pipeline keeps running.
