@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_tree.h"
 #include "runtime_int.h"
 
 /* ---- record vectors and the record slab ---------------------------------------------- */
@@ -88,12 +89,13 @@ hrec *copy_record(task *t, const sl_record *src, sl_ack *ack)
     return h;
 }
 
-void materialize(hrec *h)
+void materialize(task *t, hrec *h)
 {
     if (!h->dirty) return;
-    char *s = cJSON_PrintUnformatted(h->json); /* in the task arena, like the tree */
-    if (!s) return; /* out of memory: the old bytes stay, which is the lesser evil */
+    size_t len;
+    char *s = jt_print(&t->arena, h->json, h->r.value_len + 64, &len); /* like the tree */
+    if (!s) return; /* cannot happen short of a 2 GiB value: the old bytes stay */
     h->r.value = s;
-    h->r.value_len = strlen(s);
+    h->r.value_len = len;
     h->dirty = 0;
 }

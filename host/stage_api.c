@@ -169,7 +169,7 @@ static void api_reject(sl_ctx *ctx, const sl_record *rec, const char *reason)
     if (!reason) reason = "rejected";
     hrec *h = as_hrec(t, rec);
     if (h) {
-        materialize(h);
+        materialize(t, h);
         h->mark = t->seq;
     }
     sl_ack *ack = NULL;
@@ -247,4 +247,11 @@ const sl_api sl_host_api = {
     .restore = api_restore,
     .json_set_bool = api_json_set_bool,
     .json_next = api_json_next,
+    .json_string_len = api_json_string_len,
+    .json_int64 = api_json_int64,
+    .json_print = api_json_print,
+    .json_key_init = api_json_key_init,
+    .json_get_key = api_json_get_key,
+    .json_key_is = api_json_key_is,
+    .json_key_hash = api_json_key_hash,
 };

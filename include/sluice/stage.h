@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 1             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 2             /* append-only additions: the host refuses newer minors */
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -90,6 +90,14 @@ static inline const char *sl_strerror(int err)
 typedef struct sl_ctx sl_ctx;   /**< the host's handle of one stage instance; opaque */
 typedef struct sl_ack sl_ack;   /**< a reference on one or more source positions; opaque */
 typedef struct sl_json sl_json; /**< a node of a record's parsed JSON value; opaque */
+
+/** ABI 1.2: a member name prepared once (api->json_key_init) so lookups compare a hash and a
+ *  length per member instead of strings. `name` is borrowed: it must outlive the key. */
+typedef struct sl_json_key {
+    const char *name;
+    size_t len;
+    uint64_t hash;
+} sl_json_key;
 
 typedef struct sl_header {
     const char *name;  /**< NUL-terminated */
@@ -358,6 +366,30 @@ typedef struct sl_api {
      *  container with json_at(c, 0) and then json_next is O(n); json_at(c, i) for every i is
      *  O(n^2) (the items are a list). */
     sl_json *(*json_next)(const sl_json *node);
+
+    /* -- ABI 1.2: JSON reads without the library showing through (issue 13). Nodes carry
+     *    their string lengths, exact integers and their keys' hashes from the parse. -- */
+
+    /** A string node's text (NUL-terminated; JSON strings here hold no NUL) and its length in
+     *  bytes in *len, else NULL. */
+    const char *(*json_string_len)(const sl_json *node, size_t *len);
+    /** A number node's value as an int64: SL_OK when it is an integer int64 holds exactly
+     *  (integers beyond 2^53 are read from their digits, not through a double); SL_EINVAL for
+     *  fractions, out-of-range values and non-numbers. */
+    sl_err (*json_int64)(const sl_json *node, int64_t *out);
+    /** The compact JSON text of `node` (any subtree), NUL-terminated, *len its length; borrowed
+     *  until the callback returns. NULL if it cannot be printed. */
+    const char *(*json_print)(sl_ctx *ctx, const sl_json *node, size_t *len);
+    /** Prepares `k` for `name` (borrowed: it must outlive k). Call once, at init. */
+    void (*json_key_init)(sl_json_key *k, const char *name);
+    /** Member `k` of an object node, NULL if absent: one hash compare per member. */
+    sl_json *(*json_get_key)(const sl_json *obj, const sl_json_key *k);
+    /** Is `node` an object member named `k`? */
+    int (*json_key_is)(const sl_json *node, const sl_json_key *k);
+    /** A member's key hash (equal to json_key_init's for the same name) and its length in
+     *  *len, for a stage's own table of expected names; 0 for a node that is not a member.
+     *  Not seeded: do not build tables that untrusted keys fill with it. */
+    uint64_t (*json_key_hash)(const sl_json *node, size_t *len);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
