@@ -3,10 +3,12 @@
  * parse (as api->json does: a refused value reaches the validator as NULL with the reason) ->
  * the validator's schema checks, reading the tree through the real host's JSON accessors
  * (sl_host_api from sluice_core; they need no ctx) -> the normalisations applied to the tree.
- * validator.c is included, not dlopened, so it is instrumented and its statics are reachable.
+ * validator.c (with schema.c and check.c) is included, not dlopened, so it is instrumented and its statics are reachable.
  * Invariants: a rejected input has a "<field>: <rule>" reason; an accepted one is a JSON object
  * after normalisation that validates again with nothing left to change (normalisation is
  * idempotent); nothing crashes, leaks or reads out of bounds. */
+#include "../../plugins/validator/schema.c"
+#include "../../plugins/validator/check.c"
 #include "../../plugins/validator/validator.c"
 
 #include <cjson/cJSON.h>
