@@ -74,7 +74,7 @@ static bool reject_reason(validator *v, const char *field, const char *fmt, ...)
     return false;
 }
 
-static char *arena_alloc(validator *v, size_t n)
+static char *scratch_alloc(validator *v, size_t n)
 {
     if (v->arena_used + n > v->arena_size)
         return NULL;
@@ -96,9 +96,8 @@ static bool finite_everywhere(const sl_api *api, const sl_json *n, int depth)
     return true;
 }
 
-static bool pattern_matches(field *f, const char *s)
+static bool pattern_matches(field *f, const char *s, size_t len)
 {
-    size_t len = strlen(s);
     if (len < RE_CACHE_LEN)
         for (unsigned k = 0; k < RE_CACHE; k++)
             if (f->re_cache_used[k] && !strcmp(f->re_cache[k], s))
@@ -114,11 +113,12 @@ static bool pattern_matches(field *f, const char *s)
 }
 
 /* Normalise and check a present string value. */
-static bool check_string(validator *v, field *f, const char *s)
+static bool check_string(validator *v, field *f, const char *s, size_t len)
 {
     const char *val = s;
+    size_t vlen = len;
     if (f->normalize & (N_TRIM | N_LOWER | N_UPPER)) {
-        size_t len = strlen(s), a = 0, b = len;
+        size_t a = 0, b = len;
         if (f->normalize & N_TRIM) {
             while (a < b && is_space(s[a]))
                 a++;
@@ -130,7 +130,7 @@ static bool check_string(validator *v, field *f, const char *s)
             change = ((f->normalize & N_LOWER) && s[i] >= 'A' && s[i] <= 'Z') ||
                      ((f->normalize & N_UPPER) && s[i] >= 'a' && s[i] <= 'z');
         if (change) {
-            char *p = arena_alloc(v, b - a + 1);
+            char *p = scratch_alloc(v, b - a + 1);
             if (!p)
                 return reject_reason(v, f->name, "value too long to normalise");
             for (size_t i = a; i < b; i++) {
@@ -143,6 +143,7 @@ static bool check_string(validator *v, field *f, const char *s)
             }
             p[b - a] = 0;
             val = p;
+            vlen = b - a;
             v->mut[v->n_mut++] = (mutation){f->name, p, 0, false};
         }
     }
@@ -156,12 +157,12 @@ static bool check_string(validator *v, field *f, const char *s)
     }
     if (f->n_enum) {
         size_t k = 0;
-        while (k < f->n_enum && strcmp(f->enums[k], val))
+        while (k < f->n_enum && (f->enum_len[k] != vlen || memcmp(f->enums[k], val, vlen)))
             k++;
         if (k == f->n_enum)
             return reject_reason(v, f->name, "not one of %s", f->enum_text);
     }
-    if (f->has_re && !pattern_matches(f, val))
+    if (f->has_re && !pattern_matches(f, val, vlen))
         return reject_reason(v, f->name, "does not match pattern %s", f->pattern);
     return true;
 }
@@ -189,7 +190,7 @@ static bool check_number(validator *v, field *f, double x)
     return true;
 }
 
-static bool check_timestamp(validator *v, field *f, const char *s)
+static bool check_timestamp(validator *v, field *f, const char *s, size_t len)
 {
     int64_t ms = 0;
     switch (sl_ts_parse(s, &ms)) {
@@ -200,10 +201,9 @@ static bool check_timestamp(validator *v, field *f, const char *s)
     default: return reject_reason(v, f->name, "not an RFC 3339 timestamp");
     }
     /* Already "YYYY-MM-DDTHH:MM:SS.mmmZ"? Then there is nothing to rewrite. */
-    size_t len = strlen(s);
     bool canonical = len == 24 && s[10] == 'T' && s[19] == '.' && s[23] == 'Z';
     if ((f->normalize & N_UTC_MS) && !canonical) {
-        char *p = arena_alloc(v, 32);
+        char *p = scratch_alloc(v, 32);
         if (!p)
             return reject_reason(v, f->name, "value too long to normalise");
         sl_ts_format(ms, 1, p);
@@ -222,11 +222,13 @@ static bool check_present(validator *v, field *f, const sl_json *n)
 {
     const sl_api *api = v->api;
     sl_json_type t = api->json_type(n);
+    size_t len = 0;
+    const char *str = api->json_string_len(n, &len); /* NULL unless a string */
     switch (f->type) {
     case FT_STRING:
         if (t != SL_JSON_STRING)
             return reject_reason(v, f->name, "expected string");
-        return check_string(v, f, api->json_string(n));
+        return check_string(v, f, str, len);
     case FT_INTEGER:
     case FT_NUMBER:
         if (t != SL_JSON_NUMBER)
@@ -239,7 +241,7 @@ static bool check_present(validator *v, field *f, const sl_json *n)
     case FT_TIMESTAMP:
         if (t != SL_JSON_STRING)
             return reject_reason(v, f->name, "expected timestamp string");
-        return check_timestamp(v, f, api->json_string(n));
+        return check_timestamp(v, f, str, len);
     }
     return true;
 }
@@ -258,16 +260,31 @@ static void apply_default(validator *v, field *f)
     }
 }
 
-static field *find_field(schema *sc, const char *key)
+/* Precomputed member names (hash + length; enum lengths come from schema.c), so the per-record matching
+ * compares integers and only then bytes. Called once the schema is loaded. */
+void validator_keys_init(validator *v)
 {
+    for (size_t i = 0; i < v->sc.n; i++) {
+        field *f = &v->sc.f[i];
+        v->api->json_key_init(&f->key, f->name);
+    }
+}
+
+/* The schema field member `m` names, if any. Records usually list their members in the
+ * schema's order, so the field after the last one matched is tried first. */
+static field *find_field(validator *v, const sl_json *m, size_t expect)
+{
+    schema *sc = &v->sc;
+    size_t klen;
+    uint64_t h = v->api->json_key_hash(m, &klen);
+    if (expect < sc->n && sc->f[expect].key.hash == h && v->api->json_key_is(m, &sc->f[expect].key))
+        return &sc->f[expect];
     for (size_t i = 0; i < sc->n; i++)
-        if (sc->f[i].name[0] == key[0] && !strcmp(sc->f[i].name, key))
-            return &sc->f[i];
+        if (sc->f[i].key.hash == h && v->api->json_key_is(m, &sc->f[i].key)) return &sc->f[i];
     return NULL;
 }
 
-/* Record-level checks on the raw bytes; true if they pass, else v->reason says why. */
-bool check_raw(validator *v, const unsigned char *raw, size_t len)
+static bool check_size(validator *v, size_t len)
 {
     v->n_mut = 0;
     v->arena_used = 0;
@@ -275,6 +292,14 @@ bool check_raw(validator *v, const unsigned char *raw, size_t len)
     if ((int64_t)len > v->conf->max_record_bytes)
         return reject_reason(v, "record", "%zu bytes exceeds max_record_bytes %lld", len,
                              (long long)v->conf->max_record_bytes);
+    return true;
+}
+
+/* Record-level checks on the raw bytes; true if they pass, else v->reason says why. */
+bool check_raw(validator *v, const unsigned char *raw, size_t len)
+{
+    if (!check_size(v, len))
+        return false;
     long bad = utf8_invalid_at(raw, len);
     if (bad >= 0)
         return reject_reason(v, "record", "invalid UTF-8 at byte %ld", bad);
@@ -300,16 +325,18 @@ bool check_root(validator *v, const sl_json *root, const char *err)
     memset(v->node, 0, sc->n * sizeof v->node[0]);
     memset(v->sval, 0, sc->n * sizeof v->sval[0]);
     /* One pass over the members (json_next: a list walk, not json_at(i) per member). */
+    size_t expect = 0;
     for (const sl_json *m = api->json_at(root, 0); m; m = api->json_next(m)) {
-        const char *key = api->json_key(m);
-        field *f = key ? find_field(sc, key) : NULL;
+        field *f = find_field(v, m, expect);
         if (!f) {
+            const char *key = api->json_key(m);
             /* Unknown fields are kept, but a non-finite number would not survive printing. */
             if (!finite_everywhere(api, m, 0))
                 return reject_reason(v, key ? key : "?", "not a finite number");
             continue;
         }
         size_t k = (size_t)(f - sc->f);
+        expect = k + 1;
         if (v->node[k])
             return reject_reason(v, f->name, "duplicate member");
         v->node[k] = m;
@@ -346,10 +373,14 @@ bool validate(validator *v, sl_ctx *ctx, const sl_record *rec)
 {
     size_t len;
     const unsigned char *raw = v->api->value(ctx, rec, &len);
-    if (!check_raw(v, raw, len))
+    if (!check_size(v, len))
         return false;
     const char *err = NULL;
     const sl_json *root = v->api->json(ctx, rec, &err);
+    /* The host's strict check refuses invalid UTF-8 anywhere in a value before it parses it, so
+     * scanning the bytes again is needed only to name the bad byte of a value it refused. */
+    if (!root && !check_raw(v, raw, len))
+        return false;
     return check_root(v, root, err);
 }
 

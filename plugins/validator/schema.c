@@ -34,7 +34,7 @@ static const char *scalar(const yaml_node_t *n)
     return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
 }
 
-static char *xstrdup(const char *s)
+static char *dup_or_null(const char *s)
 {
     return s ? strdup(s) : NULL;
 }
@@ -44,7 +44,7 @@ static bool string_list(loader *L, yaml_node_t *n, const char *what, char ***out
 {
     if (n->type == YAML_SCALAR_NODE) {
         *out = calloc(1, sizeof(char *));
-        if (!*out || !((*out)[0] = xstrdup(scalar(n))))
+        if (!*out || !((*out)[0] = dup_or_null(scalar(n))))
             return fail(L, n, "out of memory%s%s", "", "");
         *nout = 1;
         return true;
@@ -59,7 +59,7 @@ static bool string_list(loader *L, yaml_node_t *n, const char *what, char ***out
         yaml_node_t *it = yaml_document_get_node(&L->doc, n->data.sequence.items.start[i]);
         if (!scalar(it))
             return fail(L, it, "%s: expected a list of scalars", what, "");
-        (*out)[i] = xstrdup(scalar(it));
+        (*out)[i] = dup_or_null(scalar(it));
         (*nout)++;
     }
     return true;
@@ -104,7 +104,7 @@ static bool load_rule(loader *L, field *f, const char *rule, yaml_node_t *v)
         if (v->type != YAML_MAPPING_NODE || v->data.mapping.pairs.top - v->data.mapping.pairs.start != 1)
             return fail(L, v, "%s: required_when takes one {field: [values]}", f->name, "");
         yaml_node_pair_t *p = v->data.mapping.pairs.start;
-        f->cond_name = xstrdup(scalar(yaml_document_get_node(&L->doc, p->key)));
+        f->cond_name = dup_or_null(scalar(yaml_document_get_node(&L->doc, p->key)));
         return string_list(L, yaml_document_get_node(&L->doc, p->value), "required_when",
                            &f->cond_values, &f->n_cond);
     }
@@ -126,7 +126,7 @@ static bool load_rule(loader *L, field *f, const char *rule, yaml_node_t *v)
     if (!strcmp(rule, "pattern")) {
         if (!scalar(v))
             return fail(L, v, "pattern: expected a string%s%s", "", "");
-        f->pattern = xstrdup(scalar(v));
+        f->pattern = dup_or_null(scalar(v));
         if (regcomp(&f->re, f->pattern, REG_EXTENDED | REG_NOSUB))
             return fail(L, v, "pattern: not a valid POSIX extended regex: %s%s", f->pattern, "");
         f->has_re = true;
@@ -136,7 +136,7 @@ static bool load_rule(loader *L, field *f, const char *rule, yaml_node_t *v)
         if (!scalar(v))
             return fail(L, v, "default: expected a scalar%s%s", "", "");
         f->has_default = true;
-        f->def_str = xstrdup(scalar(v));
+        f->def_str = dup_or_null(scalar(v));
         return true;
     }
     if (!strcmp(rule, "normalize")) {
@@ -189,12 +189,14 @@ static bool finish_field(loader *L, schema *sc, field *f, yaml_node_t *n)
         for (size_t i = 0; i < f->n_enum; i++)
             len += strlen(f->enums[i]) + 2;
         f->enum_text = calloc(1, len);
-        if (!f->enum_text)
+        f->enum_len = calloc(f->n_enum, sizeof *f->enum_len);
+        if (!f->enum_text || !f->enum_len)
             return fail(L, n, "out of memory%s%s", "", "");
         for (size_t i = 0; i < f->n_enum; i++) {
             if (i)
                 strcat(f->enum_text, ", ");
             strcat(f->enum_text, f->enums[i]);
+            f->enum_len[i] = strlen(f->enums[i]);
         }
     }
     if (f->has_default) {
@@ -239,7 +241,7 @@ static bool load_fields(loader *L, schema *sc, yaml_node_t *fields)
             if (!strcmp(sc->f[i].name, scalar(k)))
                 return fail(L, k, "duplicate field '%s'%s", scalar(k), "");
         field *f = &sc->f[sc->n++];
-        f->name = xstrdup(scalar(k));
+        f->name = dup_or_null(scalar(k));
         f->name_len = strlen(f->name);
         f->min_len = f->max_len = -1;
         f->cond_field = -1;
@@ -277,7 +279,7 @@ void schema_free(schema *sc)
         if (f->has_re)
             regfree(&f->re);
         free(f->name), free(f->cond_name), free(f->cond_values), free(f->enums);
-        free(f->enum_text), free(f->pattern), free(f->def_str);
+        free(f->enum_text), free(f->enum_len), free(f->pattern), free(f->def_str);
     }
     sc->n = 0;
 }

@@ -40,6 +40,7 @@ static sl_err v_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
         free(v);
         return SL_ECONFIG;
     }
+    validator_keys_init(v);
     for (size_t i = 0; i < v->sc.n; i++)
         if (v->sc.f[i].has_default && v->sc.f[i].type == FT_BOOLEAN &&
             api->struct_size < offsetof(sl_api, json_set_bool) + sizeof api->json_set_bool) {

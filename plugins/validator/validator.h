@@ -24,6 +24,7 @@ enum { N_TRIM = 1, N_LOWER = 2, N_UPPER = 4, N_UTC_MS = 8, N_ROUND2 = 16 };
 typedef struct field {
     char *name;
     size_t name_len;
+    sl_json_key key;     /* name, prepared for the per-record matching */
     enum ftype type;
     bool required;
     int cond_field;      /* required_when: index of the field tested, or -1 */
@@ -32,6 +33,7 @@ typedef struct field {
     size_t n_cond;
     char **enums;
     size_t n_enum;
+    size_t *enum_len;    /* their lengths */
     char *enum_text;     /* "a, b, c" for the reason */
     bool has_min, has_max;
     double min, max;
