@@ -89,6 +89,24 @@ hrec *copy_record(task *t, const sl_record *src, sl_ack *ack)
     return h;
 }
 
+/* A source record whose bytes the source keeps valid until the wave is over (emit_borrowed):
+ * only the header array is copied (the source may reuse it); key, value, header bytes and
+ * topic are referenced. */
+hrec *borrow_record(task *t, const sl_record *src, sl_ack *ack)
+{
+    hrec *h = hrec_new(t);
+    h->r = *src;
+    if (src->n_headers) {
+        sl_header *hd = arena_memdup(&t->arena, src->headers, src->n_headers * sizeof *hd);
+        for (size_t i = 0; i < src->n_headers; i++)
+            if (!hd[i].name) hd[i].name = "";
+        h->r.headers = hd;
+    }
+    if (!h->r.value) h->r.value = "";
+    h->r.ack = ack;
+    return h;
+}
+
 void materialize(task *t, hrec *h)
 {
     if (!h->dirty) return;

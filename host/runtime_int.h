@@ -137,6 +137,7 @@ hrec *hrec_new(task *t);
 hrec *as_hrec(task *t, const sl_record *r);
 void wave_end(task *t);
 hrec *copy_record(task *t, const sl_record *src, sl_ack *ack);
+hrec *borrow_record(task *t, const sl_record *src, sl_ack *ack);
 void materialize(task *t, hrec *h);
 
 /* json_api.c */

@@ -390,6 +390,13 @@ typedef struct sl_api {
      *  *len, for a stage's own table of expected names; 0 for a node that is not a member.
      *  Not seeded: do not build tables that untrusted keys fill with it. */
     uint64_t (*json_key_hash)(const sl_json *node, size_t *len);
+
+    /** Source only (from other kinds it is emit): like emit, but the host references the
+     *  record's key, value, header names and values and topic instead of copying them (the
+     *  header array itself is copied). The source keeps those bytes unchanged until its next
+     *  poll with max > 0 returns, or its close: the host is done with a poll's records before
+     *  it polls for more (a poll with max = 0, made while a stage retries, must not free them). */
+    sl_err (*emit_borrowed)(sl_ctx *ctx, const sl_record *rec);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
