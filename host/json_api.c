@@ -22,10 +22,13 @@ sl_json *api_json(sl_ctx *ctx, const sl_record *rec, const char **err)
         if (err) *err = "value is not valid JSON";
         return NULL;
     }
-    cJSON *j = NULL;
-    /* Outside input: refuse what cJSON would not represent faithfully (host/jsoncheck.h). */
-    const char *bad = rec->value_len ? sl_json_strict(rec->value, rec->value_len) : NULL;
-    if (rec->value_len && !bad) j = jt_parse(&t->arena, rec->value, rec->value_len);
+    /* Outside input: refuse what cJSON would not represent faithfully (host/jsoncheck.h). One
+     * pass checks and parses; what it cannot decide gets the strict check, for its verdict and
+     * reason, and then the plain parse. */
+    const char *bad = NULL;
+    cJSON *j = rec->value_len ? jt_parse_strict(&t->arena, rec->value, rec->value_len) : NULL;
+    if (!j && rec->value_len && !(bad = sl_json_strict(rec->value, rec->value_len)))
+        j = jt_parse(&t->arena, rec->value, rec->value_len);
     if (h) {
         h->json_state = j ? 1 : 2;
         h->json = j;

@@ -8,6 +8,7 @@
 
 #include <limits.h>
 #include <locale.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +46,45 @@ typedef struct jp {
     const unsigned char *p, *end;
     sl_arena *a;
     int depth;
+    int strict; /* jt_parse_strict: refuse (NULL) whatever the strict check might refuse */
 } jp;
+
+enum { STRICT_DEPTH = 128, STRICT_NUMBER = 63, STRICT_KEYS = 16 }; /* see jsoncheck.h */
+
+/* Does the 8-byte word hold a byte that ends a plain run of string text: '"', '\\', a control
+ * byte (< 0x20) or a non-ASCII byte? (Bit tricks from "Bit Twiddling Hacks".) */
+static inline int special8(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, 8);
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t hit = ((q - ones) & ~q) | ((b - ones) & ~b) | (w - ones * 0x20) | w;
+    return (hit & high) != 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (first byte >= 0x80), or 0 (overlong forms,
+ * surrogates, above U+10FFFF, truncated). */
+static size_t utf8_len(const unsigned char *p, const unsigned char *end)
+{
+    unsigned c = p[0], lo = 0x80, hi = 0xBF;
+    size_t n;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0) lo = 0xA0;
+        if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0) lo = 0x90;
+        if (c == 0xF4) hi = 0x8F;
+    } else
+        return 0;
+    if ((size_t)(end - p) < n || p[1] < lo || p[1] > hi) return 0;
+    for (size_t k = 2; k < n; k++)
+        if ((p[k] & 0xC0) != 0x80) return 0;
+    return n;
+}
 
 static inline void skip_ws(jp *s)
 {
@@ -131,7 +170,23 @@ static long unescape(const unsigned char *r, const unsigned char *e, char *o)
 static jnode *parse_string(jp *s)
 {
     const unsigned char *b = ++s->p, *q = b;
-    while (q < s->end && *q != '"' && *q != '\\') q++;
+    if (s->strict) {
+        for (;;) {
+            while (s->end - q >= 8 && !special8(q)) q += 8;
+            if (q >= s->end) return NULL;
+            if (*q == '"' || *q == '\\') break;
+            if (*q < 0x20) return NULL; /* control byte or NUL */
+            if (*q < 0x80) {
+                q++;
+                continue;
+            }
+            size_t n = utf8_len(q, s->end);
+            if (!n) return NULL;
+            q += n;
+        }
+    } else {
+        while (q < s->end && *q != '"' && *q != '\\') q++;
+    }
     if (q >= s->end) return NULL;
     if (*q == '"') { /* no escapes: the common case */
         size_t n = (size_t)(q - b);
@@ -150,6 +205,12 @@ static jnode *parse_string(jp *s)
         if (*e == '\\') {
             if (s->end - e < 2) return NULL;
             e += 2;
+        } else if (s->strict && *e < 0x20) {
+            return NULL;
+        } else if (s->strict && *e >= 0x80) {
+            size_t n = utf8_len(e, s->end);
+            if (!n) return NULL;
+            e += n;
         } else {
             e++;
         }
@@ -158,7 +219,7 @@ static jnode *parse_string(jp *s)
     jnode *j = new_node(s->a, cJSON_String, (size_t)(e - b) + 1);
     char *o = (char *)(j + 1);
     long n = unescape(b, e, o);
-    if (n < 0) return NULL;
+    if (n < 0 || (s->strict && memchr(o, 0, (size_t)n))) return NULL; /* \u0000 */
     j->c.valuestring = o;
     j->len = (uint32_t)n;
     s->p = e + 1;
@@ -187,6 +248,7 @@ static jnode *parse_number(jp *s)
     long e10 = 0;
     if (p < s->end && *p == '-') { neg = 1; p++; }
     if (p >= s->end || !is_digit(*p)) return NULL;
+    if (*p == '0' && s->end - p > 1 && is_digit(p[1])) return NULL; /* a leading zero */
     for (; p < s->end && is_digit(*p); p++) {
         if (m || *p != '0') nd++;
         if (nd <= 19) m = m * 10 + (uint64_t)(*p - '0');
@@ -213,6 +275,7 @@ static jnode *parse_number(jp *s)
         e10 = eneg ? -ev : ev;
     }
     size_t tlen = (size_t)(p - start);
+    if (s->strict && tlen > STRICT_NUMBER) return NULL;
     e10 -= frac;
     double d;
     int exact = nd <= 19 && m < (1ULL << 53) && e10 >= -22 && e10 <= 22;
@@ -226,6 +289,8 @@ static jnode *parse_number(jp *s)
         tmp[tlen] = 0;
         pthread_once(&c_locale_once, c_locale_init);
         d = c_locale ? strtod_l(tmp, NULL, c_locale) : strtod(tmp, NULL);
+        /* the strict check's bound: cJSON prints larger ones back as infinity */
+        if (s->strict && !(fabs(d) <= 1.79769313486231e308)) return NULL;
     }
     int keep = !exact && integer; /* an integer the double may round: keep its digits */
     jnode *j = new_node(s->a, cJSON_Number, keep ? tlen + 1 : 0);
@@ -253,7 +318,8 @@ static jnode *parse_value(jp *s);
 
 static jnode *parse_container(jp *s, int object)
 {
-    if (++s->depth > MAX_DEPTH) return NULL;
+    if (++s->depth > (s->strict ? STRICT_DEPTH : MAX_DEPTH)) return NULL;
+    int members = 0;
     jnode *c = new_node(s->a, object ? cJSON_Object : cJSON_Array, 0);
     cJSON *first = NULL, *last = NULL;
     unsigned char close = object ? '}' : ']';
@@ -279,6 +345,14 @@ static jnode *parse_container(jp *s, int object)
             v->c.string = key->c.valuestring; /* the key node itself is not linked anywhere */
             v->klen = key->len;
             v->khash = jt_hash(key->c.valuestring, key->len);
+            if (s->strict) { /* duplicate keys: small objects only, larger ones go the long way */
+                if (++members > STRICT_KEYS) return NULL;
+                for (const cJSON *o = first; o; o = o->next) {
+                    const jnode *jo = (const jnode *)o;
+                    if (jo->khash == v->khash && jo->klen == v->klen && !memcmp(o->string, v->c.string, v->klen))
+                        return NULL;
+                }
+            }
         }
         if (last) {
             last->next = &v->c;
@@ -322,15 +396,19 @@ static jnode *parse_value(jp *s)
     }
 }
 
-cJSON *jt_parse(sl_arena *a, const char *p, size_t len)
+static cJSON *parse(sl_arena *a, const char *p, size_t len, int strict)
 {
-    jp s = {(const unsigned char *)p, (const unsigned char *)p + len, a, 0};
+    jp s = {(const unsigned char *)p, (const unsigned char *)p + len, a, 0, strict};
     skip_ws(&s);
     jnode *j = parse_value(&s);
     if (!j) return NULL;
     skip_ws(&s);
     return s.p == s.end ? &j->c : NULL;
 }
+
+cJSON *jt_parse(sl_arena *a, const char *p, size_t len) { return parse(a, p, len, 0); }
+
+cJSON *jt_parse_strict(sl_arena *a, const char *p, size_t len) { return parse(a, p, len, 1); }
 
 /* ---- building and printing ------------------------------------------------------------- */
 

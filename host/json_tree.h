@@ -33,6 +33,11 @@ uint64_t jt_hash(const void *p, size_t n);
  *  not JSON. Meant for text that passed sl_json_strict, but safe on any input. */
 cJSON *jt_parse(sl_arena *a, const char *p, size_t len);
 
+/** Parses and checks in one pass: a tree only for text sl_json_strict accepts, built as
+ *  jt_parse builds it. NULL may also mean "not decided here" (an object of more than 16
+ *  members, say): then run sl_json_strict for the verdict and its reason, and jt_parse. */
+cJSON *jt_parse_strict(sl_arena *a, const char *p, size_t len);
+
 /** New nodes in `a` (strings copied). */
 cJSON *jt_string(sl_arena *a, const char *s, size_t len);
 cJSON *jt_number(sl_arena *a, double v);

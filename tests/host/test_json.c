@@ -161,6 +161,77 @@ static void api_calls(sl_arena *a)
     CHECK(p && !strcmp(p, "{\"x\":[1,\"two\"]}") && len == strlen(p), "print a subtree: %s", p ? p : "(null)");
 }
 
+/* The one-pass check-and-parse never accepts what the strict check refuses, and builds the
+ * same tree as the plain parse: edge cases of every strict rule, then random mutations. */
+static void strict_one(sl_arena *a, const char *t, size_t n, long *accepted, long *fallback)
+{
+    cJSON *fused = jt_parse_strict(a, t, n);
+    const char *bad = sl_json_strict(t, n);
+    if (fused) {
+        CHECK(!bad, "one pass accepted what the strict check refuses (%s): %.*s", bad, (int)n, t);
+        cJSON *plain = jt_parse(a, t, n);
+        CHECK(plain && cJSON_Compare(fused, plain, 1), "one pass and plain parse differ: %.*s", (int)n, t);
+        ++*accepted;
+    } else if (!bad) {
+        ++*fallback;
+    }
+}
+
+static void strict_parse(sl_arena *a)
+{
+    long acc = 0, fb = 0;
+    static const char *edge[] = {
+        "{\"a\":1,\"a\":2}", "{\"a\":1,\"\\u0061\":2}", "{\"x\":{\"a\":1},\"y\":{\"a\":1}}",
+        "[\"a\\u0000b\"]", "{\"a\\u0000\":1}", "[\"\\ud800\"]", "[\"\\udc00\\ud800\"]", "[\"\\ud83d\\ude00\"]",
+        "[\"\xc0\xaf\"]", "[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]", "[\"\xe2\x82\"]", "[\"\xe2\x82\xac\"]",
+        "[\"\x1f\"]", "[\"tab\there\"]", "\x0c[1]", "[1]\x0b", "\xef\xbb\xbf[1]", "[1] x", "[01]", "[-0]", "[0.5e-3]",
+        "[1e308]", "[1e309]", "[-1e309]", "[1.7976931348623157e308]", "[1.79769313486231e308]", "[4.9e-324]", "[1e-400]",
+        "[123456789012345678901234567890123456789012345678901234567890123]",
+        "[1234567890123456789012345678901234567890123456789012345678901234]",
+        "{\"k1\":1,\"k2\":1,\"k3\":1,\"k4\":1,\"k5\":1,\"k6\":1,\"k7\":1,\"k8\":1,\"k9\":1,\"k10\":1,"
+        "\"k11\":1,\"k12\":1,\"k13\":1,\"k14\":1,\"k15\":1,\"k16\":1,\"k17\":1}",
+        "{\"event_id\":\"evt-000000000001\",\"event_type\":\"purchase\",\"user_id\":\"user-00042\",\"amount\":12.34,"
+        "\"ts\":\"2026-05-01T10:00:01.123Z\",\"nested\":{\"l\":[true,false,null,\"caf\xc3\xa9 \\\"q\\\"\"]}}",
+    };
+    for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) strict_one(a, edge[i], strlen(edge[i]), &acc, &fb);
+    char deep[600];
+    for (int d = 126; d <= 130; d++) {
+        memset(deep, '[', (size_t)d);
+        memset(deep + d, ']', (size_t)d);
+        strict_one(a, deep, (size_t)d * 2, &acc, &fb);
+    }
+    const char *ref = edge[sizeof edge / sizeof *edge - 1];
+    CHECK(jt_parse_strict(a, ref, strlen(ref)) != NULL, "a reference event takes the one-pass path");
+    static const unsigned char pick[] = {'"', '\\', 0, 0x1f, 0x7f, 0x80, 0xbf, 0xc0, 0xc3, 0xe2, 0xed, 0xf0, 0xf4,
+                                         0xff, 'u', '0', '9', '{', '}', '[', ']', ',', ':', 'e', '-', '.', ' ', 'd', 'a'};
+    uint64_t r = 7;
+    char buf[512];
+    for (int i = 0; i < 300000; i++) {
+        const char *seed = edge[i % (sizeof edge / sizeof *edge)];
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        int edits = 1 + (int)(i % 3);
+        for (int e = 0; e < edits; e++) {
+            r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+            size_t at = (size_t)(r >> 33) % (n + 1);
+            unsigned char c = pick[(r >> 20) % sizeof pick];
+            int op = (int)((r >> 10) % 3);
+            if (op == 0 && at < n) buf[at] = (char)c;                                 /* replace */
+            else if (op == 1 && n < sizeof buf - 1) {                                 /* insert */
+                memmove(buf + at + 1, buf + at, n - at);
+                buf[at] = (char)c;
+                n++;
+            } else if (at < n) {                                                      /* delete */
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+            }
+        }
+        strict_one(a, buf, n, &acc, &fb);
+        if (i % 1024 == 0) arena_reset(a);
+    }
+    printf("one-pass parse: %ld accepted, %ld valid ones left to the strict check\n", acc, fb);
+}
+
 /* A stage keeps a cJSON tree of its own across batches (tests/host/stages/keeper.c). */
 static void keeper_pipeline(void)
 {
@@ -196,6 +267,7 @@ int main(void)
     numbers(&a);
     set_and_print(&a);
     api_calls(&a);
+    strict_parse(&a);
     arena_free(&a);
     keeper_pipeline();
     if (failures) fprintf(stderr, "%d failures\n", failures);
