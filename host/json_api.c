@@ -143,7 +143,7 @@ sl_err api_json_set_null(sl_ctx *ctx, const sl_record *rec, const char *key)
     JSON_SET(jt_literal(&ctx->task->arena, cJSON_NULL));
 }
 
-/* ---- ABI 1.2: lengths, exact integers, printing, precomputed keys ----------------------- */
+/* ---- ABI 1.3: lengths, exact integers, printing, precomputed keys ----------------------- */
 
 const char *api_json_string_len(const sl_json *node, size_t *len)
 {

@@ -24,7 +24,7 @@ refuse no-entry "no entry point 'sl_stage_entry'"
 mkdir -p "$T/bad-magic" && cp "$B/bad-magic.so" "$T/bad-magic/"
 refuse bad-magic "wrong magic 0xdeadbeef"
 
-# The host's minor from the header, so an ABI addition does not need this test edited.
+# The host's own minor, from the header it was built with.
 MINOR=$(sed -n 's/^#define SL_ABI_MINOR \([0-9]*\).*/\1/p' "$SLUICE_SOURCE_DIR/include/sluice/stage.h")
 mkdir -p "$T/bad-major" && cp "$B/bad-major.so" "$T/bad-major/"
 refuse bad-major "built for stage ABI 2.0, but this sluice speaks ABI 1.$MINOR (major versions differ)"
