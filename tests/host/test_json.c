@@ -106,7 +106,7 @@ static void set_and_print(sl_arena *a)
         CHECK(!strcmp(r, g), "set %s: %s vs %s", keys[k], r, g);
         CHECK(o->child->prev && o->child->prev->next == NULL, "set %s: first->prev is not the last", keys[k]);
         /* cJSON's own append relies on first->prev being the tail */
-        cJSON_AddItemToObject(o, "tail", jt_literal(a, cJSON_NULL));
+        cJSON_AddItemToObjectCS(o, "tail", jt_literal(a, cJSON_NULL)); /* CS: no key copy to free */
         g = jt_print(a, o, 1, NULL);
         CHECK(strstr(g, ",\"tail\":null}") != NULL, "append after set %s: %s", keys[k], g);
         cJSON_free(r);
