@@ -199,8 +199,6 @@ static const sl_plugin collector_plugin = {&collector_desc, "(built in)", NULL};
 
 tr_harness *tr_start(pipeline_cfg *cfg, size_t from, size_t to, int64_t now_ms, char *err, size_t errlen)
 {
-    static cJSON_Hooks hooks = {json_malloc, json_free};
-    cJSON_InitHooks(&hooks);
     virtual_api = sl_host_api;
     virtual_api.now_ms = v_now_ms;
     virtual_api.monotonic_ms = v_monotonic_ms;
@@ -242,7 +240,6 @@ static int run_wave(tr_harness *h, int flush_final)
 {
     task *t = &h->t;
     current = h;
-    json_arena = &t->arena;
     if (flush_final < 0) {
         stage_inst *src = &t->stages[0];
         recvec out = {0};
@@ -259,7 +256,6 @@ static int run_wave(tr_harness *h, int flush_final)
         flush_all(t, flush_final);
     }
     commit(t); /* positions move on as in a run (nothing commits them: the feeder has no commit) */
-    json_arena = NULL;
     current = NULL;
     return t->failed ? -1 : 0;
 }
@@ -304,9 +300,7 @@ const char *tr_error(const tr_harness *h) { return h->t.failed ? (last_error[0] 
 void tr_stop(tr_harness *h)
 {
     if (!h) return;
-    json_arena = &h->t.arena;
     task_free(&h->t); /* closes the stages; stage configs belong to the pipeline */
-    json_arena = NULL;
     runtime_stage_api = &sl_host_api;
     tr_recs_free(&h->out);
     tr_recs_free(&h->dead);
