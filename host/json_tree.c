@@ -439,6 +439,42 @@ cJSON *jt_literal(sl_arena *a, int type)
     return &j->c;
 }
 
+cJSON *jt_dup(sl_arena *a, const cJSON *node)
+{
+    const jnode *src = (const jnode *)node;
+    size_t extra = cJSON_IsString(node) ? (size_t)src->len + 1 : src->text ? (size_t)src->len + 1 : 0;
+    jnode *j = new_node(a, node->type & 0xff, extra);
+    j->c.valueint = node->valueint;
+    j->c.valuedouble = node->valuedouble;
+    j->len = src->len;
+    if (cJSON_IsString(node)) {
+        memcpy(j + 1, node->valuestring, (size_t)src->len + 1);
+        j->c.valuestring = (char *)(j + 1);
+    } else if (src->text) {
+        memcpy(j + 1, src->text, (size_t)src->len + 1);
+        j->text = (const char *)(j + 1);
+    }
+    cJSON *first = NULL, *last = NULL;
+    for (const cJSON *c = node->child; c; c = c->next) {
+        jnode *d = (jnode *)jt_dup(a, c);
+        if (c->string) { /* a member: its name is the source tree's, in the same arena */
+            d->c.string = c->string;
+            d->klen = ((const jnode *)c)->klen;
+            d->khash = ((const jnode *)c)->khash;
+        }
+        if (last) {
+            last->next = &d->c;
+            d->c.prev = last;
+        } else {
+            first = &d->c;
+        }
+        last = &d->c;
+    }
+    if (first) first->prev = last;
+    j->c.child = first;
+    return &j->c;
+}
+
 void jt_set(sl_arena *a, cJSON *obj, const char *key, cJSON *item)
 {
     size_t kl = strlen(key);

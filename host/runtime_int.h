@@ -185,6 +185,9 @@ int api_json_key_is(const sl_json *node, const sl_json_key *k);
 uint64_t api_json_key_hash(const sl_json *node, size_t *len);
 const void *api_value(sl_ctx *ctx, const sl_record *rec, size_t *len);
 sl_err api_set_topic(sl_ctx *ctx, const sl_record *rec, const char *topic);
+sl_err api_json_remove(sl_ctx *ctx, const sl_record *rec, const char *key);
+sl_err api_json_set_json(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value);
+sl_err api_set_key(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len);
 
 /* stage_api.c */
 void hist_add(histogram *h, double v);

@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 3             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 4             /* append-only additions: the host refuses newer minors */
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -91,7 +91,7 @@ typedef struct sl_ctx sl_ctx;   /**< the host's handle of one stage instance; op
 typedef struct sl_ack sl_ack;   /**< a reference on one or more source positions; opaque */
 typedef struct sl_json sl_json; /**< a node of a record's parsed JSON value; opaque */
 
-/** ABI 1.3: a member name prepared once (api->json_key_init) so lookups compare a hash and a
+/** ABI 1.4: a member name prepared once (api->json_key_init) so lookups compare a hash and a
  *  length per member instead of strings. `name` is borrowed: it must outlive the key. */
 typedef struct sl_json_key {
     const char *name;
@@ -386,7 +386,19 @@ typedef struct sl_api {
      */
     sl_err (*watch)(sl_ctx *ctx, const sl_record *rec, void *cookie);
 
-    /* -- ABI 1.3: JSON reads without the library showing through (issue 13). Nodes carry
+    /* -- ABI 1.3: editing a record beyond scalar members (the transform stage, issue 14) -- */
+
+    /** Remove member `key` from an input record's JSON object. SL_OK also when it was absent;
+     *  SL_EINVAL when the record has no parsed JSON object. `key` may be the member's own
+     *  json_key (it is not read after the member is freed). */
+    sl_err (*json_remove)(sl_ctx *ctx, const sl_record *rec, const char *key);
+    /** Like json_set_string, with a deep copy of any node as the value (an object or array too;
+     *  `value` may be a node of the same record's tree, even the member being replaced). */
+    sl_err (*json_set_json)(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value);
+    /** Set an input record's key (copied; len 0 clears it). */
+    sl_err (*set_key)(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len);
+
+    /* -- ABI 1.4: JSON reads without the library showing through (issue 13). Nodes carry
      *    their string lengths, exact integers and their keys' hashes from the parse. -- */
 
     /** A string node's text (NUL-terminated; JSON strings here hold no NUL) and its length in
@@ -410,7 +422,7 @@ typedef struct sl_api {
      *  Not seeded: do not build tables that untrusted keys fill with it. */
     uint64_t (*json_key_hash)(const sl_json *node, size_t *len);
 
-    /** ABI 1.3. Source only (from other kinds it is emit): like emit, but the host references the
+    /** ABI 1.4. Source only (from other kinds it is emit): like emit, but the host references the
      *  record's key, value, header names and values and topic instead of copying them (the
      *  header array itself is copied). The source keeps those bytes unchanged until its next
      *  poll with max > 0 returns, or its close: the host is done with a poll's records before
