@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "jsoncheck.h"
+#include "log.h"
 
 #define RING 256            /* sampled records waiting for the main thread */
 #define MAX_VALUE (8 << 10) /* longer values are cut (and marked) */
@@ -140,7 +141,10 @@ static void apply(const char *text)
     }
     pthread_mutex_unlock(&lock);
     cJSON_Delete(j);
-    atomic_store(&tap_mask, mask);
+    uint64_t was = atomic_exchange(&tap_mask, mask);
+    /* Said once per change, so an operator (and the tests) can see that sampling stops. */
+    if (mask && !was) sl_log(SL_LOG_INFO, NULL, "tap: sampling started");
+    else if (!mask && was) sl_log(SL_LOG_INFO, NULL, "tap: sampling stopped (nobody listens)");
 }
 
 int tap_control_byte(char c)

@@ -69,7 +69,7 @@ int cmd_tap(int argc, char **argv)
     int dead = 0, c;
     tap_out o = {0};
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+n:r:djh", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:r:djh", longs, NULL)) != -1) {
         char *end;
         switch (c) {
         case 'n':

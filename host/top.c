@@ -180,7 +180,7 @@ int cmd_top(int argc, char **argv)
     const char *rest = NULL, *state = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "+h", longs, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         if (c == 'a') rest = optarg;
         else if (c == 's') state = optarg;
         else if (c == 'h') {
