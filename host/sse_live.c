@@ -10,6 +10,7 @@
 #include "lag.h"
 #include "sse.h"
 #include "supervisor.h"
+#include "tap.h"
 
 #define PERIOD_MS 1000
 
@@ -26,6 +27,8 @@ typedef struct prev {
     int pid;
     long long ms;
     cJSON *stages; /* the child's "stages" array at that time */
+    const char *def; /* the definition nchain was counted from */
+    int nchain;      /* stages in the chain; a status entry past them is the dead-letter sink */
 } prev;
 
 static viewer *viewers;
@@ -112,6 +115,12 @@ static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
         cJSON_AddNullToObject(j, "lag");
     }
     prev *pv = prev_of(p->name);
+    if (pv->def != p->def) {
+        sl_buf names = {0};
+        tap_stage_index(p, NULL, &pv->nchain, &names);
+        buf_free(&names);
+        pv->def = p->def;
+    }
     int same_child = pv->stages && pv->pid == p->pid && p->pid > 0;
     double secs = same_child ? (double)(now - pv->ms) / 1000.0 : 0;
     const cJSON *stages = cJSON_GetObjectItemCaseSensitive(st, "stages");
@@ -129,6 +138,7 @@ static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
         cJSON_AddStringToObject(o, "use", cJSON_IsString(use) ? use->valuestring : "");
         static const char *const keys[] = {"in", "out", "rejected", "dropped", "retries"};
         for (size_t k = 0; k < 5; k++) cJSON_AddNumberToObject(o, keys[k], num(s, keys[k]));
+        if (i >= pv->nchain) cJSON_AddTrueToObject(o, "dead_letter");
         const cJSON *was = same_child ? cJSON_GetArrayItem(pv->stages, i) : NULL;
         if (was && secs > 0.2) {
             /* Rates over the last interval; a counter that went back (new process) gives none. */

@@ -98,7 +98,7 @@ int tap_status_line(sup_pipeline *p, const char *line)
 }
 
 /* The stage names of a definition, in chain order (the dead-letter sink is not one). */
-static int stage_index(const sup_pipeline *p, const char *stage, int *nstages, sl_buf *names)
+int tap_stage_index(const sup_pipeline *p, const char *stage, int *nstages, sl_buf *names)
 {
     char err[256];
     ytree *t = p->def ? ytree_load_opts(p->file, p->def, YT_NO_ENV, err, sizeof err) : NULL;
@@ -161,7 +161,7 @@ int tap_route(const http_req *q, http_resp *r)
     }
     int nstages;
     sl_buf names = {0};
-    int idx = stage_index(p, stage, &nstages, &names);
+    int idx = tap_stage_index(p, stage, &nstages, &names);
     if (stage && *stage && idx < 0) {
         http_error(r, 404, "pipeline %s has no stage '%s' (its stages: %s)", name, stage, buf_cstr(&names));
         buf_free(&names);

@@ -24,6 +24,10 @@ int tap_route(const http_req *q, http_resp *r);
  *  is a status line. */
 int tap_status_line(sup_pipeline *p, const char *line);
 
+/** The position of `stage` in the pipeline's chain (-1: none; the dead-letter sink is not in
+ *  it); *nstages gets the chain's length and `names` the stage names, comma-separated. */
+int tap_stage_index(const sup_pipeline *p, const char *stage, int *nstages, sl_buf *names);
+
 /** A pipeline's process was (re)started: tell it what is being tapped. */
 void tap_child_started(sup_pipeline *p);
 

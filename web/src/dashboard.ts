@@ -1,6 +1,7 @@
-// The dashboard page: headline KPIs, trend charts per bucket size, pipeline health.
-// Everything is short polling (1 s) of the supervisor: /api/query/{name} for KPIs (named SQL
-// queries from the host config), /connectors?expand=status and /metrics for pipeline health.
+// The dashboard page: headline KPIs, trend charts per bucket size, pipeline health, the pipeline
+// picture and the tap panel. Pipeline health and the picture are pushed by sluice once a second
+// (server-sent events, GET /api/live, read with fetch so the Bearer token goes in a header; see
+// lib/live.ts); KPIs are named SQL queries (/api/query/{name}) fetched every 750 ms.
 // Pause/Resume/Restart need the REST token, which the page gets from ?token= (see lib/auth.ts).
 
 import './styles.css';
@@ -17,8 +18,9 @@ import {
   formatPercent,
   formatRate,
 } from './lib/format';
-import { HealthModel, parseConnectorStatuses, type PipelineRow, type State } from './lib/health';
-import { parsePrometheus } from './lib/prom';
+import { type PipelineRow, type State } from './lib/health';
+import { openStream, type LiveStatus } from './lib/live';
+import { FlowView } from './ui/flow';
 import {
   BUCKETS,
   TIMEFRAMES,
@@ -247,7 +249,6 @@ async function pollSeries(force = false): Promise<void> {
 
 // ---- pipeline health ---------------------------------------------------------------------
 
-const health = new HealthModel(5000);
 
 const STATE_TEXT: Record<State, string> = {
   RUNNING: 'Running',
@@ -301,8 +302,7 @@ async function act(p: string, verb: 'pause' | 'resume' | 'restart', b: HTMLButto
       announce(status, `Could not ${verb} ${p}: ${(e as Error).message}`, 'error');
     }
   } finally {
-    b.disabled = false;
-    await pollHealth();
+    b.disabled = false; // the next status event (within a second) shows the new state
   }
 }
 
@@ -375,22 +375,54 @@ function renderHealth(rows: PipelineRow[]): void {
     if (!seen.has(tr.dataset.pipeline!)) tr.remove();
 }
 
-async function pollHealth(): Promise<void> {
-  try {
-    const [st, metrics] = await Promise.all([
-      request('/connectors?expand=status', { headers: sluiceHeaders() }),
-      request<string>('/metrics', { accept: 'text', headers: sluiceHeaders() }).catch((e) => {
-        if (e instanceof HttpError) return '';
-        throw e;
-      }),
-    ]);
-    conn.ok();
-    health.updateStatus(parseConnectorStatuses(st));
-    health.updateMetrics(Date.now(), parsePrometheus(metrics));
-    renderHealth(health.rows());
-  } catch (e) {
-    conn.fail(e);
-  }
+// Rows of the health table from a live status event: "in" is what the source sent on, "out"
+// what reached the sink (as the host counts them), rates over the last second.
+function rowsOf(st: LiveStatus): PipelineRow[] {
+  return st.pipelines.map((p) => {
+    const chain = p.stages.filter((s) => !s.dead_letter);
+    const src = chain[0], sink = chain[chain.length - 1];
+    const state = (['RUNNING', 'PAUSED', 'STOPPED', 'FAILED', 'RESTARTING'].includes(p.state) ? p.state : p.state === 'FINISHED' ? 'STOPPED' : 'UNKNOWN') as State;
+    return {
+      name: p.name,
+      state,
+      trace: p.trace,
+      tasks: Array.from({ length: p.tasks }, (_, id) => ({ id, state })),
+      inRate: typeof src?.out_per_s === 'number' ? src.out_per_s : null,
+      outRate: typeof sink?.in_per_s === 'number' ? sink.in_per_s : null,
+      lag: p.lag,
+      rejected: chain.reduce((a, s) => a + (s.rejected ?? 0), 0),
+      restarts: p.restarts,
+    };
+  });
+}
+
+let flow: FlowView | null = null;
+
+function startLive(): void {
+  openStream('/api/live', {
+    headers: sluiceHeaders(),
+    retryMs: 1500,
+    onState: (up, why, status) => {
+      if (up) conn.ok();
+      else if (status !== undefined) conn.ok(); // sluice answered (an HTTP error): it is there
+      else {
+        conn.fail(new Error(why ?? 'stream lost'));
+        conn.fail(new Error(why ?? 'stream lost')); // a lost stream is a lost server
+      }
+      if (!up && status !== undefined) setTimeout(startLive, 3000); // ended or refused: try again later
+    },
+    onEvent: (e) => {
+      if (e.event !== 'status') return;
+      try {
+        const st = JSON.parse(e.data) as LiveStatus;
+        conn.ok();
+        renderHealth(rowsOf(st));
+        flow?.render(st.pipelines);
+      } catch (err) {
+        console.error(err);
+      }
+    },
+  });
 }
 
 // ---- start -------------------------------------------------------------------------------
@@ -412,7 +444,8 @@ async function main(): Promise<void> {
     await pollHeadline();
     await pollSeries();
   });
-  every(POLL_MS, pollHealth);
+  flow = new FlowView(sluiceHeaders, () => !!token || !authRequired);
+  startLive();
 }
 
 void main();
