@@ -106,7 +106,7 @@ try {
   check(nStages, `the picture shows ${INGEST}'s stages as a chain (${nStages})`);
   const edgeRate = await waitFor(async () => ((v) => (v > 0 ? v : null))(await numAttr(dash, `figure[data-pipeline="${INGEST}"] [data-edge="0"]`)), 15000, 300);
   check(edgeRate, `the picture shows records/s on the first edge (${edgeRate})`);
-  check((await fig.locator('[data-slow="true"]').count()) === 1, 'one stage is highlighted as the one holding the flow back');
+  check(await waitFor(async () => (await fig.locator('[data-slow="true"]').count()) === 1, 15000, 300), 'one stage is highlighted as the one holding the flow back');
   await fig.locator('.stage-box').nth(1).click();
   await dash.locator('#tap-start').click();
   const tapped = await waitFor(async () => ((n) => (n >= 2 ? n : null))(await dash.locator('#tap-records li[data-tap-record]').count()), 20000, 300);

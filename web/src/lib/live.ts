@@ -156,6 +156,10 @@ export function flowOf(p: LivePipeline): Flow {
   const rej = stages.reduce<number | null>((a, s) => (typeof s.rejected_per_s === 'number' ? (a ?? 0) + s.rejected_per_s : a), null);
   let slowest: LiveStage | null = null;
   for (const s of stages) if (typeof s.busy === 'number' && s.busy > 0 && (!slowest || s.busy > (slowest.busy ?? 0))) slowest = s;
+  // Batches shorter than the host's millisecond clock add no busy time: then the stage with the
+  // slowest batches (p99) is the one that holds the flow back.
+  const p99 = (s: LiveStage) => (typeof s.p99_ms === 'number' ? s.p99_ms : s.p99_ms === '+Inf' ? Infinity : -1);
+  if (!slowest) for (const s of stages) if (p99(s) >= 0 && (!slowest || p99(s) > p99(slowest))) slowest = s;
   const retrying = stages.some((s) => (s.retries_per_s ?? 0) > 0);
   return {
     stages,
