@@ -25,6 +25,15 @@ static sse_client *clients;
 static size_t nclients;
 static void (*tickers[8])(long long);
 static size_t ntickers;
+static void (*at_shutdown[4])(void);
+static size_t nshutdown;
+
+void sse_add_shutdown(void (*fn)(void))
+{
+    for (size_t i = 0; i < nshutdown; i++)
+        if (at_shutdown[i] == fn) return;
+    if (nshutdown < sizeof at_shutdown / sizeof at_shutdown[0]) at_shutdown[nshutdown++] = fn;
+}
 
 size_t sse_count(void) { return nclients; }
 
@@ -159,4 +168,5 @@ void sse_shutdown(void)
         c->closing = 1;
         wake(c);
     }
+    for (size_t i = 0; i < nshutdown; i++) at_shutdown[i]();
 }

@@ -44,5 +44,7 @@ void sse_shutdown(void);
 
 /** A function called from sse_tick() on every turn (e.g. the live status stream). */
 void sse_add_ticker(void (*fn)(long long now_ms));
+/** A function called by sse_shutdown() (e.g. to stop a worker thread). */
+void sse_add_shutdown(void (*fn)(void));
 
 #endif

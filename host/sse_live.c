@@ -9,6 +9,7 @@
 #include "auth.h"
 #include "lag.h"
 #include "sse.h"
+#include "sse_kpi.h"
 #include "supervisor.h"
 #include "tap.h"
 
@@ -18,6 +19,8 @@ typedef struct viewer {
     struct viewer *next;
     sse_client *c;
     int traces; /* sent with the token: failure traces may be shown */
+    kpi_sub *kpi; /* ?query=…: KPI results */
+    int status;   /* status events: without ?query=, or with status=true */
 } viewer;
 
 /* The previous sample of one pipeline's counters, for rates. */
@@ -185,7 +188,7 @@ static void publish(long long now)
     cJSON_Delete(j);
     for (viewer *v = viewers, *next; v; v = next) {
         next = v->next;
-        if (text[v->traces]) sse_send(v->c, "status", text[v->traces]);
+        if (v->status && text[v->traces]) sse_send(v->c, "status", text[v->traces]);
     }
     free(text[0]);
     free(text[1]);
@@ -200,6 +203,7 @@ static void closed(sse_client *c, void *arg)
             *pp = v->next;
             break;
         }
+    if (v->kpi) kpi_close(v->kpi);
     free(v);
 }
 
@@ -210,11 +214,24 @@ int live_route(const http_req *q, http_resp *r)
         http_error(r, 405, "use GET");
         return 1;
     }
+    kpi_sub *kpi = NULL;
+    if (http_query(q, "query")) {
+        char err[1024];
+        int status;
+        if (!(kpi = kpi_open(q, &status, err, sizeof err))) {
+            http_error(r, status, "%s", err);
+            return 1;
+        }
+    }
     viewer *v = xcalloc(1, sizeof *v);
+    v->kpi = kpi;
+    v->status = !kpi || http_query_has(q, "status", "true");
     v->traces = auth_has_token(q);
     v->c = sse_open(r, closed, v);
     v->next = viewers;
     viewers = v;
+    if (kpi) kpi_attach(kpi, v->c);
+    if (!v->status) return 1;
     sse_add_ticker(publish);
     last_ms = 0; /* the newcomer gets a first view at once */
     return 1;

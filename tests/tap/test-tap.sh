@@ -85,5 +85,14 @@ assert "trace" not in json.dumps(evs)
 PY
 ok "GET /api/live streams per-stage rates"
 
+# KPI queries on the live stream: checked before the stream opens (no web.queries here).
+code=$(curl -s -m 5 -o "$T/kpi" -w '%{http_code}' "$BASE/api/live?query=nope")
+assert_eq "$code" 404 "live stream with an unknown query: 404"
+assert_contains "$(cat "$T/kpi")" "no such query" "and says so"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' "$BASE/api/live?query=nope&every=0")
+assert_eq "$code" 400 "live stream with every=0: 400"
+code=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" "$BASE/api/live")
+assert_eq "$code" 405 "POST /api/live: 405"
+
 stop_flow
 echo "all $CHECKS checks passed"

@@ -97,10 +97,10 @@ try {
 
   // ---- live updates by server-sent events, the pipeline picture, the tap panel ------------------
   await sleep(3000);
-  const polls = requests.filter((u) => /\/connectors\?expand=status|\/metrics(\?|$)/.test(u));
-  const live = requests.filter((u) => u.endsWith('/api/live'));
-  check(polls.length === 0, `no polling of /connectors?expand=status or /metrics (${polls.length} requests)`);
-  check(live.length === 1, `one /api/live event stream carries the status (${live.length} opened)`);
+  const polls = requests.filter((u) => /\/connectors\?expand=status|\/metrics(\?|$)|\/api\/query\//.test(u));
+  const live = requests.filter((u) => u.includes('/api/live?status=true&query='));
+  check(polls.length === 0, `no polling of /connectors?expand=status, /metrics or /api/query/ (${polls.length} requests: ${polls.slice(0, 3).join(' ')})`);
+  check(live.length === 1, `one /api/live event stream carries the status and the KPIs (${live.length} opened)`);
   const fig = dash.locator(`figure[data-pipeline="${INGEST}"]`);
   const nStages = await waitFor(async () => ((n) => (n >= 2 ? n : null))(await fig.locator('[data-stage]').count()), 15000);
   check(nStages, `the picture shows ${INGEST}'s stages as a chain (${nStages})`);
