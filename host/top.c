@@ -102,7 +102,8 @@ static void draw(top *t)
         const cJSON *s;
         cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(p, "stages"))
         {
-            printf("    %-18.18s %-14.14s", str(s, "name"), str(s, "use"));
+            /* The dead-letter sink is not in the chain: say what it is. */
+            printf("    %-18.18s %-14.14s", str(s, "name"), cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "dead_letter")) ? "(dead letter)" : str(s, "use"));
             cell_rate(s, "in_per_s");
             cell_rate(s, "out_per_s");
             cell_rate(s, "rejected_per_s");
