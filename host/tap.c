@@ -163,7 +163,8 @@ int tap_route(const http_req *q, http_resp *r)
     sl_buf names = {0};
     int idx = tap_stage_index(p, stage, &nstages, &names);
     if (stage && *stage && idx < 0) {
-        http_error(r, 404, "pipeline %s has no stage '%s' (its stages: %s)", name, stage, buf_cstr(&names));
+        http_error(r, 404, "pipeline %s has no stage '%s' (its stages: %s; for the dead letters: dead_letter=true)", name,
+                   stage, buf_cstr(&names));
         buf_free(&names);
         return 1;
     }

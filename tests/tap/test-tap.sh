@@ -35,6 +35,24 @@ starts=$(grep -c 'tap: sampling started' "$T/log.txt")
 sleep 1.5
 assert_eq "$(grep -c 'tap: sampling started' "$T/log.txt")" "$starts" "nothing is sampled while nobody listens"
 
+# A tap outlives a restart of the pipeline's process: the new process is told what to sample.
+before=$(grep -c 'tap: sampling started' "$T/log.txt")
+timeout 60 "$SLUICE" tap flow check --rate 5 --rest "$A" >"$T/across" &
+TAPPER=$!
+wait_for grep -q '^\[check\]' "$T/across" || fail "the tap showed nothing before the restart"
+old_pid=$(pid_of flow)
+expect 204 POST /connectors/flow/restart "restart the pipeline while tapped"
+new_pid() { local p; p=$(pid_of flow); [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$old_pid" ]; }
+wait_for new_pid || fail "the pipeline did not restart"
+started_twice() { [ $(($(grep -c 'tap: sampling started' "$T/log.txt") - before)) -ge 2 ]; }
+wait_for started_twice || fail "the new process was not told to sample"
+ok "the new process samples for the open tap"
+n=$(grep -c '^\[check\]' "$T/across")
+more() { [ "$(grep -c '^\[check\]' "$T/across")" -gt "$n" ]; }
+wait_for more || fail "the tap showed nothing after the restart"
+ok "the tap keeps showing records across the restart"
+kill "$TAPPER"; wait "$TAPPER" 2>/dev/null
+
 # Bad requests: a clear 4xx, nothing opened.
 TOKEN_SAVED=$TOKEN
 expect 404 GET "/connectors/flow/tap?stage=nope" "unknown stage: 404"
