@@ -115,8 +115,10 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     if (ok) {
         pthread_mutex_init(&s->mu, NULL);
         pthread_cond_init(&s->done, NULL);
-        ok = pthread_create(&s->thread, NULL, writer_main, s) == 0;
+        ok = writers_start(s) && pthread_create(&s->thread, NULL, writer_main, s) == 0;
         if (!ok) {
+            writers_stop(s);
+            writers_free(s);
             pthread_mutex_destroy(&s->mu);
             pthread_cond_destroy(&s->done);
             pthread_cond_destroy(&s->work);
@@ -207,7 +209,7 @@ static sl_err pg_flush(void *self, sl_ctx *ctx, int final)
     }
 }
 
-static void pgc_free(pgc *l, size_t nspecs)
+void pgc_free(pgc *l, size_t nspecs)
 {
     if (l->conn) PQfinish(l->conn);
     for (size_t i = 0; l->sql && i < 2 * nspecs; i++) buf_free(&l->sql[i]);
@@ -242,6 +244,7 @@ static void pg_close(void *self, sl_ctx *ctx)
                     "stay unacknowledged and will be redelivered", left);
     pgc_free(&s->task, s->nspecs);
     pgc_free(&s->wr, s->nspecs);
+    writers_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
@@ -284,6 +287,9 @@ static const sl_config_entry pg_config_table[] = {
     {.key = "offsets_topic", .type = SL_T_STRING, .offset = offsetof(pg_config, offsets_topic),
      .description = "topic name stored with positions; default: the record's topic as the sink "
                     "sees it (set the source topic if a transform renames topics)"},
+    {.key = "writers", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "1",
+     .min = 1, .max = 16, .offset = offsetof(pg_config, writers),
+     .description = "connections writing rows in parallel, partitioned by conflict key"},
     {.key = NULL},
 };
 

@@ -7,6 +7,7 @@
  *   format.c   buffers, COPY/JSON text of a record's values, buffered rows
  *   sql.c      SQL building, catalog, error classification
  *   writer.c   connections, the writer thread, bisection of refused rows
+ *   writers.c  `writers` > 1: rows partitioned by conflict key over parallel connections
  *   restore.c  state restore on partition assignment
  */
 #ifndef PG_SINK_H
@@ -106,6 +107,7 @@ typedef struct pg_config {
     int store_offsets;
     char *offsets_table;
     char *offsets_topic;
+    int64_t writers; /* connections writing rows in parallel (writers.c) */
 } pg_config;
 
 /* One buffered record: its COPY line and a copy of the record for the dead letter. */
@@ -161,7 +163,23 @@ typedef struct pgc {
     buf *sql;            /* per spec: [2i] COPY, [2i+1] INSERT (quoting needs the connection) */
     char *offsets_put;   /* upsert of the offsets table */
     char reason[1024];   /* the server's message for the last failure */
+    bool share_lock;     /* fence_check takes the owner rows FOR SHARE (parallel writers) */
+    bool down;           /* up == 0, under pg_sink.mu (for pg_sink.wdown) */
 } pgc;
+
+/* How a transaction treats positions: TX_ALL rows and their positions together; TX_ROWS rows
+ * only; TX_OFFSETS positions only (finished rows included). */
+typedef enum tx_mode { TX_ALL, TX_ROWS, TX_OFFSETS } tx_mode;
+
+/* What one connection's writing of a batch (or part of it) did. */
+typedef struct tally {
+    uint64_t written, flushes;
+    double seconds;
+    size_t refused; /* WR_REFUSED: that row, with `reason` */
+    char reason[1024];
+} tally;
+
+typedef struct writers writers;
 
 enum { W_IDLE, W_BUSY, W_DONE };
 
@@ -213,6 +231,7 @@ typedef struct pg_sink {
     bool fencing;           /* an assignment took ownership: rows are checked */
     owned *own;
     size_t nown;
+    writers *par;           /* `writers` > 1: the extra connections (writers.c); else NULL */
 } pg_sink;
 
 #define BACKOFF_MIN_MS 100
@@ -270,6 +289,14 @@ void *writer_main(void *arg);
 void report_notes(pg_sink *s);
 sl_err collect(pg_sink *s, bool wait);
 bool submit(pg_sink *s);
+wr_result write_part(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, tx_mode mode, tally *t);
+/* writers.c */
+bool writers_start(pg_sink *s);
+void writers_stop(pg_sink *s);
+void writers_free(pg_sink *s);
+bool writers_down(const pg_sink *s);
+wr_result write_batch_par(pg_sink *s, batch *b);
+void pgc_free(pgc *l, size_t nspecs);
 /* restore.c */
 sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
 
