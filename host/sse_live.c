@@ -23,13 +23,16 @@ typedef struct viewer {
     int status;   /* status events: without ?query=, or with status=true */
 } viewer;
 
-/* The previous sample of one pipeline's counters, for rates. */
+/* The last samples of one pipeline's counters, for rates: a rate is taken against the oldest
+ * (about WINDOW seconds back), so a source that delivers in bursts does not flicker to 0. */
+#define WINDOW 3
 typedef struct prev {
     struct prev *next;
     char *name;
-    int pid;
-    long long ms;
-    cJSON *stages; /* the child's "stages" array at that time */
+    int pid[WINDOW];
+    long long ms[WINDOW];
+    cJSON *stages[WINDOW]; /* the child's "stages" array at that time; [0] the oldest */
+    int n;
     const char *def; /* the definition nchain was counted from */
     int nchain;      /* stages in the chain; a status entry past them is the dead-letter sink */
 } prev;
@@ -124,8 +127,11 @@ static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
         buf_free(&names);
         pv->def = p->def;
     }
-    int same_child = pv->stages && pv->pid == p->pid && p->pid > 0;
-    double secs = same_child ? (double)(now - pv->ms) / 1000.0 : 0;
+    /* The oldest sample from this same process (counters restart with a new one). */
+    int k0 = 0;
+    while (k0 < pv->n && pv->pid[k0] != p->pid) k0++;
+    int same_child = k0 < pv->n && p->pid > 0;
+    double secs = same_child ? (double)(now - pv->ms[k0]) / 1000.0 : 0;
     const cJSON *stages = cJSON_GetObjectItemCaseSensitive(st, "stages");
     const cJSON *le = cJSON_GetObjectItemCaseSensitive(st, "le");
     cJSON *out = cJSON_AddArrayToObject(j, "stages");
@@ -142,7 +148,7 @@ static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
         static const char *const keys[] = {"in", "out", "rejected", "dropped", "retries"};
         for (size_t k = 0; k < 5; k++) cJSON_AddNumberToObject(o, keys[k], num(s, keys[k]));
         if (i >= pv->nchain) cJSON_AddTrueToObject(o, "dead_letter");
-        const cJSON *was = same_child ? cJSON_GetArrayItem(pv->stages, i) : NULL;
+        const cJSON *was = same_child ? cJSON_GetArrayItem(pv->stages[k0], i) : NULL;
         if (was && secs > 0.2) {
             /* Rates over the last interval; a counter that went back (new process) gives none. */
             static const char *const rates[] = {"in", "out", "rejected", "retries"};
@@ -160,10 +166,16 @@ static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
         cJSON_AddItemToArray(out, o);
         i++;
     }
-    cJSON_Delete(pv->stages);
-    pv->stages = stages ? cJSON_Duplicate(stages, 1) : NULL;
-    pv->pid = p->pid;
-    pv->ms = now;
+    if (pv->n == WINDOW) { /* drop the oldest */
+        cJSON_Delete(pv->stages[0]);
+        memmove(pv->stages, pv->stages + 1, (WINDOW - 1) * sizeof *pv->stages);
+        memmove(pv->pid, pv->pid + 1, (WINDOW - 1) * sizeof *pv->pid);
+        memmove(pv->ms, pv->ms + 1, (WINDOW - 1) * sizeof *pv->ms);
+        pv->n--;
+    }
+    pv->stages[pv->n] = stages ? cJSON_Duplicate(stages, 1) : cJSON_CreateArray();
+    pv->pid[pv->n] = p->pid;
+    pv->ms[pv->n++] = now;
     cJSON_Delete(st);
     return j;
 }
@@ -192,6 +204,17 @@ static void publish(long long now)
     }
     free(text[0]);
     free(text[1]);
+}
+
+static void forget_samples(void)
+{
+    while (prevs) {
+        prev *p = prevs;
+        prevs = p->next;
+        for (int k = 0; k < p->n; k++) cJSON_Delete(p->stages[k]);
+        free(p->name);
+        free(p);
+    }
 }
 
 static void closed(sse_client *c, void *arg)
@@ -233,6 +256,7 @@ int live_route(const http_req *q, http_resp *r)
     if (kpi) kpi_attach(kpi, v->c);
     if (!v->status) return 1;
     sse_add_ticker(publish);
+    sse_add_shutdown(forget_samples);
     last_ms = 0; /* the newcomer gets a first view at once */
     return 1;
 }

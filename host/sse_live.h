@@ -2,7 +2,7 @@
  * as server-sent events instead of being polled.
  *
  * Each `status` event carries every pipeline's state, tasks, restarts, consumer lag and, per
- * stage, the totals and the rates over the last second (records in/out/rejected per second),
+ * stage, the totals and the rates over the last 3 seconds (records in/out/rejected per second),
  * the p99 of its batch time and how busy it was (share of the tasks' time spent in the stage):
  * the busiest stage is the one holding the pipeline back (the chain is synchronous, so a slow
  * stage backpressures its source). It shows what the open reads show (GET /connectors?expand=

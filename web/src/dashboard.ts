@@ -402,7 +402,7 @@ function renderHealth(rows: PipelineRow[]): void {
 }
 
 // Rows of the health table from a live status event: "in" is what the source sent on, "out"
-// what reached the sink (as the host counts them), rates over the last second.
+// what reached the sink (as the host counts them), rates over the last 3 seconds.
 function rowsOf(st: LiveStatus): PipelineRow[] {
   return st.pipelines.map((p) => {
     const chain = p.stages.filter((s) => !s.dead_letter);
