@@ -47,7 +47,7 @@ static char *format(task *t, int i, sl_record *r)
 {
     sl_buf b = {0};
     hrec *h = as_hrec(t, r);
-    if (h && h->dirty) materialize(h); /* the value as the next stage would see it */
+    if (h && h->dirty) materialize(t, h); /* the value as the next stage would see it */
     const char *stage = i == TAP_DEAD ? "" : t->cfg->stages[i].name;
     buf_puts(&b, "{\"tap\":");
     buf_json_str(&b, stage, strlen(stage));
