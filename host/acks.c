@@ -262,14 +262,6 @@ long ack_pending(ack_tracker *t)
     return n;
 }
 
-void ack_partition_reset(ack_partition *p)
-{
-    pthread_mutex_lock(&p->lock);
-    p->committed = -1;
-    p->moved = 0;
-    pthread_mutex_unlock(&p->lock);
-}
-
 long ack_partition_detach(ack_tracker *t, const char *topic, int32_t partition)
 {
     pthread_mutex_lock(&t->lock);

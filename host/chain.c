@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "runtime_int.h"
+#include "tap_child.h"
 
 /* ---- running the chain -------------------------------------------------------------------- */
 
@@ -90,7 +91,8 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
             if (h->dirty) materialize(t, h);
         }
     atomic_fetch_add_explicit(&s->in, in->n, memory_order_relaxed);
-    sl_batch b = {in->v, in->n};
+    if (tap_wanted(s->index - 1)) tap_records(t, s->index - 1, in); /* sluice tap: leaving the previous stage */
+    sl_batch b = {(const sl_record *const *)in->v, in->n};
     size_t mark = out ? out->n : 0;
     int64_t backoff = 100;
     recvec *saved = t->target;
@@ -116,6 +118,7 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
             if (s->index >= 0 && (size_t)s->index + 1 == t->nstages) {
                 /* End-to-end latency: record timestamp to the sink's return. */
                 int64_t now = sl_now_ms();
+                if (tap_wanted(s->index)) tap_records(t, s->index, in); /* sluice tap: what the sink took */
                 pthread_mutex_lock(&t->slock);
                 for (size_t i = 0; i < in->n; i++)
                     hist_add(&t->e2e, (double)(now - in->v[i]->timestamp_ms) / 1000.0);
@@ -168,6 +171,7 @@ static void run_dead_letters(task *t)
         t->dlq_pending = (recvec){0};
         /* No call can take these back any more: a watcher of their token hears "rejected". */
         for (size_t i = 0; i < v.n; i++) ack_mark_rejected(v.v[i]->ack);
+        if (tap_wanted(TAP_DEAD)) tap_records(t, TAP_DEAD, &v); /* sluice tap --dead-letter */
         if (t->dlq) {
             run_stage(t, t->dlq, &v, NULL);
         } else {
@@ -257,7 +261,9 @@ void flush_all(task *t, int final)
         recvec v = {0};
         recvec *saved = t->target;
         t->target = s->d->kind == SL_KIND_SINK ? NULL : &v;
-        sl_err rc = s->d->flush(s->self, &s->ctx, final);
+        /* Stages built before ABI 1.6 know only 0 and 1. */
+        int why = final == SL_FLUSH_REVOKE && s->d->abi_minor < 6 ? SL_FLUSH_END : final;
+        sl_err rc = s->d->flush(s->self, &s->ctx, why);
         t->target = saved;
         if (rc == SL_FATAL || rc == SL_ENOMEM) {
             tlog(t, s, SL_LOG_ERROR, "flush failed: %s; the pipeline stops", sl_strerror(rc));
@@ -309,13 +315,13 @@ void commit(task *t)
 
 /* Flushes until every record that entered is finished (or the bound passes): what is still
  * unfinished then is simply not committed, and is redelivered next time. */
-void drain(task *t, int64_t timeout_ms)
+void drain(task *t, int64_t timeout_ms, int why)
 {
-    flush_all(t, 1);
+    flush_all(t, why);
     int64_t deadline = sl_monotonic_ms() + timeout_ms;
     while (!t->failed && ack_pending(&t->acks) > 0 && sl_monotonic_ms() < deadline) {
         sl_sleep_ms(10);
-        flush_all(t, 1);
+        flush_all(t, why);
     }
     long left = ack_pending(&t->acks);
     if (left > 0)
@@ -366,7 +372,7 @@ void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n)
     if (!n) return;
     sl_record **v = xmalloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = (sl_record *)&recs[i];
-    sl_batch b = {v, n};
+    sl_batch b = {(const sl_record *const *)v, n};
     int upto = ctx->st->index < 0 ? (int)t->nstages : ctx->st->index;
     for (int i = 0; i < upto; i++) {
         stage_inst *s = &t->stages[i];
@@ -393,7 +399,7 @@ void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n)
             t->target = src;
         }
         recvec *saved = t->target;
-        drain(t, DRAIN_TIMEOUT_MS);
+        drain(t, DRAIN_TIMEOUT_MS, SL_FLUSH_REVOKE);
         t->target = saved;
     }
     /* The partitions are another member's now: tokens still out (a drain that timed out, a

@@ -143,7 +143,7 @@ sl_err api_json_set_null(sl_ctx *ctx, const sl_record *rec, const char *key)
     JSON_SET(jt_literal(&ctx->task->arena, cJSON_NULL));
 }
 
-/* ---- ABI 1.4: lengths, exact integers, printing, precomputed keys ----------------------- */
+/* ---- ABI 1.7: lengths, exact integers, printing, precomputed keys ----------------------- */
 
 const char *api_json_string_len(const sl_json *node, size_t *len)
 {
@@ -234,7 +234,7 @@ sl_err api_json_remove(sl_ctx *ctx, const sl_record *rec, const char *key)
     if (!h) return SL_EINVAL;
     if (!h->json_state) api_json(ctx, rec, NULL);
     if (h->json_state != 1 || !cJSON_IsObject(h->json)) return SL_EINVAL;
-    /* Unlinked only: the member lives in the task arena with the rest of the tree. */
+    /* Unlinked only: the node is in the task arena, freed with it. */
     if (cJSON_DetachItemFromObjectCaseSensitive(h->json, key)) h->dirty = 1;
     return SL_OK;
 }
@@ -242,9 +242,8 @@ sl_err api_json_remove(sl_ctx *ctx, const sl_record *rec, const char *key)
 sl_err api_json_set_json(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value)
 {
     if (!value) return SL_EINVAL;
-    /* Copied (into the arena) before the member is replaced: value may be that member or
-     * inside it. */
-    JSON_SET(jt_dup(&ctx->task->arena, (const cJSON *)value));
+    /* Copied before the member is replaced: value may be that member or inside it. */
+    JSON_SET(jt_copy(&ctx->task->arena, (const cJSON *)value));
 }
 
 sl_err api_set_key(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len)

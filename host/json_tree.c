@@ -439,40 +439,47 @@ cJSON *jt_literal(sl_arena *a, int type)
     return &j->c;
 }
 
-cJSON *jt_dup(sl_arena *a, const cJSON *node)
+cJSON *jt_copy(sl_arena *a, const cJSON *src)
 {
-    const jnode *src = (const jnode *)node;
-    size_t extra = cJSON_IsString(node) ? (size_t)src->len + 1 : src->text ? (size_t)src->len + 1 : 0;
-    jnode *j = new_node(a, node->type & 0xff, extra);
-    j->c.valueint = node->valueint;
-    j->c.valuedouble = node->valuedouble;
-    j->len = src->len;
-    if (cJSON_IsString(node)) {
-        memcpy(j + 1, node->valuestring, (size_t)src->len + 1);
-        j->c.valuestring = (char *)(j + 1);
-    } else if (src->text) {
-        memcpy(j + 1, src->text, (size_t)src->len + 1);
-        j->text = (const char *)(j + 1);
-    }
-    cJSON *first = NULL, *last = NULL;
-    for (const cJSON *c = node->child; c; c = c->next) {
-        jnode *d = (jnode *)jt_dup(a, c);
-        if (c->string) { /* a member: its name is the source tree's, in the same arena */
-            d->c.string = c->string;
-            d->klen = ((const jnode *)c)->klen;
-            d->khash = ((const jnode *)c)->khash;
+    /* Strings, keys and number literals are shared, not copied: they live in the same task
+     * arena as the copy and nothing in it is freed before the wave ends. */
+    const jnode *s = (const jnode *)src;
+    jnode *j;
+    switch (src->type & 0xff) {
+    case cJSON_String:
+        j = new_node(a, cJSON_String, 0);
+        j->c.valuestring = src->valuestring;
+        j->len = s->len;
+        return &j->c;
+    case cJSON_Number:
+        j = (jnode *)jt_number(a, src->valuedouble);
+        j->text = s->text;
+        j->len = s->len;
+        return &j->c;
+    case cJSON_Array:
+    case cJSON_Object: {
+        j = new_node(a, src->type & 0xff, 0);
+        cJSON *last = NULL;
+        for (const cJSON *m = src->child; m; m = m->next) {
+            jnode *c = (jnode *)jt_copy(a, m);
+            if (!c) return NULL;
+            c->c.string = m->string;
+            c->klen = ((const jnode *)m)->klen;
+            c->khash = ((const jnode *)m)->khash;
+            if (last) {
+                last->next = &c->c;
+                c->c.prev = last;
+            } else {
+                j->c.child = &c->c;
+            }
+            last = &c->c;
         }
-        if (last) {
-            last->next = &d->c;
-            d->c.prev = last;
-        } else {
-            first = &d->c;
-        }
-        last = &d->c;
+        if (last) j->c.child->prev = last;
+        return &j->c;
     }
-    if (first) first->prev = last;
-    j->c.child = first;
-    return &j->c;
+    default:
+        return jt_literal(a, src->type & 0xff);
+    }
 }
 
 void jt_set(sl_arena *a, cJSON *obj, const char *key, cJSON *item)

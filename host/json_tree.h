@@ -43,8 +43,8 @@ cJSON *jt_string(sl_arena *a, const char *s, size_t len);
 cJSON *jt_number(sl_arena *a, double v);
 cJSON *jt_literal(sl_arena *a, int cjson_type); /* cJSON_NULL, cJSON_True, cJSON_False */
 
-/** A deep copy of a host node (and its subtree) in `a`, without its member name. */
-cJSON *jt_dup(sl_arena *a, const cJSON *node);
+/** A deep copy of `src` (a node of a tree built here) in `a`; its strings are shared. */
+cJSON *jt_copy(sl_arena *a, const cJSON *src);
 
 /** Sets member `key` of object `obj` to `item` (replacing an existing one in place, else
  *  appending); the key is copied into `a`. Nothing is freed. */

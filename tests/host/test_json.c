@@ -112,10 +112,10 @@ static void set_and_print(sl_arena *a)
         cJSON_free(r);
         cJSON_Delete(ref);
     }
-    /* json_set_json's copy: a member replaced by a copy of something inside itself */
+    /* json_set_json's copy (jt_copy): a member replaced by a copy of something inside itself */
     const char *nest = "{\"a\":{\"x\":[1,\"s\",{\"k\":9007199254740993}]},\"b\":2}";
     cJSON *o2 = jt_parse(a, nest, strlen(nest));
-    jt_set(a, o2, "a", jt_dup(a, cJSON_GetObjectItemCaseSensitive(o2, "a")->child));
+    jt_set(a, o2, "a", jt_copy(a, cJSON_GetObjectItemCaseSensitive(o2, "a")->child));
     const char *p2 = jt_print(a, o2, 1, NULL);
     /* (printing goes through cJSON, which prints the double: see the ABI notes on json_int64) */
     CHECK(!strncmp(p2, "{\"a\":[1,\"s\",{\"k\":", 16) && strstr(p2, "}],\"b\":2}"), "dup into its own place: %s", p2);
