@@ -23,16 +23,19 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../common/sl_buf.h"
+#include "../common/sl_time.h"
+
 /* ---- growable byte buffer with a sticky out-of-memory flag ---------------------------- */
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} buf;
-
-static inline void buf_puts(buf *b, const char *s);
-static inline void buf_putc(buf *b, char c);
+/* The built-in stages' growable buffer (sticky oom flag, NUL-terminated), under pg-sink's
+ * short names. */
+typedef sl_gbuf buf;
+#define buf_put sl_gbuf_put
+#define buf_puts sl_gbuf_puts
+#define buf_putc sl_gbuf_putc
+#define buf_printf sl_gbuf_printf
+#define buf_free sl_gbuf_free
 
 /* ---- configuration model ------------------------------------------------------------- */
 
@@ -239,9 +242,6 @@ typedef struct pg_sink {
 #define SEQ_COLUMN "__sluice_seq"
 
 /* format.c */
-void buf_put(buf *b, const void *s, size_t n);
-void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_free(buf *b);
 void reject_row(pg_sink *s, batch *b, row *r, const char *reason);
 sl_err add_record(pg_sink *s, const sl_record *rec);
 /* check.c */
@@ -261,7 +261,9 @@ wr_result take_ownership(pg_sink *s, pgc *l, const sl_position *parts, size_t n)
 wr_result fence_check(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
 sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n);
 /* config.c */
-const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api);
+const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api, const char **bad_key);
+const char *parse_tables(const pg_config *cfg, const sl_api *api, const char *dir, table_spec **specs,
+                         size_t *nspecs, char *why, size_t whylen, char *where, size_t wherelen);
 void free_columns(table_spec *t);
 void free_specs(table_spec *specs, size_t n);
 /* sql.c */
@@ -279,7 +281,8 @@ wr_result prepare_offsets(pg_sink *s, pgc *l);
 /* writer.c */
 void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int64_t mono_ms(void);
+/* Monotonic ms from any thread (the writer's too): plugins/common/sl_time.h. */
+#define mono_ms sl_mono_ms
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why);
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows);
 const char *offsets_topic(const pg_sink *s, const batch *b, const row *r);
@@ -300,7 +303,5 @@ void pgc_free(pgc *l, size_t nspecs);
 /* restore.c */
 sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
 
-static inline void buf_puts(buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-static inline void buf_putc(buf *b, char c) { buf_put(b, &c, 1); }
 
 #endif

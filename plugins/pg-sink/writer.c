@@ -36,13 +36,6 @@ void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     pthread_mutex_unlock(&s->mu);
 }
 
-int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why)
 {
     if (l->up != 0)
