@@ -126,10 +126,8 @@ static const char *str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-void metrics_from_status(const char *status_json, sl_metrics *out)
+void metrics_from_status(const cJSON *st, sl_metrics *out)
 {
-    cJSON *st = status_json ? cJSON_Parse(status_json) : NULL;
-    if (!st) return;
     const char *pipeline = str(st, "pipeline");
     const cJSON *le = cJSON_GetObjectItemCaseSensitive(st, "le");
     sl_buf base = {0}, lab = {0};
@@ -175,7 +173,6 @@ void metrics_from_status(const char *status_json, sl_metrics *out)
     add_hist(out, "sluice_end_to_end_latency_seconds", buf_cstr(&base), le, cJSON_GetObjectItemCaseSensitive(st, "e2e"));
     buf_free(&base);
     buf_free(&lab);
-    cJSON_Delete(st);
 }
 
 static void fmt_value(sl_buf *b, double v)

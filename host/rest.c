@@ -164,11 +164,6 @@ static const char *connector_type(const sup_pipeline *p)
     return p->def && strstr(p->def, "kafka-source") ? "sink" : "source";
 }
 
-static cJSON *parse_status(const sup_pipeline *p)
-{
-    return p->last_status ? cJSON_Parse(p->last_status) : NULL;
-}
-
 static cJSON *info_json(const sup_pipeline *p)
 {
     cJSON *j = cJSON_CreateObject();
@@ -185,66 +180,65 @@ static cJSON *info_json(const sup_pipeline *p)
     return j;
 }
 
-static const char *task_state(const sup_pipeline *p, const cJSON *st, int k)
+static const char *task_state(const sup_pipeline *p, int k)
 {
     const char *ps = sup_state_name(p);
     if (p->state != SUP_RUNNING || p->restart_pending || p->paused) return ps;
-    const cJSON *ts = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(st, "task_states"), k);
-    if (!cJSON_IsString(ts)) return ps;
-    if (!strcmp(ts->valuestring, "DONE")) return "FINISHED";
-    return ts->valuestring;
+    if (k < 0 || (size_t)k >= p->status.ntask_states) return ps;
+    const char *ts = p->status.task_states[k];
+    return !strcmp(ts, "DONE") ? "FINISHED" : ts;
 }
 
-static cJSON *task_status(const sup_pipeline *p, const cJSON *st, int k, int show_trace)
+static cJSON *task_status(const sup_pipeline *p, int k, int show_trace)
 {
     cJSON *t = cJSON_CreateObject();
     cJSON_AddNumberToObject(t, "id", k);
-    const char *s = task_state(p, st, k);
+    const char *s = task_state(p, k);
     cJSON_AddStringToObject(t, "state", s);
     cJSON_AddStringToObject(t, "worker_id", sup_worker_id());
     if (show_trace && (!strcmp(s, "FAILED") || !strcmp(s, "RESTARTING"))) {
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "error");
         if (p->trace) cJSON_AddStringToObject(t, "trace", p->trace);
-        else if (cJSON_IsString(e)) cJSON_AddStringToObject(t, "trace", e->valuestring);
+        else if (p->status.error) cJSON_AddStringToObject(t, "trace", p->status.error);
     }
     /* The partitions this task owns now (a consumer group splits them among tasks and hosts). */
     cJSON *parts = cJSON_AddArrayToObject(t, "partitions");
-    const cJSON *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(st, "assigned"))
-    {
-        const cJSON *tk = cJSON_GetObjectItemCaseSensitive(a, "task");
-        if (cJSON_IsNumber(tk) && tk->valueint == k) cJSON_AddItemToArray(parts, cJSON_Duplicate(a, 1));
+    for (int i = 0; i < p->status.nassigned; i++) {
+        const sup_part *a = &p->status.assigned[i];
+        if (a->task != k) continue;
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "task", a->task);
+        cJSON_AddStringToObject(e, "topic", a->topic);
+        cJSON_AddNumberToObject(e, "partition", a->partition);
+        cJSON_AddItemToArray(parts, e);
     }
     return t;
 }
 
-static int ntasks_shown(const sup_pipeline *p, const cJSON *st)
+static int ntasks_shown(const sup_pipeline *p)
 {
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(st, "tasks");
-    return p->state == SUP_RUNNING && cJSON_IsNumber(n) && !p->restart_pending ? n->valueint : p->tasks;
+    return p->state == SUP_RUNNING && p->status.tasks >= 0 && !p->restart_pending ? p->status.tasks : p->tasks;
 }
+
+/* The child reported FAILED: it is on its way out. */
+static int child_failed(const sup_pipeline *p) { return p->status.state && !strcmp(p->status.state, "FAILED"); }
 
 static cJSON *status_json(const sup_pipeline *p, int show_trace)
 {
-    cJSON *st = parse_status(p);
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "name", p->name);
     cJSON *c = cJSON_AddObjectToObject(j, "connector");
     const char *state = sup_state_name(p);
     /* A child that reported FAILED is on its way out: show it failed until it is restarted. */
-    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(st, "state");
-    if (p->state == SUP_RUNNING && !p->restart_pending && cJSON_IsString(cs) && !strcmp(cs->valuestring, "FAILED"))
-        state = "FAILED";
+    if (p->state == SUP_RUNNING && !p->restart_pending && child_failed(p)) state = "FAILED";
     cJSON_AddStringToObject(c, "state", state);
     cJSON_AddStringToObject(c, "worker_id", sup_worker_id());
     if (show_trace && (!strcmp(state, "FAILED") || !strcmp(state, "RESTARTING"))) {
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, "error");
         if (p->trace) cJSON_AddStringToObject(c, "trace", p->trace);
-        else if (cJSON_IsString(e)) cJSON_AddStringToObject(c, "trace", e->valuestring);
+        else if (p->status.error) cJSON_AddStringToObject(c, "trace", p->status.error);
     }
     cJSON *tasks = cJSON_AddArrayToObject(j, "tasks");
-    int nt = ntasks_shown(p, st);
-    for (int k = 0; k < nt; k++) cJSON_AddItemToArray(tasks, task_status(p, st, k, show_trace));
+    int nt = ntasks_shown(p);
+    for (int k = 0; k < nt; k++) cJSON_AddItemToArray(tasks, task_status(p, k, show_trace));
     cJSON_AddStringToObject(j, "type", connector_type(p));
     /* sluice's additions */
     cJSON_AddNumberToObject(j, "pid", p->pid);
@@ -258,22 +252,21 @@ static cJSON *status_json(const sup_pipeline *p, int show_trace)
         cJSON_AddItemToObject(j, "lag", cJSON_Parse(lag));
         free(lag);
     }
-    const cJSON *stages = cJSON_GetObjectItemCaseSensitive(st, "stages");
-    if (stages) {
+    if (p->status.valid) {
         cJSON *out = cJSON_AddArrayToObject(j, "stages");
-        const cJSON *s;
-        cJSON_ArrayForEach(s, stages)
-        {
+        for (size_t i = 0; i < p->status.nstages; i++) {
+            const sup_stage_stat *x = &p->status.stages[i];
             cJSON *o = cJSON_CreateObject();
-            static const char *const keys[] = {"name", "use", "in", "out", "rejected", "dropped", "retries"};
-            for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-                const cJSON *v = cJSON_GetObjectItemCaseSensitive(s, keys[i]);
-                if (v) cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1));
-            }
+            cJSON_AddStringToObject(o, "name", x->name);
+            cJSON_AddStringToObject(o, "use", x->use);
+            cJSON_AddNumberToObject(o, "in", x->in);
+            cJSON_AddNumberToObject(o, "out", x->out);
+            cJSON_AddNumberToObject(o, "rejected", x->rejected);
+            cJSON_AddNumberToObject(o, "dropped", x->dropped);
+            cJSON_AddNumberToObject(o, "retries", x->retries);
             cJSON_AddItemToArray(out, o);
         }
     }
-    cJSON_Delete(st);
     return j;
 }
 
@@ -352,37 +345,30 @@ static void list_connectors(const http_req *q, http_resp *r)
 
 static void offsets_json(const sup_pipeline *p, http_resp *r)
 {
-    cJSON *st = parse_status(p);
     cJSON *out = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(out, "offsets");
-    const cJSON *o;
-    const cJSON *offsets = cJSON_GetObjectItemCaseSensitive(st, "offsets"); /* NULL-safe */
-    cJSON_ArrayForEach(o, offsets)
-    {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "topic"), *pa = cJSON_GetObjectItemCaseSensitive(o, "partition"),
-                    *off = cJSON_GetObjectItemCaseSensitive(o, "offset");
-        if (!cJSON_IsString(t) || !cJSON_IsNumber(pa) || !cJSON_IsNumber(off)) continue;
+    for (size_t k = 0; k < p->status.noffsets; k++) {
+        const sup_part *o = &p->status.offsets[k];
         /* A partition may appear under two tasks after a rebalance: keep the furthest. */
         cJSON *e, *found = NULL;
         cJSON_ArrayForEach(e, arr)
         {
             cJSON *ep = cJSON_GetObjectItemCaseSensitive(e, "partition");
-            if (!strcmp(cJSON_GetObjectItemCaseSensitive(ep, "topic")->valuestring, t->valuestring) &&
-                cJSON_GetObjectItemCaseSensitive(ep, "partition")->valueint == pa->valueint)
+            if (!strcmp(cJSON_GetObjectItemCaseSensitive(ep, "topic")->valuestring, o->topic) &&
+                cJSON_GetObjectItemCaseSensitive(ep, "partition")->valueint == o->partition)
                 found = e;
         }
         if (found) {
             cJSON *fo = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(found, "offset"), "offset");
-            if (off->valuedouble > fo->valuedouble) cJSON_SetNumberValue(fo, off->valuedouble);
+            if ((double)o->offset > fo->valuedouble) cJSON_SetNumberValue(fo, (double)o->offset);
             continue;
         }
         cJSON *e2 = cJSON_CreateObject();
         cJSON *part = cJSON_AddObjectToObject(e2, "partition");
-        cJSON_AddStringToObject(part, "topic", t->valuestring);
-        cJSON_AddNumberToObject(part, "partition", pa->valueint);
-        cJSON_AddNumberToObject(cJSON_AddObjectToObject(e2, "offset"), "offset", off->valuedouble);
+        cJSON_AddStringToObject(part, "topic", o->topic);
+        cJSON_AddNumberToObject(part, "partition", o->partition);
+        cJSON_AddNumberToObject(cJSON_AddObjectToObject(e2, "offset"), "offset", (double)o->offset);
         cJSON_AddItemToArray(arr, e2);
     }
-    cJSON_Delete(st);
     json_reply(r, 200, out);
 }
 
@@ -394,12 +380,7 @@ static int query_true(const http_req *q, const char *name)
 
 static int is_failed(const sup_pipeline *p)
 {
-    cJSON *st = parse_status(p);
-    const cJSON *cs = cJSON_GetObjectItemCaseSensitive(st, "state");
-    int failed = p->state == SUP_FAILED || p->state == SUP_WAITING ||
-                 (cJSON_IsString(cs) && !strcmp(cs->valuestring, "FAILED"));
-    cJSON_Delete(st);
-    return failed;
+    return p->state == SUP_FAILED || p->state == SUP_WAITING || child_failed(p);
 }
 
 /* /connectors/{name}[/rest...] */
@@ -505,9 +486,7 @@ static void connector_route(const http_req *q, http_resp *r, const char *name, c
                 error(r, 405, "method %s not allowed", m);
                 return;
             }
-            cJSON *st = parse_status(p);
-            json_reply(r, 200, task_status(p, st, (int)id, auth_has_token(q)));
-            cJSON_Delete(st);
+            json_reply(r, 200, task_status(p, (int)id, auth_has_token(q)));
             return;
         }
         if (!is_post) {
@@ -748,7 +727,7 @@ static void health(http_resp *r)
     else
         for (size_t i = 0; i < sup_count(); i++) {
             const sup_pipeline *p = sup_at(i);
-            if (p->state == SUP_RUNNING && !p->restarts && !p->last_status) {
+            if (p->state == SUP_RUNNING && !p->restarts && !p->status.valid) {
                 status = "starting", msg = "Worker is still starting up.";
                 break;
             }

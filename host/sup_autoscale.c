@@ -1,32 +1,23 @@
 /* sup_autoscale.c — the task count of a pipeline with tasks: {min, max}, moved by consumer lag
  * and throughput (supervisor thread only). */
-#include <cjson/cJSON.h>
 #include <string.h>
 
 #include "lag.h"
 #include "log.h"
 #include "supervisor.h"
 
-/* Source records emitted so far by the running child (stage 0's "out"). */
+/* Source records emitted so far by the running child (stage 0's "out"); -1 if unknown. */
 static long long source_out(const sup_pipeline *p)
 {
-    cJSON *st = p->last_status && !p->status_folded ? cJSON_Parse(p->last_status) : NULL;
-    const cJSON *stages = st ? cJSON_GetObjectItemCaseSensitive(st, "stages") : NULL;
-    const cJSON *out = stages ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(stages, 0), "out") : NULL;
-    long long v = cJSON_IsNumber(out) ? (long long)out->valuedouble : -1;
-    cJSON_Delete(st);
-    return v;
+    const sup_status *st = &p->status;
+    return st->valid && !p->status_folded && st->nstages ? (long long)st->stages[0].out : -1;
 }
 
 /* Partitions the running child's tasks own now (status "assigned"); -1 if it does not say. The
  * lag watcher sees the whole group's partitions, but another host may own most of them. */
 static int owned_partitions(const sup_pipeline *p)
 {
-    cJSON *st = p->last_status && !p->status_folded ? cJSON_Parse(p->last_status) : NULL;
-    const cJSON *a = st ? cJSON_GetObjectItemCaseSensitive(st, "assigned") : NULL;
-    int n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
-    cJSON_Delete(st);
-    return n;
+    return p->status.valid && !p->status_folded ? p->status.nassigned : -1;
 }
 
 /* Once per interval: sample total lag and throughput per task; add a task when lag has grown

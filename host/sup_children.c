@@ -15,21 +15,6 @@
 
 extern char **environ;
 
-/* The "error" field of a status line, if any (malloc'd). */
-static char *status_error(const char *status)
-{
-    const char *e = status ? strstr(status, "\"error\":\"") : NULL;
-    if (!e) return NULL;
-    e += 9;
-    sl_buf b = {0};
-    for (; *e && *e != '"'; e++) {
-        if (*e == '\\' && e[1]) e++;
-        buf_put(&b, e, 1);
-    }
-    buf_cstr(&b);
-    return b.data;
-}
-
 /* The child's environment: ours with the supervisor's settings on top (prepared in the parent,
  * so nothing runs between the spawn and the exec). */
 typedef struct env_set {
@@ -190,8 +175,8 @@ void sup_read_status(sup_pipeline *p)
         char *nl;
         while ((nl = memchr(p->line.data, '\n', p->line.len))) {
             *nl = 0;
-            sup_set_str(&p->last_status, p->line.data);
-            p->status_folded = 0;
+            if (sup_status_parse(p->line.data, &p->status) == 0) p->status_folded = 0;
+            else log_warn("pipeline %s: unreadable status line ignored", p->name);
             size_t used = (size_t)(nl - p->line.data) + 1;
             memmove(p->line.data, nl + 1, p->line.len - used);
             p->line.len -= used;
@@ -217,15 +202,14 @@ void sup_reaped(sup_pipeline *p, int status)
     p->ctl_fd = -1;
     p->pid = 0;
     /* Counters restart with every child: keep what this one counted. */
-    if (p->last_status && !p->status_folded) {
-        metrics_from_status(p->last_status, &p->base);
+    if (p->status.valid && !p->status_folded) {
+        metrics_merge(&p->base, &p->status.counters);
         p->status_folded = 1;
     }
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     p->last_exit = code;
-    char *why = status_error(p->last_status);
+    const char *why = p->status.error;
     if (p->deleting) {
-        free(why);
         sup_remove_pipeline(p);
         return;
     }
@@ -234,14 +218,12 @@ void sup_reaped(sup_pipeline *p, int status)
         p->state = SUP_WAITING;
         p->next_start_ms = 0;
         p->restarts++;
-        free(why);
         return;
     }
     p->restart_pending = 0;
     if (p->state == SUP_STOPPED || sup.stopping || code == 0) {
         if (p->state != SUP_STOPPED) p->state = SUP_FINISHED;
         log_info("pipeline %s %s (exit %d)", p->name, sup.stopping || p->state == SUP_STOPPED ? "stopped" : "finished", code);
-        free(why);
         return;
     }
     char trace[1024];
@@ -250,7 +232,6 @@ void sup_reaped(sup_pipeline *p, int status)
         snprintf(trace, sizeof trace, "configuration error (exit 2): %s", why ? why : "see the log");
         sup_set_str(&p->trace, trace);
         log_error("pipeline %s failed with a configuration error (exit 2); not restarting", p->name);
-        free(why);
         return;
     }
     long long now = sl_monotonic_ms();
@@ -274,7 +255,6 @@ void sup_reaped(sup_pipeline *p, int status)
         log_warn("pipeline %s exited with code %d; restart %d in %lld ms", p->name, code, p->backoff_level, backoff);
     }
     sup_set_str(&p->trace, trace);
-    free(why);
 }
 
 void sup_request_restart(sup_pipeline *p)

@@ -52,7 +52,7 @@ static void sup_pipeline_free(sup_pipeline *p)
     free(p->name);
     free(p->file);
     free(p->def);
-    free(p->last_status);
+    sup_status_free(&p->status);
     free(p->trace);
     free(p->reload_error);
     buf_free(&p->line);
