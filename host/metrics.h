@@ -21,6 +21,7 @@ typedef struct sl_series {
 typedef struct sl_metrics {
     sl_series *v;
     size_t n, cap;
+    struct sl_series_idx *index; /* series text -> position in v (a scrape adds thousands) */
 } sl_metrics;
 
 /** Adds v to the series (created at the end when new). */
