@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "supervisor.h"
 #include "yamltree.h"
 
 typedef struct part_lag {
@@ -58,7 +57,7 @@ static void watch_free(watch *w)
 }
 
 /* Fills brokers/topics/group from a pipeline definition whose source is kafka-source. */
-static int parse_def(watch *w, const sup_pipeline *p)
+static int parse_def(watch *w, const lag_pipeline *p)
 {
     char err[512];
     ytree *t = ytree_load_opts(p->file, p->def, p->untrusted ? YT_NO_ENV : 0, err, sizeof err);
@@ -182,12 +181,12 @@ static watch *find(const char *pipeline)
     return NULL;
 }
 
-void lag_update(sup_pipeline **ps, size_t n)
+void lag_update(const lag_pipeline *ps, size_t n)
 {
     pthread_mutex_lock(&lock);
     for (size_t i = 0; i < n; i++) {
-        sup_pipeline *p = ps[i];
-        if (p->deleting || !p->def) continue;
+        const lag_pipeline *p = &ps[i];
+        if (!p->def) continue;
         watch *w = find(p->name);
         if (w && !strcmp(w->def_seen, p->def)) continue;
         if (w) w->gone = 1; /* the definition changed: measure afresh */

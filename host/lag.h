@@ -12,11 +12,18 @@
 
 #include "metrics.h"
 
-struct sup_pipeline;
+/* What the lag watcher needs of a pipeline: its definition (the supervisor hands it over; lag
+ * knows nothing of the supervisor). */
+typedef struct lag_pipeline {
+    const char *name;
+    const char *file; /* for messages and relative paths */
+    const char *def;  /* the definition text that runs */
+    int untrusted;    /* written over REST: no ${VAR} expansion */
+} lag_pipeline;
 
-/** Tells the lag thread which pipelines to watch (started on first use). Cheap; called every
- *  supervisor loop. */
-void lag_update(struct sup_pipeline **p, size_t n);
+/** Tells the lag thread which pipelines to watch (started on first use); a pipeline left out
+ *  keeps its watch until lag_forget. Cheap; called every supervisor loop. */
+void lag_update(const lag_pipeline *p, size_t n);
 /** Total lag over the pipeline's partitions and their number; -1 when unknown (not Kafka-fed,
  *  or no answer from the brokers yet). */
 int lag_total(const char *pipeline, double *lag, int *partitions);

@@ -227,7 +227,13 @@ int supervisor_run(const sup_options *o)
             if (sup.p[i]->status_fd >= 0) sup_read_status(sup.p[i]);
         if (http) http_run(http);
         if (ino >= 0 && read_inotify(ino)) reload_at = sl_monotonic_ms() + RELOAD_DEBOUNCE_MS;
-        lag_update(sup.p, sup.n);
+        lag_pipeline *lp = xcalloc(sup.n ? sup.n : 1, sizeof *lp);
+        size_t nlp = 0;
+        for (size_t i = 0; i < sup.n; i++)
+            if (!sup.p[i]->deleting)
+                lp[nlp++] = (lag_pipeline){sup.p[i]->name, sup.p[i]->file, sup.p[i]->def, sup.p[i]->untrusted};
+        lag_update(lp, nlp);
+        free(lp);
 
         int status;
         pid_t pid;
