@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "auth.h"
-#include "lag.h"
 #include "rest_int.h"
 #include "supervisor.h"
 #include "yamltree.h"
@@ -116,10 +115,18 @@ static cJSON *status_json(const sup_pipeline *p, int show_trace)
     cJSON_AddNumberToObject(j, "tasks_max", p->tasks_max);
     cJSON_AddStringToObject(j, "file", p->file);
     if (p->reload_error) cJSON_AddStringToObject(j, "reload_error", p->reload_error);
-    char *lag = lag_json(p->name);
-    if (lag) {
-        cJSON_AddItemToObject(j, "lag", cJSON_Parse(lag));
-        free(lag);
+    if (p->status.valid && !p->status_folded && p->status.nlag > 0) {
+        cJSON *lag = cJSON_AddArrayToObject(j, "lag");
+        for (int k = 0; k < p->status.nlag; k++) {
+            const sup_lag *l = &p->status.lag[k];
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "topic", l->topic);
+            cJSON_AddNumberToObject(e, "partition", l->partition);
+            cJSON_AddNumberToObject(e, "lag", (double)l->lag);
+            cJSON_AddNumberToObject(e, "end", (double)l->end);
+            cJSON_AddNumberToObject(e, "committed", (double)l->committed);
+            cJSON_AddItemToArray(lag, e);
+        }
     }
     if (p->status.valid) {
         cJSON *out = cJSON_AddArrayToObject(j, "stages");

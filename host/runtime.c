@@ -143,6 +143,8 @@ static void task_free(task *t)
     free(t->committed);
     for (size_t i = 0; i < t->nowned; i++) free((char *)t->owned[i].topic);
     free(t->owned);
+    for (size_t i = 0; i < t->nends; i++) free((char *)t->ends[i].topic);
+    free(t->ends);
     pthread_mutex_destroy(&t->slock);
     for (size_t i = 0; i < t->nstages; i++) stage_teardown(&t->stages[i]);
     if (t->dlq) stage_teardown(t->dlq);

@@ -247,4 +247,5 @@ const sl_api sl_host_api = {
     .restore = api_restore,
     .json_set_bool = api_json_set_bool,
     .json_next = api_json_next,
+    .report_end_offsets = api_report_end_offsets,
 };

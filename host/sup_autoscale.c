@@ -2,7 +2,6 @@
  * and throughput (supervisor thread only). */
 #include <string.h>
 
-#include "lag.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -13,11 +12,23 @@ static long long source_out(const sup_pipeline *p)
     return st->valid && !p->status_folded && st->nstages ? (long long)st->stages[0].out : -1;
 }
 
-/* Partitions the running child's tasks own now (status "assigned"); -1 if it does not say. The
- * lag watcher sees the whole group's partitions, but another host may own most of them. */
+/* Partitions the running child's tasks own now (status "assigned"); -1 if it does not say. */
 static int owned_partitions(const sup_pipeline *p)
 {
     return p->status.valid && !p->status_folded ? p->status.nassigned : -1;
+}
+
+/* Total consumer lag over the running child's partitions (status "lag", from the source's
+ * api->report_end_offsets) and their number; -1 when unknown (not reported, or not yet). */
+static int lag_total(const sup_pipeline *p, double *lag, int *partitions)
+{
+    const sup_status *st = &p->status;
+    if (!st->valid || p->status_folded || st->nlag <= 0) return -1;
+    double t = 0;
+    for (int i = 0; i < st->nlag; i++) t += (double)st->lag[i].lag;
+    *lag = t;
+    *partitions = st->nlag;
+    return 0;
 }
 
 /* Once per interval: sample total lag and throughput per task; add a task when lag has grown
@@ -33,7 +44,7 @@ void sup_autoscale(sup_pipeline *p, long long now)
     if (now - p->scale_at_ms < interval) return;
     double lag;
     int partitions;
-    if (lag_total(p->name, &lag, &partitions) != 0) return;
+    if (lag_total(p, &lag, &partitions) != 0) return;
     long long in = source_out(p);
     double rate = p->last_in >= 0 && in >= p->last_in ? (double)(in - p->last_in) * 1000.0 / (double)(now - p->scale_at_ms) / p->tasks : 0;
     p->last_in = in;

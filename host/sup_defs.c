@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "config.h"
-#include "lag.h"
 #include "log.h"
 #include "sup_int.h"
 #include "yamltree.h"
@@ -68,7 +67,6 @@ void sup_remove_pipeline(sup_pipeline *p)
             sup.n--;
             break;
         }
-    lag_forget(p->name);
     log_info("pipeline %s removed", p->name);
     sup_pipeline_free(p);
 }

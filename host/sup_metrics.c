@@ -3,7 +3,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lag.h"
 #include "log.h"
 #include "supervisor.h"
 
@@ -39,7 +38,15 @@ void sup_pipeline_series(const sup_pipeline *p, sl_metrics *m)
     /* Counters: those of earlier children plus the running one's. */
     metrics_merge(m, &p->base);
     if (p->status.valid && !p->status_folded) metrics_merge(m, &p->status.counters);
-    lag_metrics(p->name, m);
+    /* Consumer lag, while a child runs and its source reports partition ends. */
+    for (int k = 0; p->status.valid && !p->status_folded && k < p->status.nlag; k++) {
+        const sup_lag *l = &p->status.lag[k];
+        s.len = 0;
+        buf_printf(&s, "sluice_consumer_lag{%s,topic=", buf_cstr(&lab));
+        metrics_label(&s, l->topic);
+        buf_printf(&s, ",partition=\"%d\"}", l->partition);
+        metrics_add(m, "sluice_consumer_lag", buf_cstr(&s), (double)l->lag);
+    }
     /* Committed offsets: the latest status knows them (also after the child exited). A gauge,
      * not a sum: after a rebalance two tasks may list the same partition, and the furthest
      * position is the one the group holds (as GET .../offsets answers). */

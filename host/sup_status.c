@@ -54,9 +54,11 @@ void sup_status_free(sup_status *s)
     free(s->stages);
     parts_free(s->offsets, s->noffsets);
     parts_free(s->assigned, s->nassigned > 0 ? (size_t)s->nassigned : 0);
+    for (int i = 0; i < s->nlag; i++) free(s->lag[i].topic);
+    free(s->lag);
     free(s->error);
     metrics_free(&s->counters);
-    *s = (sup_status){.tasks = -1, .nassigned = -1};
+    *s = (sup_status){.tasks = -1, .nassigned = -1, .nlag = -1};
 }
 
 int sup_status_parse(const char *line, sup_status *out)
@@ -66,7 +68,7 @@ int sup_status_parse(const char *line, sup_status *out)
         cJSON_Delete(st);
         return -1;
     }
-    sup_status s = {.valid = 1, .tasks = -1, .nassigned = -1};
+    sup_status s = {.valid = 1, .tasks = -1, .nassigned = -1, .nlag = -1};
     const char *v;
     if ((v = str_of(st, "state"))) s.state = xstrdup(v);
     if ((v = str_of(st, "error"))) s.error = xstrdup(v);
@@ -91,6 +93,17 @@ int sup_status_parse(const char *line, sup_status *out)
     s.noffsets = parts_of(cJSON_GetObjectItemCaseSensitive(st, "offsets"), &s.offsets);
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(st, "assigned");
     if (cJSON_IsArray(a)) s.nassigned = (int)parts_of(a, &s.assigned);
+    const cJSON *lag = cJSON_GetObjectItemCaseSensitive(st, "lag");
+    if (cJSON_IsArray(lag)) {
+        s.nlag = 0;
+        s.lag = cJSON_GetArraySize(lag) > 0 ? xcalloc((size_t)cJSON_GetArraySize(lag), sizeof *s.lag) : NULL;
+        cJSON_ArrayForEach(e, lag)
+        {
+            if (!(v = str_of(e, "topic"))) continue;
+            s.lag[s.nlag++] = (sup_lag){xstrdup(v), (int)num_of(e, "partition"), (long long)num_of(e, "end"),
+                                        (long long)num_of(e, "committed"), (long long)num_of(e, "lag")};
+        }
+    }
     metrics_from_status(st, &s.counters);
     cJSON_Delete(st);
     sup_status_free(out);

@@ -14,7 +14,6 @@
 #include <unistd.h>
 
 #include "http.h"
-#include "lag.h"
 #include "loader.h"
 #include "log.h"
 #include "rest.h"
@@ -227,13 +226,6 @@ int supervisor_run(const sup_options *o)
             if (sup.p[i]->status_fd >= 0) sup_read_status(sup.p[i]);
         if (http) http_run(http);
         if (ino >= 0 && read_inotify(ino)) reload_at = sl_monotonic_ms() + RELOAD_DEBOUNCE_MS;
-        lag_pipeline *lp = xcalloc(sup.n ? sup.n : 1, sizeof *lp);
-        size_t nlp = 0;
-        for (size_t i = 0; i < sup.n; i++)
-            if (!sup.p[i]->deleting)
-                lp[nlp++] = (lag_pipeline){sup.p[i]->name, sup.p[i]->file, sup.p[i]->def, sup.p[i]->untrusted};
-        lag_update(lp, nlp);
-        free(lp);
 
         int status;
         pid_t pid;
@@ -249,7 +241,6 @@ int supervisor_run(const sup_options *o)
         if (sup.p[i]->state == SUP_FAILED || (!sup.stopping && sup.p[i]->last_exit != 0))
             rc = rc == 2 || sup.p[i]->last_exit == 2 ? 2 : 1; /* a config error keeps its code */
     http_stop(http);
-    lag_stop();
     if (ino >= 0) close(ino);
     while (sup.n) sup_remove_pipeline(sup.p[sup.n - 1]);
     free(sup.p);

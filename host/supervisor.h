@@ -36,6 +36,15 @@ typedef struct sup_part {
     long long offset;
 } sup_part;
 
+/* Consumer lag of one partition the child's tasks own (status "lag"). */
+typedef struct sup_lag {
+    char *topic;
+    int partition;
+    long long end;       /* the source's report (api->report_end_offsets) */
+    long long committed; /* next offset to read after the last commit; -1 when none */
+    long long lag;
+} sup_lag;
+
 typedef struct sup_stage_stat {
     char *name, *use;
     double in, out, rejected, dropped, retries; /* summed over tasks */
@@ -54,6 +63,8 @@ typedef struct sup_status {
     size_t noffsets;
     sup_part *assigned;       /* partitions the tasks own now */
     int nassigned;            /* -1 when the line does not say */
+    sup_lag *lag;             /* per partition whose end the source reports */
+    int nlag;                 /* -1 when the line has no lag (an older child) */
     char *error;              /* the child's first error, or NULL */
     sl_metrics counters;      /* its cumulative series (metrics_from_status) */
 } sup_status;

@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 1             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 2             /* append-only additions: the host refuses newer minors */
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -358,6 +358,19 @@ typedef struct sl_api {
      *  container with json_at(c, 0) and then json_next is O(n); json_at(c, i) for every i is
      *  O(n^2) (the items are a list). */
     sl_json *(*json_next)(const sl_json *node);
+
+    /* -- ABI 1.2 -- */
+
+    /**
+     * Source: the end of each partition it reads now (Kafka's high watermark: the offset the
+     * next record written will get), so the host can report consumer lag (status, /metrics
+     * `sluice_consumer_lag`, autoscaling) without knowing the source. Each call replaces the
+     * task's previous report; call it from the task thread (poll) about once a second, with
+     * every partition the task owns whose end is known. Positions borrowed until return. A
+     * stage built for 1.2 that may run on an older host checks
+     * `api->struct_size >= offsetof(sl_api, report_end_offsets) + sizeof(void *)` first.
+     */
+    void (*report_end_offsets)(sl_ctx *ctx, const sl_position *ends, size_t n);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
@@ -419,7 +432,9 @@ typedef struct sl_stage_desc {
 
     /**
      * Source: persist/commit these positions (see sl_position.offset). Called from the task
-     * thread between polls, on an interval, on revoke and at shutdown. May be NULL.
+     * thread: on an interval between polls, at shutdown, and on revoke, which comes from
+     * inside the source's own poll (its rebalance callback calls api->partitions_revoked,
+     * which drains and commits before it returns). May be NULL.
      */
     sl_err (*commit)(void *self, sl_ctx *ctx, const sl_position *pos, size_t n);
 
