@@ -30,6 +30,7 @@ static void env_put(void *ctx, const char *name, const char *value)
         if (!strncmp(e->v[i], name, l) && e->v[i][l] == '=') {
             free(e->v[i]);
             e->v[i] = e->v[--e->n];
+            e->v[e->n] = NULL;
             break;
         }
     if (!value) return;
