@@ -24,7 +24,7 @@
  * that is an error log and the `offset_resets` counter, and the partition goes on at `start`.
  *
  * About once a second poll() hands the host each assigned partition's end (high watermark) with
- * api->report_end_offsets (ABI 1.3), from which it reports consumer lag. The ends come from
+ * api->report_end_offsets (ABI 1.4), from which it reports consumer lag. The ends come from
  * librdkafka's cache (updated by every fetch response): no broker round trip.
  */
 #include <sluice/stage.h>
@@ -427,7 +427,7 @@ static int64_t mono_ms(void)
 }
 
 /* Once a second: the end of every assigned partition whose end librdkafka knows, for the
- * host's consumer-lag figures. A host older than ABI 1.3 has no report_end_offsets. */
+ * host's consumer-lag figures. A host older than ABI 1.4 has no report_end_offsets. */
 static void report_ends(kc *s, sl_ctx *ctx)
 {
     const sl_api *api = s->api;
