@@ -243,14 +243,6 @@ int64_t ack_committed(ack_partition *p)
 
 long ack_pending(ack_tracker *t) { return atomic_load(&t->pending); }
 
-void ack_partition_reset(ack_partition *p)
-{
-    pthread_mutex_lock(&p->lock);
-    p->committed = -1;
-    p->moved = 0;
-    pthread_mutex_unlock(&p->lock);
-}
-
 long ack_partition_detach(ack_tracker *t, const char *topic, int32_t partition)
 {
     pthread_mutex_lock(&t->lock);

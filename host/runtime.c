@@ -94,7 +94,7 @@ static void *task_main(void *arg)
         }
         if (now - t->last_commit >= t->cfg->commit_interval_ms) commit(t);
     }
-    drain(t, t->failed ? 0 : DRAIN_TIMEOUT_MS);
+    drain(t, t->failed ? 0 : DRAIN_TIMEOUT_MS, SL_FLUSH_END);
     if (t->failed) atomic_store(&stop_requested, 1); /* one failed task stops the pipeline */
     json_arena = NULL;
     return NULL;

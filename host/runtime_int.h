@@ -198,9 +198,9 @@ void give_up(task *t, stage_inst *s, const sl_record *rec, sl_ack *ack, const ch
 int stopping(const task *t);
 int run_stage(task *t, stage_inst *s, recvec *in, recvec *out);
 int run_chain(task *t, size_t from, recvec *in);
-void flush_all(task *t, int final);
+void flush_all(task *t, int final); /* final: an SL_FLUSH_* reason */
 void commit(task *t);
-void drain(task *t, int64_t timeout_ms);
+void drain(task *t, int64_t timeout_ms, int why); /* why: SL_FLUSH_END or SL_FLUSH_REVOKE */
 void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n);
 void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n);
 void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n);

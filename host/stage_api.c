@@ -241,6 +241,14 @@ static const char *api_stage_name(sl_ctx *ctx) { return ctx->st->cfg->name; }
 static int api_task_index(sl_ctx *ctx) { return ctx->task->index; }
 static const char *api_config_dir(sl_ctx *ctx) { return ctx->task->cfg->dir; }
 
+static sl_err api_set_timestamp(sl_ctx *ctx, const sl_record *rec, int64_t ts)
+{
+    hrec *h = as_hrec(ctx->task, rec);
+    if (!h) return SL_EINVAL;
+    h->r.timestamp_ms = ts;
+    return SL_OK;
+}
+
 
 const sl_api sl_host_api = {
     .struct_size = sizeof(sl_api),
@@ -284,5 +292,6 @@ const sl_api sl_host_api = {
     .json_remove = api_json_remove,
     .json_set_json = api_json_set_json,
     .set_key = api_set_key,
+    .set_timestamp = api_set_timestamp,
     .report_end_offsets = api_report_end_offsets,
 };

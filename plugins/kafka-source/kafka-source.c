@@ -24,7 +24,7 @@
  * that is an error log and the `offset_resets` counter, and the partition goes on at `start`.
  *
  * About once a second poll() hands the host each assigned partition's end (high watermark) with
- * api->report_end_offsets (ABI 1.4), from which it reports consumer lag. The ends come from
+ * api->report_end_offsets (ABI 1.7), from which it reports consumer lag. The ends come from
  * librdkafka's cache (updated by every fetch response): no broker round trip.
  */
 #include <sluice/stage.h>
@@ -427,11 +427,11 @@ static int64_t mono_ms(void)
 }
 
 /* Once a second: the end of every assigned partition whose end librdkafka knows, for the
- * host's consumer-lag figures. A host older than ABI 1.4 has no report_end_offsets. */
+ * host's consumer-lag figures. A host older than ABI 1.7 has no report_end_offsets. */
 static void report_ends(kc *s, sl_ctx *ctx)
 {
     const sl_api *api = s->api;
-    if (api->struct_size < offsetof(sl_api, report_end_offsets) + sizeof(void *) || !api->report_end_offsets)
+    if (!SL_HAS(api, report_end_offsets))
         return;
     int64_t now = mono_ms();
     if (now - s->ends_at_ms < 1000)
@@ -557,24 +557,19 @@ static void kc_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ----------------------------------------------------- */
 
 static const sl_config_entry kc_config_table[] = {
-    {.key = "brokers", .type = SL_T_STRING, .flags = SL_CFG_REQUIRED,
-     .offset = offsetof(kc_config, brokers),
-     .description = "bootstrap servers, host:port[,host:port...]"},
-    {.key = "topics", .type = SL_T_LIST, .flags = SL_CFG_REQUIRED,
-     .offset = offsetof(kc_config, topics), .description = "topics to subscribe to"},
-    {.key = "group", .type = SL_T_STRING, .offset = offsetof(kc_config, group),
-     .description = "consumer group id; default: the pipeline name"},
-    {.key = "start", .type = SL_T_ENUM, .default_value = "earliest",
-     .choices = "earliest|latest", .offset = offsetof(kc_config, start),
-     .description = "where a partition without a committed offset starts"},
-    {.key = "rdkafka", .type = SL_T_MAP, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
-     .offset = offsetof(kc_config, rdkafka),
-     .description = "librdkafka consumer properties, passed through (they override ours; see docs/security.md for the keys refused)"},
-    {.key = "commit_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
-     .default_value = "10s", .min = 100, .max = 600000,
-     .offset = offsetof(kc_config, commit_timeout_ms),
-     .description = "how long to wait for committed offsets on assignment"},
-    {.key = NULL},
+    SL_CFG_STRING("brokers", kc_config, brokers, .flags = SL_CFG_REQUIRED,
+        .description = "bootstrap servers, host:port[,host:port...]"),
+    SL_CFG_LIST("topics", kc_config, topics, .flags = SL_CFG_REQUIRED,
+        .description = "topics to subscribe to"),
+    SL_CFG_STRING("group", kc_config, group, .description = "consumer group id; default: the pipeline name"),
+    SL_CFG_ENUM("start", kc_config, start, .default_value = "earliest", .choices = "earliest|latest",
+        .description = "where a partition without a committed offset starts"),
+    SL_CFG_MAP("rdkafka", kc_config, rdkafka, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
+        .description = "librdkafka consumer properties, passed through (they override ours; see docs/security.md for the keys refused)"),
+    SL_CFG_DURATION("commit_timeout", kc_config, commit_timeout_ms, .flags = SL_CFG_BOUNDED,
+        .default_value = "10s", .min = 100, .max = 600000,
+        .description = "how long to wait for committed offsets on assignment"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc kc_desc = {

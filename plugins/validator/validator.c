@@ -820,7 +820,7 @@ static sl_err v_process(void *self, sl_ctx *ctx, const sl_batch *batch)
     const sl_api *api = v->api;
     uint64_t invalid = 0;
     for (size_t i = 0; i < batch->n; i++) {
-        sl_record *rec = batch->recs[i];
+        const sl_record *rec = batch->recs[i];
         if (!validate(v, ctx, rec)) {
             invalid++;
             if (v->conf->on_invalid == 0)
@@ -832,8 +832,8 @@ static sl_err v_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         sl_err e = apply_mutations(v, ctx, rec);
         if (e != SL_OK)
             return e;
-        if (v->has_ts)
-            rec->timestamp_ms = v->ts_ms;
+        if (v->has_ts && (e = api->set_timestamp(ctx, rec, v->ts_ms)) != SL_OK)
+            return e;
         if ((e = api->emit(ctx, rec)) != SL_OK)
             return e;
     }
@@ -854,16 +854,37 @@ static void v_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ------------------------------------------------------- */
 
 static const sl_config_entry v_config[] = {
-    {.key = "schema", .type = SL_T_PATH, .flags = SL_CFG_REQUIRED, .offset = offsetof(vconf, schema),
-     .description = "schema YAML file; relative paths are relative to the pipeline file"},
-    {.key = "max_record_bytes", .type = SL_T_SIZE, .flags = SL_CFG_BOUNDED, .default_value = "64KiB",
-     .min = 16, .max = 1073741824.0, .offset = offsetof(vconf, max_record_bytes),
-     .description = "larger records are rejected"},
-    {.key = "on_invalid", .type = SL_T_ENUM, .default_value = "reject", .choices = "reject|drop",
-     .offset = offsetof(vconf, on_invalid),
-     .description = "reject: to the dead letter with the reason; drop: count and drop"},
-    {.key = NULL},
+    SL_CFG_PATH("schema", vconf, schema, .flags = SL_CFG_REQUIRED,
+        .description = "schema YAML file; relative paths are relative to the pipeline file"),
+    SL_CFG_SIZE("max_record_bytes", vconf, max_record_bytes, .flags = SL_CFG_BOUNDED,
+        .default_value = "64KiB", .min = 16, .max = 1073741824.0,
+        .description = "larger records are rejected"),
+    SL_CFG_ENUM("on_invalid", vconf, on_invalid, .default_value = "reject", .choices = "reject|drop",
+        .description = "reject: to the dead letter with the reason; drop: count and drop"),
+    SL_CFG_END,
 };
+
+/* Before start (`sluice validate`, REST, hot reload): the schema file must load. */
+static sl_err v_check(const void *config, sl_check *c)
+{
+    const vconf *conf = config;
+    if (conf->schema[0] != '/' && !c->config_dir)
+        return SL_OK; /* no pipeline file to resolve it against: init will tell */
+    char path[4096], err[8192];
+    if (conf->schema[0] == '/' || !*c->config_dir)
+        snprintf(path, sizeof path, "%s", conf->schema);
+    else
+        snprintf(path, sizeof path, "%s/%s", c->config_dir, conf->schema);
+    schema sc;
+    memset(&sc, 0, sizeof sc);
+    if (!schema_load(&sc, path, err, sizeof err)) {
+        snprintf(c->why, c->why_len, "schema: %s", err);
+        snprintf(c->where, c->where_len, "/schema");
+        return SL_ECONFIG;
+    }
+    schema_free(&sc);
+    return SL_OK;
+}
 
 static const sl_stage_desc v_desc = {
     SL_STAGE_DESC_INIT,
@@ -876,6 +897,7 @@ static const sl_stage_desc v_desc = {
     .init = v_init,
     .process = v_process,
     .close = v_close,
+    .check = v_check,
 };
 
 SL_STAGE_DEFINE(v_desc)

@@ -3,7 +3,9 @@
  * paused (counter polls_paused, logged at close). With `ignore_pause` it keeps emitting while
  * paused and ignores max = 0 (a source that hands over records anyway). With `rebalance` it
  * has partition 0 revoked and assigned again at its first poll while paused (a Kafka rebalance
- * while a stage retries). Commits are appended to `commit_file` ("OFFSET" lines). With
+ * while a stage retries). With `revoke_at` N it revokes and reassigns partition 0 once, after
+ * emitting record N (a rebalance with the chain running). Commits are appended to `commit_file`
+ * ("OFFSET" lines). With
  * `ends_behind` N >= 0 it owns partition 0 (assigned at its first poll), reports the partition's
  * end as count + 1 + N on every poll (api->report_end_offsets: N records it never reads) and
  * keeps running idle once its records are out. */
@@ -18,6 +20,7 @@ typedef struct ticker_config {
     int ignore_pause;
     int rebalance;
     char *commit_file;
+    int64_t revoke_at;
     int64_t ends_behind;
 } ticker_config;
 
@@ -26,6 +29,7 @@ typedef struct ticker {
     const ticker_config *cfg;
     int64_t next;
     int paused;
+    int revoked;
     uint64_t polls_paused;
 } ticker;
 
@@ -51,7 +55,7 @@ static sl_err tk_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
             sl_position assign = {"ticks", 0, -1};
             t->api->partitions_assigned(ctx, &assign, 1);
         }
-        if (t->api->struct_size >= offsetof(sl_api, report_end_offsets) + sizeof(void *))
+        if (SL_HAS(t->api, report_end_offsets))
             t->api->report_end_offsets(ctx, &end, 1);
     }
     if (t->paused && t->cfg->rebalance && !t->polls_paused) {
@@ -64,6 +68,12 @@ static sl_err tk_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         t->api->count(ctx, "polls_paused", 1);
         if (!t->cfg->ignore_pause) return SL_OK;
         max = 3;
+    }
+    if (t->cfg->revoke_at && !t->revoked && t->next > t->cfg->revoke_at) {
+        sl_position pos = {"ticks", 0, -1};
+        t->revoked = 1;
+        t->api->partitions_revoked(ctx, &pos, 1);
+        t->api->partitions_assigned(ctx, &pos, 1);
     }
     for (size_t i = 0; i < max && t->next <= t->cfg->count; i++, t->next++) {
         char v[32];
@@ -99,6 +109,7 @@ static const sl_config_entry tk_table[] = {
     {"ignore_pause", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(ticker_config, ignore_pause), "emit while paused"},
     {"rebalance", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(ticker_config, rebalance), "revoke and reassign partition 0 while paused"},
     {"commit_file", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(ticker_config, commit_file), "append committed offsets here"},
+    {"revoke_at", SL_T_INT, 0, "0", 0, 0, NULL, offsetof(ticker_config, revoke_at), "revoke and reassign partition 0 once after record N"},
     {"ends_behind", SL_T_INT, SL_CFG_BOUNDED, "-1", -1, 1000000, NULL, offsetof(ticker_config, ends_behind), "report the partition end this far past the last record (-1: no report)"},
     {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
 };
