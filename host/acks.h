@@ -27,7 +27,6 @@ typedef struct ack_tracker {
     size_t nparts;
     ack_partition **detached; /* revoked with tokens still out: freed at destroy */
     size_t ndetached;
-    atomic_long pending;   /* tokens not yet finished, over all partitions */
 } ack_tracker;
 
 void ack_tracker_init(ack_tracker *t);

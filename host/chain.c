@@ -87,7 +87,7 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
     if (!(s->d->flags & SL_STAGE_JSON_ONLY))
         for (size_t i = 0; i < in->n; i++) {
             hrec *h = (hrec *)in->v[i];
-            if (h->dirty) materialize(h);
+            if (h->dirty) materialize(t, h);
         }
     atomic_fetch_add_explicit(&s->in, in->n, memory_order_relaxed);
     sl_batch b = {(const sl_record *const *)in->v, in->n};

@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 7             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 8             /* append-only additions: the host refuses newer minors */
 
 /*
  * Every minor, what it added and the sizes of the two versioned structs (bytes on LP64):
@@ -66,7 +66,10 @@ extern "C" {
  *   1.4    168                    320             sl_stage_desc.check
  *   1.5    168                    328             api->set_timestamp; batch records are const
  *   1.6    168                    328             flush reason SL_FLUSH_REVOKE (no struct grew)
- *   1.7    168                    336             api->report_end_offsets
+ *   1.7    168                    392             api->json_string_len, json_int64, json_print,
+ *                                                 json_key_init, json_get_key, json_key_is,
+ *                                                 json_key_hash, emit_borrowed
+ *   1.8    168                    400             api->report_end_offsets
  *
  * The host loads a stage of the same major and an older or equal minor. It reads a
  * descriptor field only when the stage's struct_size covers it (fields a stage's minor does
@@ -86,7 +89,8 @@ extern "C" {
     X(4, check, set_key)                                                                     \
     X(5, check, set_timestamp)                                                               \
     X(6, check, set_timestamp)                                                               \
-    X(7, check, report_end_offsets)
+    X(7, check, emit_borrowed)                                                               \
+    X(8, check, report_end_offsets)
 
 /** Bytes of `type` up to and including `field`: what a struct_size must cover to hold it. */
 #define SL_SIZE_TO(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
@@ -131,6 +135,14 @@ static inline const char *sl_strerror(int err)
 typedef struct sl_ctx sl_ctx;   /**< the host's handle of one stage instance; opaque */
 typedef struct sl_ack sl_ack;   /**< a reference on one or more source positions; opaque */
 typedef struct sl_json sl_json; /**< a node of a record's parsed JSON value; opaque */
+
+/** ABI 1.3: a member name prepared once (api->json_key_init) so lookups compare a hash and a
+ *  length per member instead of strings. `name` is borrowed: it must outlive the key. */
+typedef struct sl_json_key {
+    const char *name;
+    size_t len;
+    uint64_t hash;
+} sl_json_key;
 
 typedef struct sl_header {
     const char *name;  /**< NUL-terminated */
@@ -472,14 +484,44 @@ typedef struct sl_api {
     /** Set an input record's key (copied; len 0 clears it). */
     sl_err (*set_key)(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len);
 
-    /* ==== ABI 1.4 - 1.6 (helper A2, issue 15): test with SL_HAS before calling ========== */
+    /* -- ABI 1.4 - 1.6: test with SL_HAS before calling -- */
 
     /** ABI 1.5: set an input record's timestamp (ms since the epoch) before emitting it.
      *  SL_EINVAL when `rec` is not an input record of the current batch. */
     sl_err (*set_timestamp)(sl_ctx *ctx, const sl_record *rec, int64_t timestamp_ms);
-    /* ==== end of the ABI 1.4 - 1.6 block ============================================== */
 
-    /* -- ABI 1.7: consumer lag from the source -- */
+    /* -- ABI 1.7: JSON reads without the library showing through (issue 13). Nodes carry
+     *    their string lengths, exact integers and their keys' hashes from the parse. -- */
+
+    /** A string node's text (NUL-terminated; JSON strings here hold no NUL) and its length in
+     *  bytes in *len, else NULL. */
+    const char *(*json_string_len)(const sl_json *node, size_t *len);
+    /** A number node's value as an int64: SL_OK when it is an integer int64 holds exactly
+     *  (integers beyond 2^53 are read from their digits, not through a double); SL_EINVAL for
+     *  fractions, out-of-range values and non-numbers. */
+    sl_err (*json_int64)(const sl_json *node, int64_t *out);
+    /** The compact JSON text of `node` (any subtree), NUL-terminated, *len its length; borrowed
+     *  until the callback returns. NULL if it cannot be printed. */
+    const char *(*json_print)(sl_ctx *ctx, const sl_json *node, size_t *len);
+    /** Prepares `k` for `name` (borrowed: it must outlive k). Call once, at init. */
+    void (*json_key_init)(sl_json_key *k, const char *name);
+    /** Member `k` of an object node, NULL if absent: one hash compare per member. */
+    sl_json *(*json_get_key)(const sl_json *obj, const sl_json_key *k);
+    /** Is `node` an object member named `k`? */
+    int (*json_key_is)(const sl_json *node, const sl_json_key *k);
+    /** A member's key hash (equal to json_key_init's for the same name) and its length in
+     *  *len, for a stage's own table of expected names; 0 for a node that is not a member.
+     *  Not seeded: do not build tables that untrusted keys fill with it. */
+    uint64_t (*json_key_hash)(const sl_json *node, size_t *len);
+
+    /** ABI 1.7. Source only (from other kinds it is emit): like emit, but the host references the
+     *  record's key, value, header names and values and topic instead of copying them (the
+     *  header array itself is copied). The source keeps those bytes unchanged until its next
+     *  poll with max > 0 returns, or its close: the host is done with a poll's records before
+     *  it polls for more (a poll with max = 0, made while a stage retries, must not free them). */
+    sl_err (*emit_borrowed)(sl_ctx *ctx, const sl_record *rec);
+
+    /* -- ABI 1.8: consumer lag from the source -- */
 
     /**
      * Source: the end of each partition it reads now (Kafka's high watermark: the offset the
@@ -609,7 +651,7 @@ typedef struct sl_stage_desc {
      */
     sl_err (*on_finished)(void *self, sl_ctx *ctx, void *cookie, int rejected);
 
-    /* ==== ABI 1.4 - 1.6 (helper A2, issue 15) ========================================== */
+    /* -- ABI 1.4 - 1.6 -- */
 
     /**
      * ABI 1.4, optional: semantic checks of a config the table already accepted (nginx's
@@ -620,7 +662,6 @@ typedef struct sl_stage_desc {
      * ("/tables/events/tabel"), which the host turns into file:line:column.
      */
     sl_err (*check)(const void *config, sl_check *c);
-    /* ==== end of the ABI 1.4 - 1.6 block ============================================== */
 } sl_stage_desc;
 
 /** Fills the versioning header of a descriptor. */

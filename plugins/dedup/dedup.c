@@ -64,6 +64,8 @@ typedef struct dedup {
     int64_t last_log_ms;
     uint64_t *hashes; /* per batch: the key hash of each record (0: no key) */
     size_t cap_hashes;
+    sl_json_key keys[8]; /* the first key fields, prepared on first use (hash + length) */
+    bool keys_ready;
 } dedup;
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -191,13 +193,19 @@ static uint32_t to_seconds(int64_t ms)
 static uint64_t key_hash(dedup *d, const sl_json *root)
 {
     const sl_api *api = d->api;
+    const size_t nk = sizeof d->keys / sizeof d->keys[0];
+    if (!d->keys_ready) {
+        for (size_t i = 0; i < d->conf->key.n && i < nk; i++) api->json_key_init(&d->keys[i], d->conf->key.items[i]);
+        d->keys_ready = true;
+    }
     uint64_t h = 0x5EED;
     for (size_t i = 0; i < d->conf->key.n; i++) {
-        const sl_json *n = api->json_get(root, d->conf->key.items[i]);
+        const sl_json *n = i < nk ? api->json_get_key(root, &d->keys[i]) : api->json_get(root, d->conf->key.items[i]);
         switch (api->json_type(n)) {
         case SL_JSON_STRING: {
-            const char *s = api->json_string(n);
-            h = sl_hash_bytes(h + 's', s, strlen(s));
+            size_t len = 0;
+            const char *s = api->json_string_len(n, &len);
+            h = sl_hash_bytes(h + 's', s, len);
             break;
         }
         case SL_JSON_NUMBER:

@@ -24,7 +24,7 @@
  * that is an error log and the `offset_resets` counter, and the partition goes on at `start`.
  *
  * About once a second poll() hands the host each assigned partition's end (high watermark) with
- * api->report_end_offsets (ABI 1.7), from which it reports consumer lag. The ends come from
+ * api->report_end_offsets (ABI 1.8), from which it reports consumer lag. The ends come from
  * librdkafka's cache (updated by every fetch response): no broker round trip.
  */
 #include <sluice/stage.h>
@@ -61,6 +61,10 @@ typedef struct kc {
     int failed;       /* an assignment could not be set up: the next poll stops the pipeline */
     int cooperative;  /* the group's rebalance protocol is COOPERATIVE (incremental) */
     rd_kafka_topic_partition_list_t *started; /* eager: the last assignment, with start offsets */
+    /* Messages whose bytes the host references (api->emit_borrowed): destroyed when the next
+     * poll with max > 0 starts (the host is then done with them), or at close. */
+    rd_kafka_message_t **lent;
+    size_t n_lent, cap_lent;
     int64_t ends_at_ms; /* when the partition ends were last reported (monotonic) */
 } kc;
 
@@ -337,7 +341,14 @@ static sl_err emit_message(kc *s, sl_ctx *ctx, const rd_kafka_message_t *m)
         }
         r.headers = s->hdrs;
     }
-    return s->api->emit(ctx, &r);
+    return s->api->emit_borrowed(ctx, &r);
+}
+
+static void return_lent(kc *s)
+{
+    for (size_t i = 0; i < s->n_lent; i++)
+        rd_kafka_message_destroy(s->lent[i]);
+    s->n_lent = 0;
 }
 
 /* The position of a partition is gone from the broker (auto.offset.reset=error fired): the
@@ -401,9 +412,22 @@ static sl_err handle_message(kc *s, sl_ctx *ctx, rd_kafka_message_t *m, size_t *
     if (s->failed) {
         ret = SL_FATAL; /* the assignment could not be set up: read nothing */
     } else if (!m->err) {
+        if (s->n_lent == s->cap_lent) {
+            size_t cap = s->cap_lent ? s->cap_lent * 2 : 1024;
+            rd_kafka_message_t **l = realloc(s->lent, cap * sizeof *l);
+            if (!l) {
+                rd_kafka_message_destroy(m);
+                return SL_ENOMEM;
+            }
+            s->lent = l;
+            s->cap_lent = cap;
+        }
         ret = emit_message(s, ctx, m);
-        if (ret == SL_OK)
+        if (ret == SL_OK) {
             (*n)++;
+            s->lent[s->n_lent++] = m; /* the host references its bytes until the next poll */
+            return ret;
+        }
     } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(s->rk, buf, sizeof(buf));
@@ -427,7 +451,7 @@ static int64_t mono_ms(void)
 }
 
 /* Once a second: the end of every assigned partition whose end librdkafka knows, for the
- * host's consumer-lag figures. A host older than ABI 1.7 has no report_end_offsets. */
+ * host's consumer-lag figures. A host older than ABI 1.8 has no report_end_offsets. */
 static void report_ends(kc *s, sl_ctx *ctx)
 {
     const sl_api *api = s->api;
@@ -462,6 +486,8 @@ static sl_err kc_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
     sl_err ret = SL_OK;
     if (s->failed)
         return SL_FATAL;
+    if (max > 0)
+        return_lent(s);
     /* Wait for the first message only; then take what is already fetched, in bulk (one
      * queue lock per batch instead of per message). Both serve the rebalance callback. */
     rd_kafka_message_t *first = rd_kafka_consumer_poll(s->rk, timeout_ms);
@@ -545,6 +571,8 @@ static void kc_close(void *self, sl_ctx *ctx)
     kc *s = self;
     /* The host committed at shutdown; leaving the group now hands the partitions over. */
     s->closing = 1;
+    return_lent(s);
+    free(s->lent);
     rd_kafka_queue_destroy(s->queue);
     rd_kafka_consumer_close(s->rk);
     rd_kafka_destroy(s->rk);

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Consumer lag comes from the source (api->report_end_offsets, ABI 1.7), not from the host
+# Consumer lag comes from the source (api->report_end_offsets, ABI 1.8), not from the host
 # knowing its config: a test source (ticker, no Kafka) that owns partition 0, emits records
 # 1..50 and reports the partition's end 7 records further shows lag 7 once its records are
 # committed, in the status and in /metrics.
