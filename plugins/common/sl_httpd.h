@@ -1,7 +1,7 @@
 /*
  * sl_httpd.h — what every libmicrohttpd server in sluice does the same way: collect a request
  * body up to a cap (answer 413 past it, after reading the rest) and check a bearer token.
- * Header-only and free of host symbols, so the host (host/http.c, host/auth.c), http-source
+ * Header-only and free of host symbols, so the host (host/control/http.c, auth.c), http-source
  * (listen.c) and sluice-gen (service.c) compile the same code.
  */
 #ifndef SL_HTTPD_H

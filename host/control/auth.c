@@ -7,7 +7,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "../plugins/common/sl_httpd.h"
+#include "../../plugins/common/sl_httpd.h"
 
 static struct {
     char *token;          /* NULL: --no-auth */

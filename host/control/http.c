@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../plugins/common/sl_httpd.h"
+#include "../../plugins/common/sl_httpd.h"
 #include "log.h"
 
 struct sl_http {
