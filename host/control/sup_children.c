@@ -12,6 +12,7 @@
 
 #include "log.h"
 #include "sup_int.h"
+#include "tap.h"
 
 extern char **environ;
 
@@ -156,6 +157,7 @@ void sup_start_child(sup_pipeline *p)
     p->nlag = 0;
     p->last_in = -1;
     if (p->paused && write(p->ctl_fd, "P", 1) != 1) log_warn("pipeline %s: cannot send pause", p->name);
+    tap_child_started(p); /* listeners of `sluice tap` outlive a restart */
     log_info("pipeline %s started (pid %d, %s, %d task%s%s)", p->name, (int)pid, p->file, p->tasks,
              p->tasks == 1 ? "" : "s", p->paused ? ", paused" : "");
 }
@@ -176,8 +178,13 @@ void sup_read_status(sup_pipeline *p)
         char *nl;
         while ((nl = memchr(p->line.data, '\n', p->line.len))) {
             *nl = 0;
-            if (sup_status_parse(p->line.data, &p->status) == 0) p->status_folded = 0;
-            else log_warn("pipeline %s: unreadable status line ignored", p->name);
+            if (tap_status_line(p, p->line.data)) {
+                /* a `sluice tap` sample: it shares the pipe */
+            } else if (sup_status_parse(p->line.data, &p->status) == 0) {
+                p->status_folded = 0;
+            } else {
+                log_warn("pipeline %s: unreadable status line ignored", p->name);
+            }
             size_t used = (size_t)(nl - p->line.data) + 1;
             memmove(p->line.data, nl + 1, p->line.len - used);
             p->line.len -= used;

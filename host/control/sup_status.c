@@ -58,6 +58,7 @@ void sup_status_free(sup_status *s)
     free(s->lag);
     free(s->error);
     metrics_free(&s->counters);
+    cJSON_Delete(s->json);
     *s = (sup_status){.tasks = -1, .nassigned = -1, .nlag = -1};
 }
 
@@ -105,7 +106,7 @@ int sup_status_parse(const char *line, sup_status *out)
         }
     }
     metrics_from_status(st, &s.counters);
-    cJSON_Delete(st);
+    s.json = st;
     sup_status_free(out);
     *out = s;
     return 0;

@@ -67,6 +67,7 @@ typedef struct sup_status {
     int nlag;                 /* -1 when the line has no lag (an older child) */
     char *error;              /* the child's first error, or NULL */
     sl_metrics counters;      /* its cumulative series (metrics_from_status) */
+    struct cJSON *json;       /* the whole line, parsed, for readers that need more (sse_live.c) */
 } sup_status;
 
 /** Parses one status line into *out (replacing what it held); -1 and *out untouched when the
