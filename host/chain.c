@@ -340,7 +340,7 @@ static void track_owned(task *t, const sl_position *parts, size_t n, int add)
         while (j < t->nowned && !(t->owned[j].partition == parts[i].partition && !strcmp(t->owned[j].topic, topic))) j++;
         if (add && j == t->nowned) {
             t->owned = xrealloc(t->owned, (j + 1) * sizeof *t->owned);
-            t->owned[t->nowned++] = (sl_position){xstrdup(topic), parts[i].partition, -1};
+            t->owned[t->nowned++] = (sl_position){xstrdup(topic), parts[i].partition, parts[i].offset};
         } else if (!add && j < t->nowned) {
             free((char *)t->owned[j].topic);
             t->owned[j] = t->owned[--t->nowned];

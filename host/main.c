@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -609,8 +611,22 @@ static int cmd_token(opts *o)
     return rc;
 }
 
+/* A pipeline process the supervisor started dies with it: an orphan would keep consuming, and a
+ * restarted supervisor would run a second copy. posix_spawn cannot set PR_SET_PDEATHSIG, so the
+ * child sets it first thing (SIGTERM: it drains and commits), then checks that its parent is
+ * still the supervisor that started it, which closes the window before prctl. */
+static void die_with_supervisor(void)
+{
+    const char *sp = getenv("SLUICE_SUPERVISOR_PID");
+    if (!sp) return;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != (pid_t)atol(sp)) _exit(1);
+    signal(SIGINT, SIG_IGN); /* Ctrl-C reaches the whole group; the supervisor relays SIGTERM */
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "__pipeline")) die_with_supervisor();
     sl_log_init();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -142,6 +142,8 @@ static void task_free(task *t)
     free(t->committed);
     for (size_t i = 0; i < t->nowned; i++) free((char *)t->owned[i].topic);
     free(t->owned);
+    for (size_t i = 0; i < t->nends; i++) free((char *)t->ends[i].topic);
+    free(t->ends);
     pthread_mutex_destroy(&t->slock);
     /* Closing stages finish watched records: nobody hears of them any more. */
     pthread_mutex_lock(&t->nlock);

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "auth.h"
-#include "lag.h"
 #include "sse.h"
 #include "sse_kpi.h"
 #include "supervisor.h"
@@ -93,7 +92,7 @@ static void add_p99(cJSON *o, const cJSON *le, const cJSON *now, const cJSON *be
 static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON *st = p->last_status ? cJSON_Parse(p->last_status) : NULL;
+    const cJSON *st = p->status.json; /* the latest status line, parsed when it arrived */
     const char *state = sup_state_name(p);
     const cJSON *cs = cJSON_GetObjectItemCaseSensitive(st, "state");
     if (p->state == SUP_RUNNING && !p->restart_pending && cJSON_IsString(cs) && !strcmp(cs->valuestring, "FAILED"))
@@ -108,15 +107,10 @@ static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
         if (p->trace) cJSON_AddStringToObject(j, "trace", p->trace);
         else if (cJSON_IsString(e)) cJSON_AddStringToObject(j, "trace", e->valuestring);
     }
-    char *lag = lag_json(p->name);
-    cJSON *lj = lag ? cJSON_Parse(lag) : NULL;
-    free(lag);
-    if (lj) {
+    if (p->status.valid && !p->status_folded && p->status.nlag > 0) {
         double total = 0;
-        const cJSON *x;
-        cJSON_ArrayForEach(x, lj) total += num(x, "lag");
+        for (int x = 0; x < p->status.nlag; x++) total += (double)p->status.lag[x].lag;
         cJSON_AddNumberToObject(j, "lag", total);
-        cJSON_Delete(lj);
     } else {
         cJSON_AddNullToObject(j, "lag");
     }
@@ -176,7 +170,6 @@ static cJSON *pipeline_json(sup_pipeline *p, long long now, int traces)
     pv->stages[pv->n] = stages ? cJSON_Duplicate(stages, 1) : cJSON_CreateArray();
     pv->pid[pv->n] = p->pid;
     pv->ms[pv->n++] = now;
-    cJSON_Delete(st);
     return j;
 }
 
