@@ -48,6 +48,18 @@ Y
 timeout 60 "$SLUICE" __pipeline one.yaml 2>log1.txt || { cat log1.txt; fail "watch-one failed"; }
 assert_eq "$(grep -c REFUSE one-dlq.ndjson)" 60 "the 60 refused events are in the dead letter"
 assert_eq "$(kpi_sum one-out.ndjson 1m)" 540 "one window-kpi counts only the 540 events the sink kept"
+# The drain (close_on_end) waits for the pending inputs, then closes every window once: each of
+# the 10 windows has exactly one final record, revision 0, holding all its kept events.
+assert_eq "$(python3 - one-out.ndjson <<'P2'
+import json, sys
+finals = {}
+for line in open(sys.argv[1]):
+    v = json.loads(line)
+    if v.get("window") == "1m" and v["final"]:
+        finals.setdefault(v["window_start"], []).append((v["revision"], v["events"]))
+print(len(finals), sorted(set(tuple(f) for f in finals.values())))
+P2
+)" "10 [((0, 54),)]" "every window closes once (revision 0, 54 kept events), none re-opened"
 
 # 2. Two watchers in a row; the second counts on window_start (present in events and in the
 #    first stage's KPI records alike), in 15m windows so their records are told apart.
