@@ -4,7 +4,8 @@
 #  1. one window-kpi: its KPIs count exactly the events the sink kept;
 #  2. two window-kpi stages in a row (both watch the same record: the second re-anchors the
 #     first's watched token): a refusal of the sink must still reach the FIRST stage's
-#     on_finished as "rejected", so its KPIs also leave the refused events out.
+#     on_finished as "rejected", so its KPIs also leave the refused events out;
+#  3. a later transform rejects the watched record (after failing with RETRY first).
 . "$SLUICE_SOURCE_DIR/tests/lib/testlib.sh"
 cd "$T"
 export SLUICE_PLUGIN_PATH="$TEST_STAGES:${SLUICE_PLUGIN_PATH:-}"
@@ -77,4 +78,19 @@ timeout 60 "$SLUICE" __pipeline two.yaml 2>log2.txt || { cat log2.txt; fail "wat
 assert_eq "$(grep -c REFUSE two-dlq.ndjson)" 60 "the 60 refused events are in the dead letter"
 assert_eq "$(kpi_sum two-out.ndjson 1m)" 540 \
     "the first of two window-kpi stages hears of the sink's refusals too (counts 540, not 600)"
+# 3. A later transform rejects the watched record (in calls that first fail with RETRY three
+#    times: the rejects of a failed call are taken back, so each is decided, and heard, once).
+cat > three.yaml <<'Y'
+pipeline: watch-three
+commit_interval: 20ms
+dead_letter: {use: file-sink, with: {path: three-dlq.ndjson}}
+stages:
+  - {name: in, use: file-source, with: {path: in.ndjson, offset_file: three.offset}}
+  - {name: kpi, use: window-kpi, with: {windows: [1m], emit_interval: 1h, close_on_end: true}}
+  - {name: later, use: chaos, with: {reject_on: REFUSE, fail_times: 3}}
+  - {name: out, use: file-sink, with: {path: three-out.ndjson}}
+Y
+timeout 60 "$SLUICE" __pipeline three.yaml 2>log3.txt || { cat log3.txt; fail "watch-three failed"; }
+assert_eq "$(grep -c REFUSE three-dlq.ndjson)" 60 "the 60 events the later stage rejected are in the dead letter, once"
+assert_eq "$(kpi_sum three-out.ndjson 1m)" 540 "window-kpi leaves out the events a later transform rejected"
 echo "$CHECKS checks passed"
