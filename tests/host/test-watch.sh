@@ -5,7 +5,8 @@
 #  2. two window-kpi stages in a row (both watch the same record: the second re-anchors the
 #     first's watched token): a refusal of the sink must still reach the FIRST stage's
 #     on_finished as "rejected", so its KPIs also leave the refused events out;
-#  3. a later transform rejects the watched record (after failing with RETRY first).
+#  3. a later transform rejects the watched record (after failing with RETRY first);
+#  4. watch, then RETRY, stops the pipeline as a hold does.
 . "$SLUICE_SOURCE_DIR/tests/lib/testlib.sh"
 cd "$T"
 export SLUICE_PLUGIN_PATH="$TEST_STAGES:${SLUICE_PLUGIN_PATH:-}"
@@ -93,4 +94,19 @@ Y
 timeout 60 "$SLUICE" __pipeline three.yaml 2>log3.txt || { cat log3.txt; fail "watch-three failed"; }
 assert_eq "$(grep -c REFUSE three-dlq.ndjson)" 60 "the 60 events the later stage rejected are in the dead letter, once"
 assert_eq "$(kpi_sum three-out.ndjson 1m)" 540 "window-kpi leaves out the events a later transform rejected"
+# 4. A stage that watches and then returns RETRY: like a hold, the host stops the pipeline (a
+#    retry could finish the record twice) and commits nothing.
+cat > four.yaml <<'Y'
+pipeline: watch-four
+batch_size: 100
+stages:
+  - {name: in, use: file-source, with: {path: in.ndjson, offset_file: four.offset}}
+  - {name: flaky, use: chaos, with: {fail_times: 1, watch_before_fail: true}}
+  - {name: out, use: file-sink, with: {path: four-out.ndjson}}
+Y
+rc=0; timeout 60 "$SLUICE" __pipeline four.yaml 2>log4.txt || rc=$?
+[ "$rc" -ne 0 ] || { cat log4.txt; fail "watch + RETRY must stop the pipeline"; }
+assert_contains "$(cat log4.txt)" "held 1 input records and then returned RETRY" "watch + RETRY is refused with a clear error"
+[ ! -s four.offset ] || [ "$(cat four.offset)" = 0 ] || fail "watch + RETRY committed $(cat four.offset)"
+ok "watch + RETRY commits nothing"
 echo "$CHECKS checks passed"
