@@ -4,7 +4,10 @@
 # rows buffered in pg-sink and 5 inputs pending in window-kpi. On revoke window-kpi drops the
 # partition (its pending inputs are orphaned) and pg-sink drops the unwritten rows, never
 # acknowledging them. Then: no KPI row counts an event that was never written, and the process
-# ends cleanly (under ASan: no use after free of an orphan, no leak). Slow: a 30 s drain.
+# ends cleanly. Slow: a 30 s drain.
+# Open (2026-11-29): in the ASan build this fails — the 5 rows pg-sink never releases keep their
+# watched ack groups (api->watch) alive, LeakSanitizer aborts the pipeline at exit, the
+# supervisor restarts it and the rerun writes the rows. Release-build semantics hold.
 . "$(dirname "$0")/pglib.sh"
 
 wait_long() { local i; for i in $(seq 1 900); do "$@" && return 0; sleep 0.1; done; fail "timed out: $*"; }
