@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "sse.h"
 
 struct sl_http {
     struct MHD_Daemon *d;
@@ -52,7 +53,9 @@ static void *job_main(void *p)
 static enum MHD_Result queue(struct MHD_Connection *c, http_resp *r)
 {
     struct MHD_Response *m;
-    if (r->file_fd >= 0) {
+    if (r->stream) {
+        m = sse_mhd_response(r->stream, c);
+    } else if (r->file_fd >= 0) {
         m = MHD_create_response_from_fd64((uint64_t)r->file_size, r->file_fd);
     } else {
         size_t len = r->body.len;
@@ -243,11 +246,16 @@ int http_timeout_ms(const sl_http *h)
     return t > 1000 ? 1000 : (int)t;
 }
 
-void http_run(sl_http *h) { MHD_run(h->d); }
+void http_run(sl_http *h)
+{
+    sse_tick(); /* event streams: pings, periodic publishers; may resume connections */
+    MHD_run(h->d);
+}
 
 void http_stop(sl_http *h)
 {
     if (!h) return;
+    sse_shutdown(); /* event streams are suspended most of the time */
     /* Suspended connections must be resumed before MHD stops: let running jobs finish (the
      * dashboard's queries are bounded by their statement timeout). */
     for (int i = 0; i < 3000 && atomic_load(&h->jobs) > 0; i++) {

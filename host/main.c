@@ -11,6 +11,7 @@
 
 #include "auth.h"
 #include "cfgpolicy.h"
+#include "cli.h"
 #include "config.h"
 #include "loader.h"
 #include "log.h"
@@ -32,6 +33,8 @@ static const char usage[] =
     "                  [--rest ADDR | --no-rest] [--no-auth] [--state-dir DIR] [--pipeline-dir DIR]\n"
     "                  [PIPELINE.yaml | DIR]...\n"
     "       sluice token [-c sluice.yaml] [--state-dir DIR]\n"
+    "       sluice tap PIPELINE [STAGE] [--limit N] [--rate R] [--dead-letter] [--json] [--rest ADDR]\n"
+    "       sluice top [--rest ADDR]\n"
     "       sluice validate [--plugin-path DIR]... FILE...\n"
     "       sluice plugins [--plugin-path DIR]... [--json]\n"
     "       sluice plugins describe NAME [--json]\n"
@@ -625,6 +628,8 @@ int main(int argc, char **argv)
     }
     exe[n] = 0;
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "tap")) return cmd_tap(argc - 1, argv + 1); /* host/tap_cli.c */
+    if (!strcmp(cmd, "top")) return cmd_top(argc - 1, argv + 1); /* host/top.c */
     opts o = {0};
     if (parse_opts(argc - 1, argv + 1, &o)) return SL_EXIT_CONFIG;
     int rc;

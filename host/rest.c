@@ -15,7 +15,9 @@
 #include "lag.h"
 #include "loader.h"
 #include "log.h"
+#include "sse_live.h"
 #include "supervisor.h"
+#include "tap.h"
 #include "web.h"
 #include "yamltree.h"
 
@@ -790,6 +792,7 @@ static void route(const http_req *q, http_resp *r)
 {
     const char *path = q->path;
     if (!auth_check(q, r)) return;
+    if (tap_route(q, r) || live_route(q, r)) return; /* event streams: host/tap.c, host/sse_live.c */
     if (!strcmp(path, "/health")) {
         if (strcmp(q->method, "GET")) error(r, 405, "use GET");
         else health(r);

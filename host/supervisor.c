@@ -22,6 +22,7 @@
 #include "loader.h"
 #include "log.h"
 #include "rest.h"
+#include "tap.h"
 #include "yamltree.h"
 
 #define BACKOFF_MIN_MS 500
@@ -214,6 +215,7 @@ static void start_child(sup_pipeline *p)
     p->nlag = 0;
     p->last_in = -1;
     if (p->paused && write(p->ctl_fd, "P", 1) != 1) log_warn("pipeline %s: cannot send pause", p->name);
+    tap_child_started(p); /* listeners of `sluice tap` outlive a restart */
     log_info("pipeline %s started (pid %d, %s, %d task%s%s)", p->name, (int)pid, p->file, p->tasks,
              p->tasks == 1 ? "" : "s", p->paused ? ", paused" : "");
 }
@@ -234,8 +236,10 @@ static void read_status(sup_pipeline *p)
         char *nl;
         while ((nl = memchr(p->line.data, '\n', p->line.len))) {
             *nl = 0;
-            set_str(&p->last_status, p->line.data);
-            p->status_folded = 0;
+            if (!tap_status_line(p, p->line.data)) { /* sluice tap samples share the pipe */
+                set_str(&p->last_status, p->line.data);
+                p->status_folded = 0;
+            }
             size_t used = (size_t)(nl - p->line.data) + 1;
             memmove(p->line.data, nl + 1, p->line.len - used);
             p->line.len -= used;
