@@ -1,0 +1,208 @@
+/* window.h — the general windowed-aggregation stage: types shared by its files.
+ *
+ *   spec.c    the YAML specs (windows, group_by, aggregates, derived columns) compiled at init
+ *   state.c   partitions, windows, groups; a record's contribution extracted and applied
+ *   emit.c    output rows (derived columns in exact rational arithmetic), emission cycles
+ *   window.c  the stage callbacks: process, flush, assign/revoke, restore; the config table
+ */
+#ifndef SL_WINDOW_H
+#define SL_WINDOW_H
+
+#include <sluice/stage.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define W_MAX_SIZES 16
+#define W_MAX_AGGS 64   /* a contribution's "present" bits fit one uint64_t */
+#define W_MAX_GROUP 8   /* group_by fields */
+#define W_MAX_PATHS 32  /* distinct JSON fields read per record */
+#define W_MAX_CONDS 32  /* distinct `where` conditions */
+#define W_KEY_MAX 256   /* bytes of a group key; longer ones are dead letters */
+
+typedef enum { WK_TUMBLING, WK_HOPPING } wkind;
+
+typedef enum { A_COUNT, A_SUM, A_MIN, A_MAX, A_AVG, A_FIRST, A_LAST, A_DISTINCT, A_DERIVED } aop;
+
+typedef struct wconf {
+    char *time_field;
+    sl_list windows;
+    sl_list group_by;
+    sl_map aggregates;
+    int64_t lateness_ms;
+    int64_t retention_ms;
+    int64_t emit_interval_ms;
+    int64_t idle_timeout_ms;
+    int64_t future_limit_ms;
+    int passthrough;
+    char *topic_prefix;
+    int close_on_end;
+    int apply_on; /* 0: process, 1: delivered */
+} wconf;
+
+/* A JSON path "a.b.c" split once at init. */
+typedef struct wpath {
+    char *text;
+    char *seg[8];
+    int n;
+} wpath;
+
+/* A condition (`where`): compiled at init, evaluated once per record whatever the number of
+ * aggregates sharing it. */
+typedef struct wcond wcond;
+wcond *wcond_compile(const char *text, char *err, size_t errlen);
+bool wcond_eval(const wcond *c, const sl_api *api, const sl_json *root);
+void wcond_free(wcond *c);
+
+/* Derived column: reverse Polish over constants and aggregate columns. */
+typedef struct dstep {
+    char op;    /* 'c' const, 'v' column, '+', '-', '*', '/', 'n' negate */
+    int col;    /* 'v': index of the aggregate */
+    __int128 num, den; /* 'c' */
+} dstep;
+
+typedef struct wagg {
+    char *name;
+    aop op;
+    int path;        /* index into paths, -1: none (count) */
+    int cond;        /* index into conds, -1: none */
+    int scale;       /* decimal digits kept (numbers as int64 minor units) */
+    bool fixed;      /* scale given: printed with exactly `scale` digits; else trimmed */
+    int64_t pow10;   /* 10^scale */
+    int exact;       /* distinct: exact up to this many values, then the sketch */
+    char *sketch;    /* distinct: column carrying the state (restore), NULL: none */
+    int slot;        /* first int64 slot in a group */
+    int nslots;
+    dstep *rpn;      /* derived */
+    int nrpn;
+    int decimals;    /* derived without scale: printed as a double with this many digits */
+} wagg;
+
+typedef struct wsize {
+    wkind kind;
+    int64_t size, slide;
+    char label[64];
+    char topic[160];
+} wsize;
+
+/* Distinct values of one aggregate in one group: exact hashes up to the bound, then HLL. */
+typedef struct wdist {
+    uint32_t n, cap; /* exact mode: values in tab (open addressing, 0 = empty slot) */
+    uint64_t floor;  /* a restored count without state: the estimate never goes below */
+    uint8_t *hll;    /* non-NULL: sketch mode */
+    uint64_t tab[];
+} wdist;
+
+typedef struct wgroup {
+    uint64_t hash;
+    uint32_t finals; /* final rows emitted: the next one's revision */
+    uint16_t keylen;
+    bool dirty;
+    char *key;       /* group key bytes (type-tagged values), for output and equality */
+    int64_t slots[]; /* aggregate state; distinct slots hold a wdist pointer */
+} wgroup;
+
+typedef struct win {
+    int64_t start;
+    uint8_t si;
+    bool closed, dirty, in_fix;
+    uint32_t n_groups, cap; /* open addressing over groups; cap 1 when group_by is empty */
+    wgroup **tab;
+} win;
+
+typedef struct series {
+    win **v; /* sorted by start; v[0..n_closed) are closed */
+    size_t n, cap, n_closed;
+} series;
+
+/* A record's contribution, extracted at process time; applied then, or once its passthrough
+ * copy is durable (apply: delivered). Fixed size per configuration. */
+typedef struct contrib {
+    int64_t ts, offset;
+    sl_ack *held;     /* apply: delivered — the input, kept unfinished until its rows are out */
+    uint64_t present; /* bit a: aggregate a takes a value from this record */
+    uint64_t ghash;
+    uint16_t keylen;
+    bool done, rejected;
+    char key[W_KEY_MAX];
+    int64_t val[];    /* per aggregate: scaled number, or the value's hash (distinct) */
+} contrib;
+
+typedef struct part {
+    char *topic;
+    int32_t partition;
+    int64_t max_ts;
+    bool seen;
+    bool dirty_open;
+    int64_t last_input_ms;      /* monotonic time of the last input (idle timeout) */
+    sl_ack *group;
+    int64_t agg_off[W_MAX_SIZES];
+    int64_t cov[W_MAX_SIZES];
+    int64_t cov_max;
+    series s[W_MAX_SIZES];
+    win **fix;
+    size_t n_fix, cap_fix;
+    /* pending contributions (apply: delivered), applied from the head in offset order */
+    char *q;
+    size_t q_head, q_n, q_cap;
+} part;
+
+typedef struct wstage {
+    const sl_api *api;
+    const wconf *conf;
+    size_t n_sizes;
+    wsize sz[W_MAX_SIZES];
+    size_t n_group;
+    int group_path[W_MAX_GROUP];
+    char *group_name[W_MAX_GROUP];
+    size_t n_paths;
+    wpath paths[W_MAX_PATHS];
+    size_t n_conds;
+    wcond *conds[W_MAX_CONDS];
+    char *cond_text[W_MAX_CONDS];
+    size_t n_aggs;
+    wagg aggs[W_MAX_AGGS];
+    size_t n_slots;
+    size_t contrib_size;
+    part **parts;
+    size_t n_parts;
+    part *last;
+    sl_position *assigned;
+    size_t n_assigned;
+    int64_t last_emit_ms;
+    contrib *scratch; /* the record being processed (apply: process) */
+    char *row;       /* output buffer, grown at init to fit every column */
+    size_t row_cap;
+} wstage;
+
+/* spec.c */
+sl_err w_spec_compile(wstage *k, sl_ctx *ctx);
+void w_spec_free(wstage *k);
+const sl_json *w_path_get(const sl_api *api, const sl_json *root, const wpath *p);
+
+/* state.c */
+int64_t w_floor_div(int64_t a, int64_t b);
+part *w_get_part(wstage *k, const char *topic, int32_t partition);
+part *w_find_part(wstage *k, const char *topic, int32_t partition);
+void w_drop_part(wstage *k, const char *topic, int32_t partition);
+void w_part_free(wstage *k, part *p);
+bool w_same_topic(const char *a, const char *b);
+win *w_get_win(wstage *k, part *p, size_t si, int64_t start, int64_t watermark);
+wgroup *w_get_group(wstage *k, win *w, uint64_t hash, const char *key, size_t keylen);
+void w_win_free(wstage *k, win *w);
+bool w_add_fix(part *p, win *w);
+/* Fills c from the record; returns NULL or a reason (a dead letter). */
+const char *w_extract(wstage *k, const sl_json *root, int64_t ts, contrib *c);
+/* Adds c to every window of every size; false on out of memory. */
+bool w_apply(wstage *k, part *p, const contrib *c);
+uint64_t w_distinct_count(const wdist *d, bool *exact);
+bool w_distinct_add(wdist **dp, uint64_t h, int exact_bound);
+
+/* restore.c */
+sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state);
+
+/* emit.c */
+bool w_cycle_due(const wstage *k, const part *p);
+sl_err w_cycle(wstage *k, sl_ctx *ctx, part *p, bool close_all);
+
+#endif
