@@ -24,13 +24,16 @@ struct wcond {
     sl_expr *e;
 };
 
-wcond *wcond_compile(const char *text, char *err, size_t errlen)
+wcond *wcond_compile(const char *text, int base_col, char *err, size_t errlen)
 {
     sl_expr_opts o = {.want = SL_EXPR_T_BOOL};
     sl_expr_error ee = {0};
     sl_expr *e = sl_expr_compile(text, &o, &ee);
     if (!e) {
-        snprintf(err, errlen, "where: column %d: %s", ee.col, ee.msg);
+        if (ee.line > 1)
+            snprintf(err, errlen, "where, line %d column %d: %s", ee.line, ee.col, ee.msg);
+        else
+            snprintf(err, errlen, "column %d: %s", base_col + ee.col, ee.msg);
         return NULL;
     }
     wcond *c = malloc(sizeof *c);
@@ -109,7 +112,7 @@ static int path_index(wstage *k, const char *text, size_t len, char *err, size_t
     return (int)(k->n_paths - 1);
 }
 
-static int cond_index(wstage *k, const char *text, char *err, size_t errlen)
+static int cond_index(wstage *k, const char *text, int base_col, char *err, size_t errlen)
 {
     for (size_t i = 0; i < k->n_conds; i++)
         if (!strcmp(k->cond_text[i], text))
@@ -118,7 +121,7 @@ static int cond_index(wstage *k, const char *text, char *err, size_t errlen)
         snprintf(err, errlen, "more than %d distinct where conditions", W_MAX_CONDS);
         return -1;
     }
-    wcond *c = wcond_compile(text, err, errlen);
+    wcond *c = wcond_compile(text, base_col, err, errlen);
     if (!c)
         return -1;
     k->conds[k->n_conds] = c;
@@ -379,12 +382,8 @@ static bool parse_agg(wstage *k, wagg *a, const char *spec, char *err, size_t er
             sc.p += sn;
         } else if (word(&sc, "where")) {
             skip_ws(&sc);
-            char cerr[300];
-            int base = (int)(sc.p - sc.s);
-            if ((a->cond = cond_index(k, sc.p, cerr, sizeof cerr)) < 0) {
-                snprintf(err, errlen, "column %d (where begins): %s", base + 1, cerr);
+            if ((a->cond = cond_index(k, sc.p, (int)(sc.p - sc.s), err, errlen)) < 0)
                 return false;
-            }
             break;
         } else {
             skip_ws(&sc);

@@ -50,7 +50,7 @@ typedef struct wpath {
 /* A condition (`where`): compiled at init, evaluated once per record whatever the number of
  * aggregates sharing it. */
 typedef struct wcond wcond;
-wcond *wcond_compile(const char *text, char *err, size_t errlen);
+wcond *wcond_compile(const char *text, int base_col, char *err, size_t errlen);
 bool wcond_eval(const wcond *c, const sl_api *api, const sl_json *root);
 void wcond_free(wcond *c);
 
