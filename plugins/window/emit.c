@@ -238,6 +238,12 @@ static void ob_group_value(obuf *b, const char **p)
     *p = q;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
 /* The exact values of a distinct column in its state column: "x" + base64 of the hashes. */
 static void ob_dist_state(obuf *b, const wdist *d)
 {
@@ -247,12 +253,21 @@ static void ob_dist_state(obuf *b, const wdist *d)
             b->n += sl_base64_encode(d->hll, SL_HLL_M, b->k->row + b->n);
     } else {
         ob_add(b, "x", 1);
+        /* sorted, so the same set always reads the same whatever the insertion order */
+        uint64_t *v = d && d->n ? malloc(d->n * sizeof *v) : NULL;
+        size_t nv = 0;
+        if (d && d->n && !v) {
+            b->oom = true;
+            return;
+        }
+        for (uint32_t i = 0; d && i < d->cap; i++)
+            if (d->tab[i])
+                v[nv++] = d->tab[i];
+        qsort(v, nv, sizeof *v, cmp_u64);
         uint8_t chunk[24]; /* three hashes: 32 base64 characters, no padding inside */
         size_t cn = 0;
-        for (uint32_t i = 0; d && i < d->cap; i++) {
-            if (!d->tab[i])
-                continue;
-            memcpy(chunk + cn, &d->tab[i], 8);
+        for (size_t i = 0; i < nv; i++) {
+            memcpy(chunk + cn, &v[i], 8);
             cn += 8;
             if (cn == sizeof chunk) {
                 if (ob_reserve(b, 32))
@@ -260,6 +275,7 @@ static void ob_dist_state(obuf *b, const wdist *d)
                 cn = 0;
             }
         }
+        free(v);
         if (cn && ob_reserve(b, 4 * ((cn + 2) / 3)))
             b->n += sl_base64_encode(chunk, cn, b->k->row + b->n);
     }
