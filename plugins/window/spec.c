@@ -22,6 +22,8 @@
 
 struct wcond {
     sl_expr *e;
+    int eq_path; /* `path == "text"`: compared against the record's resolved field, no eval */
+    char *eq_lit;
 };
 
 wcond *wcond_compile(const char *text, int base_col, char *err, size_t errlen)
@@ -43,11 +45,17 @@ wcond *wcond_compile(const char *text, int base_col, char *err, size_t errlen)
         return NULL;
     }
     c->e = e;
+    c->eq_path = -1;
+    c->eq_lit = NULL;
     return c;
 }
 
-bool wcond_eval(const wcond *c, const sl_api *api, const sl_json *root)
+bool wcond_eval(const wcond *c, const sl_api *api, const sl_json *root, const sl_json *const *nodes)
 {
+    if (c->eq_lit) {
+        const char *s = api->json_string(nodes[c->eq_path]);
+        return s && !strcmp(s, c->eq_lit);
+    }
     return sl_expr_eval_bool(c->e, api, root, NULL) == 1;
 }
 
@@ -55,6 +63,7 @@ void wcond_free(wcond *c)
 {
     if (c) {
         sl_expr_free(c->e);
+        free(c->eq_lit);
         free(c);
     }
 }
@@ -124,6 +133,32 @@ static int cond_index(wstage *k, const char *text, int base_col, char *err, size
     wcond *c = wcond_compile(text, base_col, err, errlen);
     if (!c)
         return -1;
+    /* The commonest condition, a field equal to a string literal without escapes, reads the
+     * field the record resolved once for every aggregate and costs one strcmp. */
+    const char *p = text, *q;
+    while (*p == ' ')
+        p++;
+    for (q = p; isalnum((unsigned char)*q) || *q == '_' || *q == '.'; q++)
+        ;
+    size_t plen = (size_t)(q - p);
+    while (*q == ' ')
+        q++;
+    if (plen && isalpha((unsigned char)*p) && q[0] == '=' && q[1] == '=') {
+        q += 2;
+        while (*q == ' ')
+            q++;
+        char quote = *q;
+        const char *end = quote == '"' || quote == '\'' ? strchr(q + 1, quote) : NULL;
+        const char *tail = end ? end + 1 : NULL;
+        while (tail && *tail == ' ')
+            tail++;
+        if (end && !*tail && !memchr(q + 1, '\\', (size_t)(end - q - 1))) {
+            char perr[200];
+            int pi = path_index(k, p, plen, perr, sizeof perr);
+            if (pi >= 0 && (c->eq_lit = strndup(q + 1, (size_t)(end - q - 1))))
+                c->eq_path = pi;
+        }
+    }
     k->conds[k->n_conds] = c;
     k->cond_text[k->n_conds] = strdup(text);
     return (int)k->n_conds++;

@@ -384,10 +384,11 @@ static bool group_key(wstage *k, const sl_json *const *nodes, contrib *c)
     return true;
 }
 
-const char *w_extract(wstage *k, const sl_json *root, int64_t ts, contrib *c)
+const char *w_extract(wstage *k, const sl_json *root, const sl_json *tnode, int64_t ts, contrib *c)
 {
     const sl_api *api = k->api;
     const sl_json *nodes[W_MAX_PATHS];
+    nodes[0] = tnode;
     for (size_t i = 1; i < k->n_paths; i++)
         nodes[i] = w_path_get(api, root, &k->paths[i]);
     signed char cond[W_MAX_CONDS];
@@ -404,7 +405,7 @@ const char *w_extract(wstage *k, const sl_json *root, int64_t ts, contrib *c)
             continue;
         if (a->cond >= 0) {
             if (cond[a->cond] < 0)
-                cond[a->cond] = wcond_eval(k->conds[a->cond], api, root);
+                cond[a->cond] = wcond_eval(k->conds[a->cond], api, root, nodes);
             if (!cond[a->cond])
                 continue;
         }

@@ -85,7 +85,8 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         const sl_record *rec = batch->recs[i];
         const sl_json *root = api->json(ctx, rec, NULL);
         int64_t ts;
-        if (!root || !event_time(api, w_path_get(api, root, &k->paths[0]), &ts)) {
+        const sl_json *tnode = root ? w_path_get(api, root, &k->paths[0]) : NULL;
+        if (!root || !event_time(api, tnode, &ts)) {
             no_time++;
             snprintf(reason, sizeof reason, "%s: missing or not a timestamp", c->time_field);
             api->reject(ctx, rec, reason);
@@ -123,7 +124,7 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             continue;
         }
         contrib *cb = k->scratch;
-        const char *why = w_extract(k, root, ts, cb);
+        const char *why = w_extract(k, root, tnode, ts, cb);
         if (why) {
             bad++;
             api->reject(ctx, rec, why);

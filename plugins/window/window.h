@@ -51,7 +51,7 @@ typedef struct wpath {
  * aggregates sharing it. */
 typedef struct wcond wcond;
 wcond *wcond_compile(const char *text, int base_col, char *err, size_t errlen);
-bool wcond_eval(const wcond *c, const sl_api *api, const sl_json *root);
+bool wcond_eval(const wcond *c, const sl_api *api, const sl_json *root, const sl_json *const *nodes);
 void wcond_free(wcond *c);
 
 /* Derived column: reverse Polish over constants and aggregate columns. */
@@ -192,7 +192,7 @@ wgroup *w_get_group(wstage *k, win *w, uint64_t hash, const char *key, size_t ke
 void w_win_free(wstage *k, win *w);
 bool w_add_fix(part *p, win *w);
 /* Fills c from the record; returns NULL or a reason (a dead letter). */
-const char *w_extract(wstage *k, const sl_json *root, int64_t ts, contrib *c);
+const char *w_extract(wstage *k, const sl_json *root, const sl_json *tnode, int64_t ts, contrib *c);
 /* Adds c to every window of every size; false on out of memory. */
 bool w_apply(wstage *k, part *p, const contrib *c);
 uint64_t w_distinct_count(const wdist *d, bool *exact);
