@@ -237,7 +237,9 @@ sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state)
             int64_t t = rec->timestamp_ms + k->sz[si].size + k->conf->lateness_ms;
             if (!p->seen || t > p->max_ts)
                 p->max_ts = t;
-            p->seen = true;
+            if (!p->seen_in || t > p->seen_ts)
+                p->seen_ts = t;
+            p->seen = p->seen_in = true;
         }
         if (rec->offset > p->cov[si])
             p->cov[si] = p->agg_off[si] = rec->offset;

@@ -86,6 +86,7 @@ part *w_get_part(wstage *k, const char *topic, int32_t partition)
         return NULL;
     }
     p->partition = partition;
+    p->id = ++k->next_part_id;
     p->cov_max = -1;
     for (size_t i = 0; i < W_MAX_SIZES; i++)
         p->agg_off[i] = p->cov[i] = -1;
@@ -480,6 +481,9 @@ static bool apply_win(wstage *k, part *p, win *w, const contrib *c)
 
 bool w_apply(wstage *k, part *p, const contrib *c)
 {
+    if (!p->seen || c->ts > p->max_ts)
+        p->max_ts = c->ts; /* the windows' clock: event time applied */
+    p->seen = true;
     int64_t wm = p->max_ts - k->conf->lateness_ms;
     for (size_t si = 0; si < k->n_sizes; si++) {
         if (c->offset <= p->cov[si])

@@ -68,10 +68,54 @@ static sl_err k_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
         k_close(k, ctx);
         return e;
     }
+    if (k->conf->apply_on == 1) {
+        bool can = false;
+#if SL_ABI_MINOR >= 2
+        can = api->struct_size >= offsetof(sl_api, watch) + sizeof api->watch && api->watch;
+#endif
+        if (!can || !k->conf->passthrough) {
+            api->log(ctx, SL_LOG_ERROR, "apply: delivered needs %s",
+                     can ? "passthrough: true (it waits for the passthrough copy to be durable)"
+                         : "a host with api->watch (ABI 1.2)");
+            k_close(k, ctx);
+            return SL_ECONFIG;
+        }
+        k->delivered = true;
+    }
     k->last_emit_ms = api->monotonic_ms(ctx);
     *self = k;
     return SL_OK;
 }
+
+/* apply: delivered — queue the contribution, hold the input and watch its passthrough copy;
+ * on_finished applies it (delivered.c). */
+static sl_err watch(wstage *k, sl_ctx *ctx, part *p, const sl_record *rec)
+{
+#if SL_ABI_MINOR >= 2
+    uint64_t cookie;
+    contrib *q = w_queue_push(k, p, &cookie);
+    if (!q)
+        return SL_ENOMEM;
+    memcpy(q, k->scratch, k->contrib_size);
+    q->held = rec->ack ? k->api->hold(ctx, rec) : NULL;
+    sl_err e = k->api->watch(ctx, rec, (void *)(uintptr_t)cookie);
+    if (e != SL_OK) {
+        k->api->log(ctx, SL_LOG_ERROR, "apply: delivered: the host cannot watch a record (%s)", sl_strerror(e));
+        return SL_FATAL;
+    }
+    return SL_OK;
+#else
+    (void)k, (void)ctx, (void)p, (void)rec;
+    return SL_FATAL;
+#endif
+}
+
+#if SL_ABI_MINOR >= 2
+static sl_err k_on_finished(void *self, sl_ctx *ctx, void *cookie, int rejected)
+{
+    return w_finished(self, ctx, (uint64_t)(uintptr_t)cookie, rejected);
+}
+#endif
 
 static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
 {
@@ -107,8 +151,10 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         if (!p)
             return SL_ENOMEM;
         p->last_input_ms = mono;
-        int64_t max_ts = !p->seen || ts > p->max_ts ? ts : p->max_ts;
-        int64_t wm = max_ts - c->lateness_ms;
+        /* Lateness is judged by the event time accepted so far (seen_ts); the windows' clock
+         * (max_ts) moves with what is applied — the same thing unless apply: delivered. */
+        int64_t seen = !p->seen_in || ts > p->seen_ts ? ts : p->seen_ts;
+        int64_t wm = seen - c->lateness_ms;
         bool replay = rec->offset <= p->cov_max; /* some size already counts this input */
         if (ts < wm - c->retention_ms) {
             if (replay) {
@@ -131,12 +177,18 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             continue;
         }
         cb->offset = rec->offset;
-        p->max_ts = max_ts;
-        p->seen = true;
+        p->seen_ts = seen;
+        p->seen_in = true;
         bool added = false;
         for (size_t si = 0; si < k->n_sizes && !added; si++)
             added = rec->offset > p->cov[si];
-        if (added) {
+        if (!added) {
+            skipped++;
+        } else if (k->delivered) {
+            sl_err e = watch(k, ctx, p, rec);
+            if (e != SL_OK)
+                return e;
+        } else {
             if (!w_apply(k, p, cb))
                 return SL_ENOMEM;
             if (rec->ack) {
@@ -146,8 +198,6 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
                     return SL_ENOMEM;
                 api->ack_group_add(p->group, rec->ack);
             }
-        } else {
-            skipped++;
         }
         if (c->passthrough) {
             sl_err e = api->emit(ctx, rec);
@@ -187,8 +237,11 @@ static void idle_advance(wstage *k, int64_t mono)
             top = k->parts[i]->max_ts;
     for (size_t i = 0; i < k->n_parts; i++) {
         part *p = k->parts[i];
-        if (p->seen && p->max_ts < top && mono - p->last_input_ms >= k->conf->idle_timeout_ms)
+        if (p->seen && p->max_ts < top && mono - p->last_input_ms >= k->conf->idle_timeout_ms && !p->q_n) {
             p->max_ts = top;
+            if (top > p->seen_ts)
+                p->seen_ts = top;
+        }
     }
 }
 
@@ -301,6 +354,9 @@ static const sl_config_entry k_config[] = {
      .description = "forward the input records too"},
     {.key = "topic_prefix", .type = SL_T_STRING, .default_value = "window_", .offset = offsetof(wconf, topic_prefix),
      .description = "rows go to topic <prefix><window label>, e.g. window_1m"},
+    {.key = "apply", .type = SL_T_ENUM, .default_value = "process", .choices = "process|delivered",
+     .offset = offsetof(wconf, apply_on),
+     .description = "count a record when processed, or once its passthrough copy is durable downstream"},
     {.key = "close_on_end", .type = SL_T_BOOL, .default_value = "false", .offset = offsetof(wconf, close_on_end),
      .description = "at the end of the input (final flush) close open windows too (batch replays)"},
     {.key = NULL},
@@ -322,6 +378,9 @@ static const sl_stage_desc k_desc = {
     .on_assign = k_on_assign,
     .on_revoke = k_on_revoke,
     .on_restore = k_on_restore,
+#if SL_ABI_MINOR >= 2
+    .on_finished = k_on_finished,
+#endif
 };
 
 SL_STAGE_DEFINE(k_desc)

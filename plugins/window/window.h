@@ -142,9 +142,14 @@ typedef struct part {
     series s[W_MAX_SIZES];
     win **fix;
     size_t n_fix, cap_fix;
-    /* pending contributions (apply: delivered), applied from the head in offset order */
+    bool seen_in;
+    int64_t seen_ts;            /* highest event time accepted (apply: delivered; max_ts: applied) */
+    /* pending contributions (apply: delivered), applied from the head in offset order; the
+     * cookie of entry i is id << 40 | (q_seq0 + i) */
+    uint64_t id;
     char *q;
     size_t q_head, q_n, q_cap;
+    uint64_t q_seq0;
 } part;
 
 typedef struct wstage {
@@ -166,10 +171,12 @@ typedef struct wstage {
     size_t contrib_size;
     part **parts;
     size_t n_parts;
+    uint64_t next_part_id;
     part *last;
     sl_position *assigned;
     size_t n_assigned;
     int64_t last_emit_ms;
+    bool delivered;  /* apply: delivered */
     contrib *scratch; /* the record being processed (apply: process) */
     char *row;       /* output buffer, grown at init to fit every column */
     size_t row_cap;
@@ -200,6 +207,10 @@ bool w_distinct_add(wdist **dp, uint64_t h, int exact_bound);
 
 /* restore.c */
 sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state);
+
+/* delivered.c: apply on delivery */
+contrib *w_queue_push(wstage *k, part *p, uint64_t *cookie);
+sl_err w_finished(wstage *k, sl_ctx *ctx, uint64_t cookie, int rejected);
 
 /* emit.c */
 bool w_cycle_due(const wstage *k, const part *p);
