@@ -495,6 +495,28 @@ static bool parse_window(wstage *k, sl_ctx *ctx, const char *text, wsize *w)
     return true;
 }
 
+/* Column names go into rows unescaped and must not collide: [A-Za-z0-9_.-], not a row field. */
+static const char *bad_name(const wstage *k, const char *name, size_t upto_aggs)
+{
+    static const char *const reserved[] = {"window", "window_start", "window_end", "source_topic", "partition",
+                                           "final", "revision"};
+    if (!*name || strlen(name) > 100)
+        return "a column name needs 1..100 characters";
+    for (const char *c = name; *c; c++)
+        if (!isalnum((unsigned char)*c) && !strchr("_.-", *c))
+            return "a column name has letters, digits, '_', '.', '-' only";
+    for (size_t i = 0; i < sizeof reserved / sizeof *reserved; i++)
+        if (!strcmp(name, reserved[i]))
+            return "the name of a field every row has";
+    for (size_t i = 0; i < k->n_group; i++)
+        if (k->group_name[i] && !strcmp(name, k->group_name[i]))
+            return "already a group_by column";
+    for (size_t i = 0; i < upto_aggs; i++)
+        if (!strcmp(name, k->aggs[i].name) || (k->aggs[i].sketch && !strcmp(name, k->aggs[i].sketch)))
+            return "already a column";
+    return NULL;
+}
+
 sl_err w_spec_compile(wstage *k, sl_ctx *ctx)
 {
     const sl_api *api = k->api;
@@ -533,7 +555,12 @@ sl_err w_spec_compile(wstage *k, sl_ctx *ctx)
             return SL_ECONFIG;
         }
         k->group_path[i] = pi;
-        k->group_name[i] = strdup(as ? as + 4 : k->paths[pi].text);
+        const char *gname = as ? as + 4 : k->paths[pi].text, *why = bad_name(k, gname, 0);
+        if (why) {
+            api->log(ctx, SL_LOG_ERROR, "group_by: '%s': %s", t, why);
+            return SL_ECONFIG;
+        }
+        k->group_name[i] = strdup(gname);
     }
     if (c->aggregates.n == 0 || c->aggregates.n > W_MAX_AGGS) {
         api->log(ctx, SL_LOG_ERROR, "aggregates: between 1 and %d columns", W_MAX_AGGS);
@@ -542,8 +569,14 @@ sl_err w_spec_compile(wstage *k, sl_ctx *ctx)
     int slot = 0;
     for (size_t i = 0; i < c->aggregates.n; i++) {
         wagg *a = &k->aggs[i];
+        const char *why = bad_name(k, c->aggregates.keys[i], i);
+        if (why) {
+            api->log(ctx, SL_LOG_ERROR, "aggregates: %s: %s", c->aggregates.keys[i], why);
+            return SL_ECONFIG;
+        }
         a->name = strdup(c->aggregates.keys[i]);
-        if (!parse_agg(k, a, c->aggregates.values[i], err, sizeof err)) {
+        if (!parse_agg(k, a, c->aggregates.values[i], err, sizeof err) ||
+            (a->sketch && (why = bad_name(k, a->sketch, i)) && snprintf(err, sizeof err, "sketch %s: %s", a->sketch, why))) {
             api->log(ctx, SL_LOG_ERROR, "aggregates: %s: '%s': %s", a->name, c->aggregates.values[i], err);
             k->n_aggs = i + 1;
             return SL_ECONFIG;

@@ -299,6 +299,8 @@ def case_errors(d):
     with open(os.path.join(d, "in.ndjson"), "w") as f:
         f.write("{}\n")
     for spec, want in (('count where v >', "aggregates: x: 'count where v >': column"),
+                       ('count", final: "count', "aggregates: final: the name of a field every row has"),
+                       ('count", "a\\"b": "count', "letters, digits"),
                        ('= n / nope', "'nope' is not an aggregate column"),
                        ('sum(v) exact 3', "exact applies to distinct"),
                        ('median(v)', "expected count, sum")):
