@@ -282,12 +282,19 @@ static void ob_dist_state(obuf *b, const wdist *d)
     ob_add(b, "\"", 1);
 }
 
+int64_t w_end(const wstage *k, const win *w)
+{
+    const wsize *z = &k->sz[w->si];
+    return z->kind == WK_SESSION ? w->last + z->size : w->start + z->size;
+}
+
 static sl_err emit_group(wstage *k, sl_ctx *ctx, part *p, win *w, wgroup *g, bool final)
 {
     const wsize *z = &k->sz[w->si];
     char start[32], end[32];
+    int64_t e_ms = w_end(k, w);
     sl_ts_format(w->start, w->start % 1000 != 0, start);
-    sl_ts_format(w->start + z->size, (w->start + z->size) % 1000 != 0, end);
+    sl_ts_format(e_ms, e_ms % 1000 != 0, end);
     obuf b = {.k = k};
     ob_printf(&b, "{\"window\":\"%s\",\"window_start\":\"%s\",\"window_end\":\"%s\",", z->label, start, end);
     if (p->topic) {
@@ -343,6 +350,11 @@ static sl_err emit_group(wstage *k, sl_ctx *ctx, part *p, win *w, wgroup *g, boo
         case A_DERIVED: ob_derived(&b, k, g, a); break;
         }
     }
+    if (w->retract) {
+        char into[32];
+        sl_ts_format(w->merged_into, w->merged_into % 1000 != 0, into);
+        ob_printf(&b, ",\"merged_into\":\"%s\"", into);
+    }
     ob_printf(&b, ",\"final\":%s,\"revision\":%u", final ? "true" : "false", final ? g->finals : 0);
     for (size_t ai = 0; ai < k->n_aggs; ai++) {
         const wagg *a = &k->aggs[ai];
@@ -397,13 +409,14 @@ static sl_err emit_group(wstage *k, sl_ctx *ctx, part *p, win *w, wgroup *g, boo
     if (e != SL_OK)
         return e;
     g->dirty = false;
+    w->emitted = true;
     if (final)
         g->finals++;
     return SL_OK;
 }
 
 /* Every group of w (all: a window closing), or only the changed ones. */
-static sl_err emit_window(wstage *k, sl_ctx *ctx, part *p, win *w, bool final, bool all)
+sl_err w_emit_window(wstage *k, sl_ctx *ctx, part *p, win *w, bool final, bool all)
 {
     for (uint32_t i = 0; i < w->cap; i++) {
         wgroup *g = w->tab[i];
@@ -428,6 +441,11 @@ bool w_cycle_due(const wstage *k, const part *p)
     int64_t wm = p->max_ts - k->conf->lateness_ms;
     for (size_t si = 0; si < k->n_sizes; si++) {
         const series *s = &p->s[si];
+        if (k->sz[si].kind == WK_SESSION) {
+            if (w_session_due(k, p, si, wm))
+                return true;
+            continue;
+        }
         if (s->n_closed < s->n && s->v[s->n_closed]->start + k->sz[si].size <= wm)
             return true;
     }
@@ -444,21 +462,38 @@ sl_err w_cycle(wstage *k, sl_ctx *ctx, part *p, bool close_all)
     for (size_t i = 0; i < p->n_fix; i++) {
         win *w = p->fix[i];
         w->in_fix = false;
-        if (w->dirty && (e = emit_window(k, ctx, p, w, true, false)) != SL_OK)
+        if (w->retract) {
+            /* a session merged into an older one: its row says so, with nothing in it */
+            wgroup *g = w_session_group(w);
+            if (w->emitted && g) {
+                w_group_clear(k, g); /* its values live on in the survivor */
+                if ((e = emit_group(k, ctx, p, w, g, true)) != SL_OK)
+                    return e;
+            }
+            w_win_free(k, w);
+            p->fix[i] = NULL;
+            continue;
+        }
+        if (w->dirty && (e = w_emit_window(k, ctx, p, w, true, false)) != SL_OK)
             return e;
     }
     p->n_fix = 0;
     for (size_t si = 0; si < k->n_sizes; si++) {
         series *s = &p->s[si];
+        if (k->sz[si].kind == WK_SESSION) {
+            if ((e = w_session_cycle(k, ctx, p, si, close_all, wm)) != SL_OK)
+                return e;
+            continue;
+        }
         int64_t size = k->sz[si].size;
         while (s->n_closed < s->n && (close_all || (p->seen && s->v[s->n_closed]->start + size <= wm))) {
             win *w = s->v[s->n_closed++];
             w->closed = true;
-            if ((e = emit_window(k, ctx, p, w, true, true)) != SL_OK)
+            if ((e = w_emit_window(k, ctx, p, w, true, true)) != SL_OK)
                 return e;
         }
         for (size_t j = s->n_closed; j < s->n; j++)
-            if (s->v[j]->dirty && (e = emit_window(k, ctx, p, s->v[j], false, false)) != SL_OK)
+            if (s->v[j]->dirty && (e = w_emit_window(k, ctx, p, s->v[j], false, false)) != SL_OK)
                 return e;
         size_t drop = 0;
         while (p->seen && drop < s->n_closed && s->v[drop]->start + size <= wm - k->conf->retention_ms)

@@ -16,6 +16,7 @@
 #include "../common/sl_base64.h"
 #include "../common/sl_hash.h"
 #include "../common/sl_hll.h"
+#include "../common/sl_time.h"
 
 static double member_number(const sl_api *api, const sl_json *root, const char *key, bool *has)
 {
@@ -211,8 +212,16 @@ sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state)
         while (si < k->n_sizes && !(rec->topic && !strcmp(rec->topic, k->sz[si].topic)))
             si++;
         const sl_json *root = si < k->n_sizes ? api->json(ctx, rec, NULL) : NULL;
-        if (!root || w_floor_div(rec->timestamp_ms, k->sz[si].slide) * k->sz[si].slide != rec->timestamp_ms)
+        bool session = root && k->sz[si].kind == WK_SESSION;
+        int64_t last = 0;
+        if (!root || (!session && w_floor_div(rec->timestamp_ms, k->sz[si].slide) * k->sz[si].slide != rec->timestamp_ms))
             continue;
+        if (session) { /* a session's end is its last event + GAP; a retracted one is gone */
+            const char *end = api->json_string(api->json_get(root, "window_end"));
+            if (!end || sl_ts_parse(end, &last) != SL_TS_OK || api->json_get(root, "merged_into"))
+                continue;
+            last -= k->sz[si].size;
+        }
         char key[W_KEY_MAX];
         size_t keylen;
         if (!row_key(k, root, key, &keylen))
@@ -223,8 +232,10 @@ sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state)
         const sl_json *fin = api->json_get(root, "final");
         bool final = api->json_type(fin) == SL_JSON_BOOL ? api->json_number(fin) != 0
                      : api->json_type(fin) == SL_JSON_STRING && strchr("tT1", api->json_string(fin)[0]);
-        win *w = w_get_win(k, p, si, rec->timestamp_ms, INT64_MIN);
-        wgroup *g = w ? w_get_group(k, w, keylen ? sl_hash_bytes(0x9, key, keylen) : 0, key, keylen) : NULL;
+        uint64_t hash = keylen ? sl_hash_bytes(0x9, key, keylen) : 0;
+        win *w = session ? w_session_restore(k, p, si, rec->timestamp_ms, last, hash, key, keylen)
+                         : w_get_win(k, p, si, rec->timestamp_ms, INT64_MIN);
+        wgroup *g = w ? w_get_group(k, w, hash, key, keylen) : NULL;
         if (!g || !restore_group(k, root, g))
             return SL_ENOMEM;
         bool has;
@@ -234,7 +245,7 @@ sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state)
         if (final) {
             w->closed = true;
             /* The watermark had passed its end: restore at least that much event time. */
-            int64_t t = rec->timestamp_ms + k->sz[si].size + k->conf->lateness_ms;
+            int64_t t = w_end(k, w) + k->conf->lateness_ms;
             if (!p->seen || t > p->max_ts)
                 p->max_ts = t;
             if (!p->seen_in || t > p->seen_ts)
@@ -251,6 +262,8 @@ sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state)
     for (size_t pi = 0; pi < k->n_parts; pi++)
         for (size_t si = 0; si < k->n_sizes; si++) {
             series *s = &k->parts[pi]->s[si];
+            if (k->sz[si].kind == WK_SESSION)
+                continue; /* sessions close one by one, in no order */
             s->n_closed = 0;
             while (s->n_closed < s->n && s->v[s->n_closed]->closed)
                 s->n_closed++;

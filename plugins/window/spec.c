@@ -446,10 +446,23 @@ static bool parse_window(wstage *k, sl_ctx *ctx, const char *text, wsize *w)
         while (*label == ' ')
             label++;
     }
-    char *every = strstr(buf, " every ");
+    char *every = strstr(buf, " every "), *gap = !strncmp(buf, "session ", 8) ? buf + 8 : NULL;
     if (every) {
         *every = 0;
         every += 7;
+    }
+    if (gap) {
+        w->kind = WK_SESSION;
+        if (every || api->parse_duration(gap, &w->size) != SL_OK || w->size <= 0) {
+            api->log(ctx, SL_LOG_ERROR, "windows: '%s' is not 'session GAP' (a positive duration)", text);
+            return false;
+        }
+        w->slide = 0;
+        if (label)
+            snprintf(w->label, sizeof w->label, "%s", label);
+        else
+            snprintf(w->label, sizeof w->label, "session_%.40s", gap);
+        goto check_label;
     }
     w->kind = every ? WK_HOPPING : WK_TUMBLING;
     if (api->parse_duration(buf, &w->size) != SL_OK || w->size <= 0 ||
@@ -486,6 +499,7 @@ static bool parse_window(wstage *k, sl_ctx *ctx, const char *text, wsize *w)
         else
             snprintf(w->label, sizeof w->label, "%s", a);
     }
+check_label:
     for (const char *c = w->label; *c; c++)
         if (!isalnum((unsigned char)*c) && !strchr("_-.", *c)) {
             api->log(ctx, SL_LOG_ERROR, "windows: label '%s': letters, digits, '_', '-', '.' only", w->label);

@@ -22,6 +22,18 @@ bool w_same_topic(const char *a, const char *b) { return a == b || (a && b && st
 
 /* ---- partitions ----------------------------------------------------------------------------- */
 
+void w_group_clear(wstage *k, wgroup *g)
+{
+    for (size_t a = 0; a < k->n_aggs; a++)
+        if (k->aggs[a].op == A_DISTINCT) {
+            wdist *d = (wdist *)(intptr_t)g->slots[k->aggs[a].slot];
+            if (d)
+                free(d->hll);
+            free(d);
+        }
+    memset(g->slots, 0, k->n_slots * sizeof *g->slots);
+}
+
 void w_win_free(wstage *k, win *w)
 {
     for (uint32_t i = 0; i < w->cap; i++) {
@@ -47,6 +59,7 @@ void w_part_free(wstage *k, part *p)
         for (size_t j = 0; j < p->s[i].n; j++)
             w_win_free(k, p->s[i].v[j]);
         free(p->s[i].v);
+        w_session_free(k, &p->s[i]);
     }
     /* pending contributions hold their inputs */
     for (size_t i = 0; i < p->q_n; i++) {
@@ -54,6 +67,9 @@ void w_part_free(wstage *k, part *p)
         if (c->held)
             k->api->release(c->held);
     }
+    for (size_t i = 0; i < p->n_fix; i++)
+        if (p->fix[i]->retract) /* merged sessions waiting for their retraction row */
+            w_win_free(k, p->fix[i]);
     free(p->q);
     if (p->group)
         k->api->release(p->group);
@@ -293,6 +309,32 @@ bool w_distinct_add(wdist **dp, uint64_t h, int exact_bound)
     return true;
 }
 
+bool w_distinct_merge(wdist **into, const wdist *from, int exact_bound)
+{
+    if (!from)
+        return true;
+    for (uint32_t i = 0; i < from->cap; i++)
+        if (from->tab[i] && !w_distinct_add(into, from->tab[i], exact_bound))
+            return false;
+    if (from->hll) {
+        wdist *d = *into;
+        if (!d) {
+            if (!(d = calloc(1, sizeof *d)))
+                return false;
+            *into = d;
+        }
+        if (!d->hll && !to_sketch(d))
+            return false;
+        for (unsigned i = 0; i < SL_HLL_M; i++)
+            if (from->hll[i] > d->hll[i])
+                d->hll[i] = from->hll[i];
+        d->cap = d->n = 0;
+    }
+    if (from->floor > (*into ? (*into)->floor : 0) && *into)
+        (*into)->floor = from->floor;
+    return true;
+}
+
 /* ---- one record ------------------------------------------------------------------------------ */
 
 /* A JSON number (or numeric string) in minor units of 10^-scale; false when absent or beyond
@@ -438,7 +480,7 @@ const char *w_extract(wstage *k, const sl_json *root, const sl_json *tnode, int6
     return NULL;
 }
 
-static bool apply_group(wstage *k, wgroup *g, const contrib *c)
+bool w_apply_group(wstage *k, wgroup *g, const contrib *c)
 {
     for (uint64_t bits = c->present; bits; bits &= bits - 1) {
         int ai = __builtin_ctzll(bits);
@@ -470,7 +512,7 @@ static bool apply_group(wstage *k, wgroup *g, const contrib *c)
 static bool apply_win(wstage *k, part *p, win *w, const contrib *c)
 {
     wgroup *g = w_get_group(k, w, c->ghash, c->key, c->keylen);
-    if (!g || !apply_group(k, g, c))
+    if (!g || !w_apply_group(k, g, c))
         return false;
     w->dirty = true;
     if (w->closed)
@@ -489,6 +531,13 @@ bool w_apply(wstage *k, part *p, const contrib *c)
         if (c->offset <= p->cov[si])
             continue; /* restored rows of this size already count it */
         const wsize *z = &k->sz[si];
+        if (z->kind == WK_SESSION) {
+            if (!w_session_apply(k, p, si, c, wm))
+                return false;
+            if (c->offset > p->agg_off[si])
+                p->agg_off[si] = c->offset;
+            continue;
+        }
         int64_t last = w_floor_div(c->ts, z->slide) * z->slide;
         for (int64_t start = last; start > c->ts - z->size; start -= z->slide) {
             win *w = w_get_win(k, p, si, start, wm);

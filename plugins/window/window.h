@@ -20,7 +20,7 @@
 #define W_MAX_CONDS 32  /* distinct `where` conditions */
 #define W_KEY_MAX 256   /* bytes of a group key; longer ones are dead letters */
 
-typedef enum { WK_TUMBLING, WK_HOPPING } wkind;
+typedef enum { WK_TUMBLING, WK_HOPPING, WK_SESSION } wkind;
 
 typedef enum { A_COUNT, A_SUM, A_MIN, A_MAX, A_AVG, A_FIRST, A_LAST, A_DISTINCT, A_DERIVED } aop;
 
@@ -106,13 +106,20 @@ typedef struct win {
     int64_t start;
     uint8_t si;
     bool closed, dirty, in_fix;
+    bool emitted, retract;  /* sessions: a row went out; merged into an older session */
     uint32_t n_groups, cap; /* open addressing over groups; cap 1 when group_by is empty */
     wgroup **tab;
+    /* sessions (one group each): the last event time, the group's sessions by start */
+    int64_t last;
+    struct win *older, *newer;
+    int64_t merged_into;
 } win;
 
 typedef struct series {
-    win **v; /* sorted by start; v[0..n_closed) are closed */
+    win **v; /* sorted by start; v[0..n_closed) are closed (sessions: in no order) */
     size_t n, cap, n_closed;
+    win **head; /* sessions: the newest session of each group (open addressing) */
+    uint32_t hcap, hn;
 } series;
 
 /* A record's contribution, extracted at process time; applied then, or once its passthrough
@@ -197,11 +204,13 @@ bool w_same_topic(const char *a, const char *b);
 win *w_get_win(wstage *k, part *p, size_t si, int64_t start, int64_t watermark);
 wgroup *w_get_group(wstage *k, win *w, uint64_t hash, const char *key, size_t keylen);
 void w_win_free(wstage *k, win *w);
+void w_group_clear(wstage *k, wgroup *g);
 bool w_add_fix(part *p, win *w);
 /* Fills c from the record; returns NULL or a reason (a dead letter). */
 const char *w_extract(wstage *k, const sl_json *root, const sl_json *tnode, int64_t ts, contrib *c);
 /* Adds c to every window of every size; false on out of memory. */
 bool w_apply(wstage *k, part *p, const contrib *c);
+bool w_apply_group(wstage *k, wgroup *g, const contrib *c);
 uint64_t w_distinct_count(const wdist *d, bool *exact);
 bool w_distinct_add(wdist **dp, uint64_t h, int exact_bound);
 
@@ -212,7 +221,20 @@ sl_err w_restore(wstage *k, sl_ctx *ctx, const sl_batch *state);
 contrib *w_queue_push(wstage *k, part *p, uint64_t *cookie);
 sl_err w_finished(wstage *k, sl_ctx *ctx, uint64_t cookie, int rejected);
 
+/* session.c */
+bool w_session_apply(wstage *k, part *p, size_t si, const contrib *c, int64_t wm);
+bool w_session_due(const wstage *k, const part *p, size_t si, int64_t wm);
+sl_err w_session_cycle(wstage *k, sl_ctx *ctx, part *p, size_t si, bool close_all, int64_t wm);
+win *w_session_restore(wstage *k, part *p, size_t si, int64_t start, int64_t last, uint64_t hash, const char *key,
+                       size_t keylen);
+void w_session_free(wstage *k, series *s);
+void w_merge_group(wstage *k, wgroup *into, const wgroup *from);
+bool w_distinct_merge(wdist **into, const wdist *from, int exact_bound);
+wgroup *w_session_group(const win *w);
+
 /* emit.c */
+sl_err w_emit_window(wstage *k, sl_ctx *ctx, part *p, win *w, bool final, bool all);
+int64_t w_end(const wstage *k, const win *w);
 bool w_cycle_due(const wstage *k, const part *p);
 sl_err w_cycle(wstage *k, sl_ctx *ctx, part *p, bool close_all);
 

@@ -14,7 +14,10 @@
     is counted; without future_limit the same input makes honest events late (the check can fail).
  4. idle timeout: partition 1 goes quiet while partition 0 goes on; with idle_timeout its last
     window closes (a final row) during the quiet time, without it the window stays open.
- 5. config errors name the column and the position in the spec."""
+ 5. config errors name the column and the position in the spec.
+ 6. session windows per user, events out of order (late events bridge sessions and move their
+    starts): the live rows (not retracted with merged_into) are exactly the sessions of a
+    gap-based split of each user's events."""
 import json, os, random, subprocess, tempfile, time
 from decimal import Decimal
 from wlib import *
@@ -293,6 +296,64 @@ stages:
         fail("idle: without idle_timeout partition 1's last window should stay open (the check can fail)")
     print(f"idle: partition 1's last window closed by the idle timeout ({len(with_idle)} final rows; {len(without)} without it)")
 
+# ---- 6. session windows ---------------------------------------------------------------------
+
+def case_sessions(d):
+    rnd = random.Random(12)
+    base, gap = 1714521600000, 30000
+    evs, t = [], {u: base for u in "abcd"}
+    for i in range(3000):
+        u = rnd.choice("abcd")
+        t[u] += rnd.choice([1000, 5000, 20000, 29999, 30000, 45000, 120000])
+        evs.append((t[u] + rnd.randrange(8000), {"id": i, "t": t[u], "user": u, "v": rnd.randrange(100)}))
+    evs.sort(key=lambda x: x[0])  # out of order within 8 s: bridging events merge sessions
+    with open(os.path.join(d, "in.ndjson"), "w") as f:
+        for _, e in evs:
+            f.write(json.dumps(e) + "\n")
+    run(d, f"""pipeline: w-sessions
+batch_size: 25
+stages:
+  - {{name: in, use: file-source, with: {{path: in.ndjson}}}}
+  - {{name: w, use: window, with: {{time_field: t, windows: ["session 30s"], group_by: [user], allowed_lateness: 10s,
+      emit_interval: 0s, close_on_end: true, passthrough: false,
+      aggregates: {{n: count, total: sum(v) scale 0, first_id: first(id) scale 0, last_id: last(id) scale 0}}}}}}
+  - {{name: out, use: file-sink, with: {{path: out.ndjson, headers: true, mode: truncate, fsync: false}}}}
+""")
+    ref = {}
+    for u in "abcd":
+        mine = sorted((e for _, e in evs if e["user"] == u), key=lambda e: (e["t"], e["id"]))
+        cur = None
+        for e in mine:
+            if cur is None or e["t"] - cur["last"] >= gap:
+                cur = {"start": e["t"], "last": e["t"], "n": 0, "total": 0, "first": e, "lastev": e}
+                ref[(u, e["t"])] = cur
+            cur["last"] = e["t"]
+            cur["n"] += 1
+            cur["total"] += e["v"]
+            cur["lastev"] = e
+    table, merged = {}, 0
+    for env, v in rows_of(read_ndjson(os.path.join(d, "out.ndjson"))):
+        table[env["key"]] = (env, v)
+    live = {}
+    for key, (env, v) in table.items():
+        if "merged_into" in v:
+            merged += 1
+            if v["n"] != 0 or not v["final"]:
+                fail(f"sessions: a retraction row must be final and empty: {v}")
+            continue
+        live[(v["user"], env["timestamp"])] = v
+    if set(live) != set(ref):
+        fail(f"sessions: {len(live)} sessions, want {len(ref)} ({len(set(live) ^ set(ref))} differ: "
+             f"{sorted(set(live) - set(ref))[:3]} not expected, {sorted(set(ref) - set(live))[:3]} missing)")
+    for k, r in ref.items():
+        v = live.get(k)
+        if not v:
+            continue
+        want_end = r["last"] + gap
+        if (v["n"], v["total"], parse_ts(v["window_end"]), v["final"]) != (r["n"], r["total"], want_end, True):
+            fail(f"sessions: {k}: n {v['n']} total {v['total']} end {v['window_end']}, want {r['n']} {r['total']} {want_end}")
+    print(f"sessions: {len(ref)} sessions of 4 users, {merged} merged away (retraction rows)")
+
 # ---- 5. config errors --------------------------------------------------------------------------
 
 def case_errors(d):
@@ -320,6 +381,7 @@ def main():
         case_lateness(d)
         case_future(d)
         case_idle(d)
+        case_sessions(d)
         case_errors(d)
     fail.exit("window")
 
