@@ -19,6 +19,9 @@ struct sl_ack {
     pthread_mutex_t glock;
     sl_ack **members;
     size_t nmembers, cap;
+    atomic_int rejected;    /* GROUP: a record anchored to it went to the dead letter */
+    ack_watch_fn watch;     /* GROUP: called once when it is finished (ack_group_watch) */
+    void *watch_arg, *watch_cookie;
 };
 
 struct ack_partition {
@@ -129,10 +132,24 @@ sl_ack *ack_group_new(ack_tracker *t)
 {
     sl_ack *a = xcalloc(1, sizeof *a);
     atomic_init(&a->refs, 1);
+    atomic_init(&a->rejected, 0);
     a->kind = ACK_GROUP;
     a->tracker = t;
     pthread_mutex_init(&a->glock, NULL);
     return a;
+}
+
+void ack_group_watch(sl_ack *g, ack_watch_fn fn, void *arg, void *cookie)
+{
+    if (!g || g->kind != ACK_GROUP) return;
+    g->watch = fn;
+    g->watch_arg = arg;
+    g->watch_cookie = cookie;
+}
+
+void ack_mark_rejected(sl_ack *a)
+{
+    if (a && a->kind == ACK_GROUP) atomic_store(&a->rejected, 1);
 }
 
 void ack_retain(sl_ack *a)
@@ -187,7 +204,9 @@ void ack_release(sl_ack *a)
         entry_finished(a);
         return;
     }
-    /* A finished group releases its members; no other thread can see it now. */
+    /* A finished group tells its watcher first, then releases its members; no other thread
+     * can see it now. */
+    if (a->watch) a->watch(a->watch_arg, a->watch_cookie, atomic_load(&a->rejected));
     for (size_t i = 0; i < a->nmembers; i++) ack_release(a->members[i]);
     free(a->members);
     pthread_mutex_destroy(&a->glock);

@@ -44,6 +44,12 @@ int ack_partition_is(const ack_partition *p, const char *topic, int32_t partitio
 sl_ack *ack_new(ack_partition *p, int64_t offset);
 sl_ack *ack_group_new(ack_tracker *t);
 void ack_group_add(sl_ack *group, sl_ack *member);
+/** Called (from the thread that finishes the group) when group `g` is finished, before its
+ *  members are released; `rejected` is 1 if ack_mark_rejected was called on it. */
+typedef void (*ack_watch_fn)(void *arg, void *cookie, int rejected);
+void ack_group_watch(sl_ack *g, ack_watch_fn fn, void *arg, void *cookie);
+/** A record anchored to `a` went to the dead letter (no-op unless `a` is a group). */
+void ack_mark_rejected(sl_ack *a);
 void ack_retain(sl_ack *a);
 void ack_release(sl_ack *a);
 

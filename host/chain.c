@@ -166,6 +166,8 @@ static void run_dead_letters(task *t)
     while (t->dlq_pending.n && !t->failed) {
         recvec v = t->dlq_pending;
         t->dlq_pending = (recvec){0};
+        /* No call can take these back any more: a watcher of their token hears "rejected". */
+        for (size_t i = 0; i < v.n; i++) ack_mark_rejected(v.v[i]->ack);
         if (t->dlq) {
             run_stage(t, t->dlq, &v, NULL);
         } else {
@@ -187,6 +189,7 @@ static void run_dead_letters(task *t)
 int run_chain(task *t, size_t from, recvec *in)
 {
     int rc = 0;
+    if (t->depth == 0) deliver_finished(t);
     t->depth++;
     recvec a = *in, b = {0};
     int owns_a = 0;
@@ -216,8 +219,38 @@ int run_chain(task *t, size_t from, recvec *in)
     return rc;
 }
 
+/* Hands the stages what became of the records they watched (api->watch), on the task thread
+ * and outside any other callback. Nothing may be emitted from there. */
+void deliver_finished(task *t)
+{
+    if (t->depth) return;
+    pthread_mutex_lock(&t->nlock);
+    finished_note *v = t->notes;
+    size_t n = t->nnotes;
+    if (!n) {
+        pthread_mutex_unlock(&t->nlock);
+        return;
+    }
+    t->notes = NULL;
+    t->nnotes = t->capnotes = 0;
+    pthread_mutex_unlock(&t->nlock);
+    recvec *saved = t->target;
+    t->target = NULL;
+    for (size_t i = 0; i < n && !t->failed; i++) {
+        stage_inst *s = v[i].s;
+        sl_err rc = stage_on_finished(s->d)(s->self, &s->ctx, v[i].cookie, v[i].rejected);
+        if (rc != SL_OK) {
+            tlog(t, s, SL_LOG_ERROR, "on_finished failed: %s; the pipeline stops", sl_strerror(rc));
+            t->failed = 1;
+        }
+    }
+    t->target = saved;
+    free(v);
+}
+
 void flush_all(task *t, int final)
 {
+    deliver_finished(t);
     for (size_t i = 0; i <= t->nstages && !t->failed; i++) {
         stage_inst *s = i < t->nstages ? &t->stages[i] : t->dlq;
         if (!s || !s->d->flush) continue;

@@ -144,6 +144,13 @@ static void task_free(task *t)
     for (size_t i = 0; i < t->nowned; i++) free((char *)t->owned[i].topic);
     free(t->owned);
     pthread_mutex_destroy(&t->slock);
+    /* Closing stages finish watched records: nobody hears of them any more. */
+    pthread_mutex_lock(&t->nlock);
+    t->notes_closed = 1;
+    free(t->notes);
+    t->notes = NULL;
+    t->nnotes = 0;
+    pthread_mutex_unlock(&t->nlock);
     for (size_t i = 0; i < t->nstages; i++) stage_teardown(&t->stages[i]);
     if (t->dlq) stage_teardown(t->dlq);
     free(t->stages);
@@ -156,6 +163,7 @@ static void task_free(task *t)
     free(t->dlq_pending.v);
     arena_free(&t->arena);
     ack_tracker_destroy(&t->acks);
+    pthread_mutex_destroy(&t->nlock);
 }
 
 /* The supervisor's control pipe: 'P' pauses the source, 'R' resumes it (latest wins). */
@@ -202,6 +210,7 @@ int runtime_run(pipeline_cfg *cfg, int status_fd)
         t->cfg = cfg;
         t->index = k;
         pthread_mutex_init(&t->slock, NULL);
+        pthread_mutex_init(&t->nlock, NULL);
         ack_tracker_init(&t->acks);
         t->nstages = cfg->nstages;
         t->stages = xcalloc(cfg->nstages, sizeof *t->stages);

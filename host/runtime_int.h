@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "acks.h"
@@ -32,6 +33,8 @@ typedef struct hrec {
     uint8_t dirty;      /* JSON changed since value was serialised */
     cJSON *json;        /* parsed value, in the task arena */
     uint32_t mark;      /* == task seq when the current stage forwarded, held or rejected it */
+    uint32_t fwd;       /* == task seq when the current stage forwarded it (api->watch must
+                           come before: the forwarded copy holds a reference on the old token) */
     uint8_t rollback;   /* a dead letter from a reject of an input record, made during a process
                            call: discarded if that call fails (the retry decides again) */
     struct stage_inst *rejected_by; /* dead letters: the stage that rejected the record */
@@ -121,7 +124,26 @@ struct task {
     uint32_t seq;         /* one per process call, for the dropped count */
     ack_partition *last_part; /* the source's last partition: most records hit it again */
     int64_t wave_now;     /* wall clock for this wave's ingest timestamps; 0 = not read yet */
+    pthread_mutex_t nlock; /* guards the notes below (groups finish on any thread) */
+    struct finished_note *notes; /* watched records finished, for on_finished (api->watch) */
+    size_t nnotes, capnotes;
+    int notes_closed;     /* tearing down: notes are dropped */
 };
+
+/* A watched record's copies are all finished: on_finished(cookie, rejected) is due. */
+typedef struct finished_note {
+    struct stage_inst *s;
+    void *cookie;
+    int rejected;
+} finished_note;
+
+/* The stage's on_finished, or NULL when it has none or was built before ABI 1.2 (its
+ * descriptor ends before the field). */
+static inline sl_err (*stage_on_finished(const sl_stage_desc *d))(void *, sl_ctx *, void *, int)
+{
+    if (d->struct_size < offsetof(sl_stage_desc, on_finished) + sizeof d->on_finished) return NULL;
+    return d->on_finished;
+}
 
 /* process-wide runtime state (runtime.c) */
 extern atomic_int stop_requested;
@@ -177,6 +199,7 @@ void drain(task *t, int64_t timeout_ms);
 void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n);
 void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n);
 void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n);
+void deliver_finished(task *t);
 
 /* status.c */
 void write_status(pipeline_cfg *cfg, int fd, const char *state);

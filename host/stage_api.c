@@ -114,7 +114,7 @@ static sl_err api_emit(sl_ctx *ctx, const sl_record *rec)
         }
     } else if ((h = as_hrec(t, rec))) {
         ack_retain(h->r.ack); /* forwarded as is: one more reference for the next stage */
-        h->mark = t->seq;
+        h->mark = h->fwd = t->seq;
     } else {
         ack_retain(rec->ack);
         h = copy_record(t, rec, rec->ack);
@@ -201,6 +201,39 @@ static void api_reject(sl_ctx *ctx, const sl_record *rec, const char *reason)
     vec_push(&t->dlq_pending, &d->r);
 }
 
+/* Runs on whichever thread finished the group (a sink's writer, say): only queue the note. */
+static void note_finished(void *arg, void *cookie, int rejected)
+{
+    stage_inst *s = arg;
+    task *t = s->ctx.task;
+    pthread_mutex_lock(&t->nlock);
+    if (!t->notes_closed) {
+        if (t->nnotes == t->capnotes) {
+            t->capnotes = t->capnotes ? t->capnotes * 2 : 64;
+            t->notes = xrealloc(t->notes, t->capnotes * sizeof *t->notes);
+        }
+        t->notes[t->nnotes++] = (finished_note){s, cookie, rejected};
+    }
+    pthread_mutex_unlock(&t->nlock);
+}
+
+/* The input's own reference moves into a new watched group, which becomes the record's
+ * token: everything emitted from it from now on is anchored to the group. */
+static sl_err api_watch(sl_ctx *ctx, const sl_record *rec, void *cookie)
+{
+    task *t = ctx->task;
+    stage_inst *s = ctx->st;
+    hrec *h = as_hrec(t, rec);
+    if (!h || !t->in_process || !h->r.ack || h->fwd == t->seq || !stage_on_finished(s->d)) return SL_EINVAL;
+    sl_ack *g = ack_group_new(&t->acks);
+    ack_group_watch(g, note_finished, s, cookie);
+    ack_group_add(g, h->r.ack);
+    ack_release(h->r.ack);
+    h->r.ack = g;
+    t->call_holds++; /* a retry could not take it back */
+    return SL_OK;
+}
+
 static int64_t api_now_ms(sl_ctx *ctx) { (void)ctx; return sl_now_ms(); }
 static int64_t api_monotonic_ms(sl_ctx *ctx) { (void)ctx; return sl_monotonic_ms(); }
 static const char *api_pipeline_name(sl_ctx *ctx) { return ctx->task->cfg->name; }
@@ -247,4 +280,5 @@ const sl_api sl_host_api = {
     .restore = api_restore,
     .json_set_bool = api_json_set_bool,
     .json_next = api_json_next,
+    .watch = api_watch,
 };

@@ -17,7 +17,7 @@
 #                    reference) instead of pipelines/; they must write the reference tables
 #   --topics 2       (default) the analytics pipeline also reads a second topic fed by a second
 #                    generator and ingest pipeline; --topics 1: the files' single topic
-#   --no-trigger     no PostgreSQL trigger refusing rows: KPIs still count a row the sink refuses
+#   --no-trigger     no PostgreSQL trigger refusing rows (and no injected rows for it)
 #                    after aggregation (an open gap, docs/guarantees.md), so the CI run leaves it out
 #   --keep DIR       copy every log, the generator's record and the certificate into DIR
 #

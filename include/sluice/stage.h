@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 1             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 2             /* append-only additions: the host refuses newer minors */
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -358,6 +358,25 @@ typedef struct sl_api {
      *  container with json_at(c, 0) and then json_next is O(n); json_at(c, i) for every i is
      *  O(n^2) (the items are a list). */
     sl_json *(*json_next)(const sl_json *node);
+
+    /* -- ABI 1.2: hearing what became of a record downstream -- */
+
+    /**
+     * From process(), on an input record of the batch, before emitting it: from now on the
+     * record and every copy a later stage makes of it are anchored to a new token, and when
+     * all of them are finished (made durable by a sink, dropped by a later stage, or taken by
+     * the dead letter) the host calls this stage's desc->on_finished(self, ctx, cookie,
+     * rejected) once, on the task thread, between other callbacks. `rejected` is 1 when any of
+     * them went to the dead letter (a sink refused the row, say).
+     * This is how an aggregate counts an input only once its pass-through copy is durable:
+     * hold the input, watch it, emit it, and add it to the aggregate in on_finished.
+     * The input stays unfinished while the copies are out (the new token holds it). Counts as a
+     * hold for SL_RETRY (see process). SL_EINVAL (and no callback, ever) when `rec` is not an
+     * input record of the current call or the stage has no on_finished.
+     * on_finished is never called after close; after on_revoke it is still called for records
+     * of the revoked partitions (the stage ignores what it no longer owns).
+     */
+    sl_err (*watch)(sl_ctx *ctx, const sl_record *rec, void *cookie);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
@@ -446,6 +465,13 @@ typedef struct sl_stage_desc {
      * (by topic or fields) and ignore the rest. Borrowed until return; do not emit here.
      */
     sl_err (*on_restore)(void *self, sl_ctx *ctx, const sl_batch *state);
+
+    /**
+     * ABI 1.2, optional: what became of a record this stage passed to api->watch (see there).
+     * Runs on the task thread; may hold, release, group, log and count, not emit (what it
+     * changes goes out with the stage's next process or flush). SL_FATAL stops the pipeline.
+     */
+    sl_err (*on_finished)(void *self, sl_ctx *ctx, void *cookie, int rejected);
 } sl_stage_desc;
 
 /** Fills the versioning header of a descriptor. */

@@ -30,374 +30,29 @@
  * base64), so a restored window continues the same sketch and distinct_users after a restart
  * is what one uninterrupted run reports. A row without a sketch keeps its count as a floor.
  *
+ * Counting only what is durable (count_after: durable, the default with passthrough): an input
+ * is counted once its passed-through copy is finished downstream, and not at all when the sink
+ * refused that copy and it went to the dead letter (a trigger, a check constraint) — so KPI rows
+ * always equal SQL over the rows the sink kept. process() takes what the input adds (a
+ * contrib), holds the input and watches it (api->watch); on_finished counts it. Contributions
+ * are counted in offset order per partition (a FIFO), so "offset <= coverage" above still means
+ * "counted" after a restart. The watermark used to reject too-late inputs is the highest event
+ * time processed; the one that closes and forgets windows is the highest counted, which is never
+ * ahead of it, so a window an accepted input needs is never forgotten before it is counted.
+ *
  * Money is kept in integer cents (amount rounded half away from zero), so sums are exact.
  * distinct_users is a HyperLogLog with 2^10 one-byte registers per window (1 KiB): standard
  * error 1.04/sqrt(1024) = 3.25 %, with linear counting (near exact) for small counts.
  */
-#include <sluice/stage.h>
-
 #include <math.h>
-#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../common/sl_base64.h"
 #include "../common/sl_hash.h"
 #include "../common/sl_time.h"
-
-#define MAX_WINDOWS 16
-#define HLL_P 10
-#define HLL_M (1u << HLL_P)
-
-typedef struct wconf {
-    char *time_field;
-    sl_list windows;
-    int64_t lateness_ms;
-    int64_t retention_ms;
-    int64_t emit_interval_ms;
-    int passthrough;
-    char *topic_prefix;
-    int close_on_end;
-} wconf;
-
-typedef struct win {
-    int64_t start;
-    uint64_t events, page_views, add_to_cart, orders, payment_failed, refunds;
-    int64_t gmv_cents, refund_cents;
-    uint64_t users_floor; /* distinct_users restored from a row: the estimate never goes below */
-    uint32_t finals;      /* final records emitted so far: the next one's revision */
-    uint8_t si;           /* index of its window size */
-    bool closed, dirty, in_fix;
-    uint8_t hll[HLL_M];
-} win;
-
-typedef struct series {
-    win **v; /* sorted by start; v[0..n_closed) are closed */
-    size_t n, cap, n_closed;
-} series;
-
-typedef struct part {
-    char *topic; /* the source topic; NULL when records carry none */
-    int32_t partition;
-    int64_t max_ts;
-    bool seen;
-    bool dirty_open;          /* some open window changed since the last cycle */
-    sl_ack *group;              /* inputs aggregated since the last cycle */
-    int64_t agg_off[MAX_WINDOWS]; /* highest input offset aggregated per size (-1: none) */
-    int64_t cov[MAX_WINDOWS];   /* restored coverage: inputs at or below are already counted */
-    int64_t cov_max;            /* max of cov[]: the fast "nothing to skip" test */
-    series s[MAX_WINDOWS];
-    win **fix; /* closed windows changed since their last final record */
-    size_t n_fix, cap_fix;
-} part;
-
-typedef struct wkpi {
-    const sl_api *api;
-    const wconf *conf;
-    size_t n_sizes;
-    int64_t size[MAX_WINDOWS];
-    char label[MAX_WINDOWS][24];
-    char topic[MAX_WINDOWS][96];
-    part **parts;
-    size_t n_parts;
-    part *last;
-    sl_position *assigned; /* (topic, partition) assigned: restored KPI rows without a topic */
-    size_t n_assigned;
-    int64_t last_emit_ms;
-    double pow2neg[66]; /* 2^-k for the HLL estimate */
-} wkpi;
-
-/* ---- small helpers ------------------------------------------------------------------------ */
-
-static void hll_add(uint8_t *reg, uint64_t h)
-{
-    unsigned idx = (unsigned)(h >> (64 - HLL_P));
-    uint64_t rest = (h << HLL_P) | (1ULL << (HLL_P - 1)); /* the guard bit bounds the rank */
-    uint8_t rank = (uint8_t)(__builtin_clzll(rest) + 1);
-    if (rank > reg[idx])
-        reg[idx] = rank;
-}
-
-static uint64_t hll_estimate(const wkpi *k, const uint8_t *reg)
-{
-    double sum = 0;
-    unsigned zeros = 0;
-    for (unsigned i = 0; i < HLL_M; i++) {
-        sum += k->pow2neg[reg[i]];
-        zeros += reg[i] == 0;
-    }
-    double m = HLL_M, e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
-    if (e <= 2.5 * m && zeros)
-        e = m * log(m / zeros); /* linear counting for small cardinalities */
-    return (uint64_t)llround(e);
-}
-
-/* "1m", "15m", "1h", "24h": whole hours, then minutes, seconds, milliseconds. */
-static void duration_label(int64_t ms, char *buf, size_t n)
-{
-    if (ms % 3600000 == 0)
-        snprintf(buf, n, "%lldh", (long long)(ms / 3600000));
-    else if (ms % 60000 == 0)
-        snprintf(buf, n, "%lldm", (long long)(ms / 60000));
-    else if (ms % 1000 == 0)
-        snprintf(buf, n, "%llds", (long long)(ms / 1000));
-    else
-        snprintf(buf, n, "%lldms", (long long)ms);
-}
-
-static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0); }
-
-/* Append "12.34" for a number of cents. */
-static int put_cents(char *p, size_t n, int64_t c)
-{
-    uint64_t a = c < 0 ? (uint64_t)0 - (uint64_t)c : (uint64_t)c;
-    return snprintf(p, n, "%s%llu.%02llu", c < 0 ? "-" : "", (unsigned long long)(a / 100),
-                    (unsigned long long)(a % 100));
-}
-
-static int put_ratio(char *p, size_t n, uint64_t num, uint64_t den)
-{
-    return den ? snprintf(p, n, "%.6f", (double)num / (double)den) : snprintf(p, n, "null");
-}
-
-/* ---- partitions and windows ---------------------------------------------------------------- */
-
-static void part_free(wkpi *k, part *p)
-{
-    for (size_t i = 0; i < k->n_sizes; i++) {
-        for (size_t j = 0; j < p->s[i].n; j++)
-            free(p->s[i].v[j]);
-        free(p->s[i].v);
-    }
-    if (p->group)
-        k->api->release(p->group);
-    free(p->fix);
-    free(p->topic);
-    free(p);
-}
-
-static bool same_topic(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
-
-static part *find_part(wkpi *k, const char *topic, int32_t partition)
-{
-    if (k->last && k->last->partition == partition && same_topic(k->last->topic, topic))
-        return k->last;
-    for (size_t i = 0; i < k->n_parts; i++)
-        if (k->parts[i]->partition == partition && same_topic(k->parts[i]->topic, topic))
-            return k->last = k->parts[i];
-    return NULL;
-}
-
-static part *get_part(wkpi *k, const char *topic, int32_t partition)
-{
-    part *p = find_part(k, topic, partition);
-    if (p)
-        return p;
-    p = calloc(1, sizeof *p);
-    part **v = realloc(k->parts, (k->n_parts + 1) * sizeof *v);
-    if (v)
-        k->parts = v;
-    if (!p || !v || (topic && !(p->topic = strdup(topic)))) {
-        free(p);
-        return NULL;
-    }
-    p->partition = partition;
-    p->cov_max = -1;
-    for (size_t i = 0; i < MAX_WINDOWS; i++)
-        p->agg_off[i] = p->cov[i] = -1;
-    k->parts[k->n_parts++] = p;
-    return k->last = p;
-}
-
-static void drop_part(wkpi *k, const char *topic, int32_t partition)
-{
-    for (size_t i = 0; i < k->n_parts; i++)
-        if (k->parts[i]->partition == partition && same_topic(k->parts[i]->topic, topic)) {
-            part_free(k, k->parts[i]);
-            k->parts[i] = k->parts[--k->n_parts];
-            break;
-        }
-    k->last = NULL;
-}
-
-/* The window of size `si` starting at `start`, created if absent. Events mostly hit the
- * newest window, so look from the end. */
-static win *get_win(part *p, size_t si, int64_t start, int64_t watermark, int64_t size)
-{
-    series *s = &p->s[si];
-    size_t i = s->n;
-    while (i > 0 && s->v[i - 1]->start > start)
-        i--;
-    if (i > 0 && s->v[i - 1]->start == start)
-        return s->v[i - 1];
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? s->cap * 2 : 8;
-        win **v = realloc(s->v, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        s->v = v;
-        s->cap = cap;
-    }
-    win *w = calloc(1, sizeof *w);
-    if (!w)
-        return NULL;
-    w->start = start;
-    w->si = (uint8_t)si;
-    memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof *s->v);
-    s->v[i] = w;
-    s->n++;
-    /* A late event in a window nobody had seen: born closed (its final record goes out as a
-     * correction with revision 0). Only at the edge of the closed prefix or inside it, so
-     * v[0..n_closed) stay exactly the closed windows; a window after an unsettled one is
-     * closed by the next cycle instead. */
-    if (i < s->n_closed || (i == s->n_closed && start + size <= watermark)) {
-        w->closed = true;
-        s->n_closed++;
-    }
-    return w;
-}
-
-static bool add_fix(part *p, win *w)
-{
-    if (w->in_fix)
-        return true;
-    if (p->n_fix == p->cap_fix) {
-        size_t cap = p->cap_fix ? p->cap_fix * 2 : 16;
-        win **v = realloc(p->fix, cap * sizeof *v);
-        if (!v)
-            return false;
-        p->fix = v;
-        p->cap_fix = cap;
-    }
-    p->fix[p->n_fix++] = w;
-    w->in_fix = true;
-    return true;
-}
-
-/* ---- emitting -------------------------------------------------------------------------------- */
-
-static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
-{
-    size_t si = w->si;
-    char start[32], end[32], key[160], val[1024 + 4 * (HLL_M + 2) / 3 + 64];
-    sl_ts_format(w->start, w->start % 1000 != 0, start);
-    sl_ts_format(w->start + k->size[si], (w->start + k->size[si]) % 1000 != 0, end);
-    int kn = snprintf(key, sizeof key, "%s|%s|%d", k->label[si], start, (int)p->partition);
-    char topic_json[200] = "";
-    if (p->topic && strlen(p->topic) < 150 && !strpbrk(p->topic, "\"\\"))
-        snprintf(topic_json, sizeof topic_json, "\"source_topic\":\"%s\",", p->topic);
-    char gmv[32], refund[32], aov[32], sr[32], cr[32];
-    put_cents(gmv, sizeof gmv, w->gmv_cents);
-    put_cents(refund, sizeof refund, w->refund_cents);
-    if (w->orders) {
-        /* gmv / orders in cents, rounded half away from zero */
-        int64_t q = (w->gmv_cents + (int64_t)w->orders / 2) / (int64_t)w->orders;
-        put_cents(aov, sizeof aov, q);
-    } else {
-        snprintf(aov, sizeof aov, "null");
-    }
-    put_ratio(sr, sizeof sr, w->orders, w->orders + w->payment_failed);
-    put_ratio(cr, sizeof cr, w->orders, w->page_views);
-    uint64_t users = hll_estimate(k, w->hll);
-    if (users < w->users_floor)
-        users = w->users_floor;
-    uint32_t revision = final ? w->finals : 0;
-    int vn = snprintf(val, sizeof val,
-                      "{\"window\":\"%s\",\"window_start\":\"%s\",\"window_end\":\"%s\",%s\"partition\":%d,"
-                      "\"events\":%llu,\"page_views\":%llu,\"add_to_cart\":%llu,\"orders\":%llu,"
-                      "\"payment_failed\":%llu,\"refunds\":%llu,\"gmv\":%s,\"refund_amount\":%s,"
-                      "\"avg_order_value\":%s,\"success_rate\":%s,\"conversion_rate\":%s,"
-                      "\"distinct_users\":%llu,\"final\":%s,\"revision\":%u,\"users_hll\":\"",
-                      k->label[si], start, end, topic_json, (int)p->partition, (unsigned long long)w->events,
-                      (unsigned long long)w->page_views, (unsigned long long)w->add_to_cart,
-                      (unsigned long long)w->orders, (unsigned long long)w->payment_failed,
-                      (unsigned long long)w->refunds, gmv, refund, aov, sr, cr,
-                      (unsigned long long)users, final ? "true" : "false", revision);
-    /* The sketch itself, so a restart merges into it instead of starting a new one. */
-    if (vn > 0 && (size_t)vn + 4 * ((HLL_M + 2) / 3) + 3 <= sizeof val) {
-        vn += (int)sl_base64_encode(w->hll, HLL_M, val + vn);
-        val[vn++] = '"';
-        val[vn++] = '}';
-        val[vn] = 0;
-    }
-    sl_record rec = {
-        .key = key,
-        .key_len = (size_t)kn,
-        .value = val,
-        .value_len = (size_t)vn,
-        .timestamp_ms = w->start,
-        .topic = k->topic[si],
-        .partition = p->partition,
-        .offset = p->agg_off[si], /* the coverage this row represents */
-        .ack = p->group,          /* NULL when no input is behind it (a restored window) */
-    };
-    sl_err e = k->api->emit(ctx, &rec);
-    if (e != SL_OK)
-        return e;
-    w->dirty = false;
-    if (final)
-        w->finals++;
-    return SL_OK;
-}
-
-/* Does partition p need a cycle now: a window the watermark passed, or a pending correction? */
-static bool cycle_due(const wkpi *k, const part *p)
-{
-    if (!p->seen)
-        return false;
-    if (p->n_fix)
-        return true;
-    int64_t wm = p->max_ts - k->conf->lateness_ms;
-    for (size_t si = 0; si < k->n_sizes; si++) {
-        const series *s = &p->s[si];
-        if (s->n_closed < s->n && s->v[s->n_closed]->start + k->size[si] <= wm)
-            return true;
-    }
-    return false;
-}
-
-/* One emission cycle of partition p: corrections, windows the watermark closed (all open ones
- * with close_all), and every other changed open window, all anchored to the partition's group;
- * then the group is released and windows beyond retention are forgotten. */
-static sl_err cycle(wkpi *k, sl_ctx *ctx, part *p, bool close_all)
-{
-    sl_err e;
-    int64_t wm = p->max_ts - k->conf->lateness_ms;
-    for (size_t i = 0; i < p->n_fix; i++) {
-        win *w = p->fix[i];
-        w->in_fix = false;
-        if (w->dirty && (e = emit_window(k, ctx, p, w, true)) != SL_OK)
-            return e;
-    }
-    p->n_fix = 0;
-    for (size_t si = 0; si < k->n_sizes; si++) {
-        series *s = &p->s[si];
-        while (s->n_closed < s->n && (close_all || (p->seen && s->v[s->n_closed]->start + k->size[si] <= wm))) {
-            win *w = s->v[s->n_closed++];
-            w->closed = true;
-            if ((e = emit_window(k, ctx, p, w, true)) != SL_OK)
-                return e;
-        }
-        for (size_t j = s->n_closed; j < s->n; j++)
-            if (s->v[j]->dirty && (e = emit_window(k, ctx, p, s->v[j], false)) != SL_OK)
-                return e;
-        size_t drop = 0;
-        while (p->seen && drop < s->n_closed && s->v[drop]->start + k->size[si] <= wm - k->conf->retention_ms)
-            free(s->v[drop++]);
-        if (drop) {
-            memmove(s->v, s->v + drop, (s->n - drop) * sizeof *s->v);
-            s->n -= drop;
-            s->n_closed -= drop;
-        }
-    }
-    p->dirty_open = false;
-    if (p->group) {
-        k->api->release(p->group); /* each emitted record holds its own reference */
-        p->group = NULL;
-    }
-    return SL_OK;
-}
+#include "wkpi.h"
 
 /* ---- callbacks --------------------------------------------------------------------------- */
 
@@ -434,6 +89,9 @@ static sl_err k_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
     for (int i = 0; i < 66; i++)
         k->pow2neg[i] = ldexp(1.0, -i);
     k->last_emit_ms = api->monotonic_ms(ctx);
+    /* Counting at delivery needs the copies (passthrough) and a host with api->watch. */
+    k->deferred = conf->passthrough && conf->count_after == 0 &&
+                  api->struct_size >= offsetof(sl_api, watch) + sizeof api->watch;
     *self = k;
     return SL_OK;
 }
@@ -491,8 +149,8 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         part *p = get_part(k, rec->topic, rec->partition);
         if (!p)
             return SL_ENOMEM;
-        int64_t max_ts = !p->seen || ts > p->max_ts ? ts : p->max_ts;
-        int64_t wm = max_ts - c->lateness_ms;
+        int64_t max_seen = !p->seen_any || ts > p->max_seen ? ts : p->max_seen;
+        int64_t wm = max_seen - c->lateness_ms;
         bool replay = rec->offset <= p->cov_max; /* some size already counts this input */
         if (ts < wm - c->retention_ms) {
             if (replay) {
@@ -507,60 +165,51 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             api->reject(ctx, rec, reason);
             continue;
         }
-        p->max_ts = max_ts;
-        p->seen = true;
+        p->max_seen = max_seen;
+        p->seen_any = true;
 
+        contrib in = {.ts = ts, .offset = rec->offset};
         const char *user = api->json_string(api->json_get(root, "user_id"));
-        int kind = event_kind(api->json_string(api->json_get(root, "event_type")));
-        uint64_t uh = user ? sl_hash_bytes(0, user, strlen(user)) : 0;
-        int64_t cents = 0;
-        if (kind == 3 || kind == 5) {
+        in.kind = (uint8_t)event_kind(api->json_string(api->json_get(root, "event_type")));
+        if (user) {
+            in.user_hash = sl_hash_bytes(0, user, strlen(user));
+            in.has_user = true;
+        }
+        if (in.kind == 3 || in.kind == 5) {
             double a = api->json_number(api->json_get(root, "amount"));
             if (isfinite(a) && fabs(a) < 9e13)
-                cents = llround(a * 100.0);
+                in.cents = llround(a * 100.0);
         }
-        bool added = false;
-        for (size_t si = 0; si < k->n_sizes; si++) {
-            if (replay && rec->offset <= p->cov[si])
-                continue;
-            int64_t start = floor_div(ts, k->size[si]) * k->size[si];
-            win *w = get_win(p, si, start, wm, k->size[si]);
-            if (!w)
+        for (size_t si = 0; si < k->n_sizes; si++)
+            if (!(replay && rec->offset <= p->cov[si]))
+                in.sizes |= (uint16_t)(1u << si);
+        skipped += !in.sizes;
+        sl_err e = SL_OK;
+        if (in.sizes && k->deferred && rec->ack) {
+            /* Counted in on_finished, once the copy emitted below is durable (or never, if
+             * it is dead-lettered); the hold keeps the input unfinished until then. */
+            contrib *q = contrib_get(k);
+            if (!q)
                 return SL_ENOMEM;
-            w->events++;
-            switch (kind) {
-            case 1: w->page_views++; break;
-            case 2: w->add_to_cart++; break;
-            case 3: w->orders++, w->gmv_cents += cents; break;
-            case 4: w->payment_failed++; break;
-            case 5: w->refunds++, w->refund_cents += cents; break;
+            *q = in;
+            q->p = p;
+            q->held = api->hold(ctx, rec);
+            if ((e = api->watch(ctx, rec, q)) != SL_OK) {
+                api->log(ctx, SL_LOG_ERROR, "watch failed: %s", sl_strerror(e));
+                api->release(q->held);
+                contrib_put(k, q);
+                return SL_FATAL;
             }
-            if (user)
-                hll_add(w->hll, uh);
-            w->dirty = true;
-            if (w->closed) {
-                if (!add_fix(p, w))
-                    return SL_ENOMEM;
-            } else {
-                p->dirty_open = true;
-            }
-            if (rec->offset > p->agg_off[si])
-                p->agg_off[si] = rec->offset;
-            added = true;
+            if (p->tail)
+                p->tail->next = q;
+            else
+                p->head = q;
+            p->tail = q;
+        } else if (in.sizes && (e = apply(k, ctx, p, &in, rec->ack)) != SL_OK) {
+            return e;
         }
-        skipped += !added;
-        if (added && rec->ack) {
-            /* One group per partition and cycle: the input stays unfinished until every KPI
-             * record of the next cycle of its partition is durable. */
-            if (!p->group && !(p->group = api->ack_group(ctx)))
-                return SL_ENOMEM;
-            api->ack_group_add(p->group, rec->ack);
-        }
-        if (c->passthrough) {
-            sl_err e = api->emit(ctx, rec);
-            if (e != SL_OK)
-                return e;
-        }
+        if (c->passthrough && (e = api->emit(ctx, rec)) != SL_OK)
+            return e;
     }
     if (too_late)
         api->count(ctx, "too_late", too_late);
@@ -579,6 +228,40 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
     return SL_OK;
 }
 
+/* A watched input's copies are finished: count it (unless a copy was dead-lettered), then
+ * every contribution behind it in its partition whose note already came. */
+static sl_err k_on_finished(void *self, sl_ctx *ctx, void *cookie, int rejected)
+{
+    wkpi *k = self;
+    contrib *q = cookie;
+    part *p = q->p;
+    if (!p) { /* its partition was dropped meanwhile */
+        contrib_put(k, q);
+        return SL_OK;
+    }
+    q->finished = true;
+    q->rejected = rejected != 0;
+    uint64_t refused = 0;
+    while (p->head && p->head->finished) {
+        contrib *h = p->head;
+        p->head = h->next;
+        if (!p->head)
+            p->tail = NULL;
+        sl_err e = SL_OK;
+        if (h->rejected)
+            refused++;
+        else
+            e = apply(k, ctx, p, h, h->held);
+        k->api->release(h->held);
+        contrib_put(k, h);
+        if (e != SL_OK)
+            return e;
+    }
+    if (refused)
+        k->api->count(ctx, "refused_downstream", refused);
+    return SL_OK;
+}
+
 static sl_err k_flush(void *self, sl_ctx *ctx, int final)
 {
     wkpi *k = self;
@@ -588,7 +271,8 @@ static sl_err k_flush(void *self, sl_ctx *ctx, int final)
         k->last_emit_ms = now;
     for (size_t pi = 0; pi < k->n_parts; pi++) {
         part *p = k->parts[pi];
-        bool close_all = final && k->conf->close_on_end;
+        /* Not while inputs wait to be counted: the drain counts them, then closes. */
+        bool close_all = final && k->conf->close_on_end && !k->n_pending;
         if ((due && (p->dirty_open || p->n_fix)) || close_all || cycle_due(k, p)) {
             sl_err e = cycle(k, ctx, p, close_all);
             if (e != SL_OK)
@@ -637,117 +321,6 @@ static sl_err k_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, siz
     return SL_OK;
 }
 
-/* The source topic of a restored KPI row: its source_topic member, else (rows stored before
- * source_topic existed, or with it empty) the one assigned topic with that partition number. */
-static const char *restored_topic(const wkpi *k, const sl_api *api, const sl_json *root, int32_t partition)
-{
-    const char *t = api->json_string(api->json_get(root, "source_topic"));
-    if (t && *t) /* '' is the KPI tables' default: no topic */
-        return t;
-    for (size_t i = 0; i < k->n_assigned; i++)
-        if (k->assigned[i].partition == partition)
-            return k->assigned[i].topic;
-    return NULL;
-}
-
-/* A number member, also accepted as a numeric string (a database may render NUMERIC so). */
-static double member_number(const sl_api *api, const sl_json *root, const char *key)
-{
-    const sl_json *n = api->json_get(root, key);
-    if (api->json_type(n) == SL_JSON_STRING) {
-        char *end;
-        double x = strtod(api->json_string(n), &end);
-        return *end ? NAN : x;
-    }
-    return api->json_number(n);
-}
-
-static uint64_t member_count(const sl_api *api, const sl_json *root, const char *key)
-{
-    double x = member_number(api, root, key);
-    return isfinite(x) && x > 0 ? (uint64_t)llround(x) : 0;
-}
-
-static int64_t member_cents(const sl_api *api, const sl_json *root, const char *key)
-{
-    double x = member_number(api, root, key);
-    return isfinite(x) && fabs(x) < 9e13 ? llround(x * 100.0) : 0;
-}
-
-/* Rebuild windows from KPI rows (topic <prefix><window>, timestamp = window_start, offset =
- * the coverage stored with them). Other records (events) are not ours. */
-static sl_err k_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
-{
-    wkpi *k = self;
-    const sl_api *api = k->api;
-    size_t restored = 0;
-    for (size_t i = 0; i < state->n; i++) {
-        const sl_record *rec = state->recs[i];
-        size_t si = 0;
-        while (si < k->n_sizes && !(rec->topic && !strcmp(rec->topic, k->topic[si])))
-            si++;
-        const sl_json *root = si < k->n_sizes ? api->json(ctx, rec, NULL) : NULL;
-        if (!root || floor_div(rec->timestamp_ms, k->size[si]) * k->size[si] != rec->timestamp_ms)
-            continue;
-        part *p = get_part(k, restored_topic(k, api, root, rec->partition), rec->partition);
-        if (!p)
-            return SL_ENOMEM;
-        const sl_json *fin = api->json_get(root, "final");
-        bool final = api->json_type(fin) == SL_JSON_BOOL ? api->json_number(fin) != 0
-                     : api->json_type(fin) == SL_JSON_STRING && strchr("tT1", api->json_string(fin)[0]);
-        /* Insert it where it belongs; v[0..n_closed) must stay the closed windows. */
-        win *w = get_win(p, si, rec->timestamp_ms, INT64_MIN, k->size[si]);
-        if (!w)
-            return SL_ENOMEM;
-        w->events = member_count(api, root, "events");
-        w->page_views = member_count(api, root, "page_views");
-        w->add_to_cart = member_count(api, root, "add_to_cart");
-        w->orders = member_count(api, root, "orders");
-        w->payment_failed = member_count(api, root, "payment_failed");
-        w->refunds = member_count(api, root, "refunds");
-        w->gmv_cents = member_cents(api, root, "gmv");
-        w->refund_cents = member_cents(api, root, "refund_amount");
-        /* The row's sketch (users_hll, base64 of the registers) is the crashed process's own:
-         * merging new users into it is exact HLL arithmetic. A row without one (stored before
-         * sketches were) leaves its count as a floor under a new sketch's estimate. */
-        const char *hll = api->json_string(api->json_get(root, "users_hll"));
-        if (hll && sl_base64_decode(hll, w->hll, HLL_M) == 0) {
-            w->users_floor = 0;
-        } else {
-            memset(w->hll, 0, sizeof w->hll);
-            w->users_floor = member_count(api, root, "distinct_users");
-        }
-        w->dirty = false;
-        w->finals = final ? (uint32_t)member_count(api, root, "revision") + 1 : 0;
-        w->closed = final;
-        if (final) {
-            /* The watermark had passed its end: restore at least that much event time. */
-            int64_t t = rec->timestamp_ms + k->size[si] + k->conf->lateness_ms;
-            if (!p->seen || t > p->max_ts)
-                p->max_ts = t;
-            p->seen = true;
-        }
-        if (rec->offset > p->cov[si])
-            p->cov[si] = p->agg_off[si] = rec->offset;
-        if (rec->offset > p->cov_max)
-            p->cov_max = rec->offset;
-        restored++;
-    }
-    /* Recount the closed prefix of every series touched (rows arrive in any order). */
-    for (size_t pi = 0; pi < k->n_parts; pi++)
-        for (size_t si = 0; si < k->n_sizes; si++) {
-            series *s = &k->parts[pi]->s[si];
-            s->n_closed = 0;
-            while (s->n_closed < s->n && s->v[s->n_closed]->closed)
-                s->n_closed++;
-            for (size_t j = s->n_closed; j < s->n; j++)
-                s->v[j]->closed = false; /* an open one before it: both close in order again */
-        }
-    if (restored)
-        api->log(ctx, SL_LOG_INFO, "restored %zu windows from %zu state records", restored, state->n);
-    return SL_OK;
-}
-
 static void k_close(void *self, sl_ctx *ctx)
 {
     (void)ctx;
@@ -758,6 +331,10 @@ static void k_close(void *self, sl_ctx *ctx)
         free((char *)k->assigned[i].topic);
     free(k->assigned);
     free(k->parts);
+    for (contrib_chunk *ch = k->chunks, *n; ch; ch = n) {
+        n = ch->next;
+        free(ch);
+    }
     free(k);
 }
 
@@ -784,6 +361,9 @@ static const sl_config_entry k_config[] = {
      .description = "KPI records go to topic <prefix><window>, e.g. kpi_1m"},
     {.key = "close_on_end", .type = SL_T_BOOL, .default_value = "false", .offset = offsetof(wconf, close_on_end),
      .description = "at the end of the input (final flush) close open windows too (batch replays)"},
+    {.key = "count_after", .type = SL_T_ENUM, .default_value = "durable", .choices = "durable|process",
+     .offset = offsetof(wconf, count_after),
+     .description = "durable: an input counts once its passed-through copy is durable (never if it is dead-lettered); process: at once"},
     {.key = NULL},
 };
 
@@ -803,6 +383,7 @@ static const sl_stage_desc k_desc = {
     .on_assign = k_on_assign,
     .on_revoke = k_on_revoke,
     .on_restore = k_on_restore,
+    .on_finished = k_on_finished,
 };
 
 SL_STAGE_DEFINE(k_desc)

@@ -44,8 +44,7 @@ def parse_args():
                     help="2: the analytics pipeline also reads a second topic, fed by its own generator")
     ap.add_argument("--keep", default=None, help="copy logs and records into this dir")
     ap.add_argument("--no-trigger", dest="trigger", action="store_false",
-                    help="no PostgreSQL trigger refusing rows (and no injected rows for it): KPIs still "
-                         "count rows the sink refuses after aggregation (docs/guarantees.md)")
+                    help="no PostgreSQL trigger refusing rows (and no injected rows for it)")
     a = ap.parse_args()
     if a.seed is None:
         a.seed = random.SystemRandom().randrange(1, 2 ** 31)

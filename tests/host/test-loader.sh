@@ -24,11 +24,13 @@ refuse no-entry "no entry point 'sl_stage_entry'"
 mkdir -p "$T/bad-magic" && cp "$B/bad-magic.so" "$T/bad-magic/"
 refuse bad-magic "wrong magic 0xdeadbeef"
 
+# The host's own minor, from the header it was built with.
+MINOR=$(sed -n 's/^#define SL_ABI_MINOR \([0-9]*\).*/\1/p' "$SLUICE_SOURCE_DIR/include/sluice/stage.h")
 mkdir -p "$T/bad-major" && cp "$B/bad-major.so" "$T/bad-major/"
-refuse bad-major "built for stage ABI 2.0, but this sluice speaks ABI 1.1 (major versions differ)"
+refuse bad-major "built for stage ABI 2.0, but this sluice speaks ABI 1.$MINOR (major versions differ)"
 
 mkdir -p "$T/bad-minor" && cp "$B/bad-minor.so" "$T/bad-minor/"
-refuse bad-minor "built for stage ABI 1.8, newer than this sluice's ABI 1.1"
+refuse bad-minor "built for stage ABI 1.$((MINOR + 7)), newer than this sluice's ABI 1.$MINOR"
 
 mkdir -p "$T/dup" && cp "$B/dup-a.so" "$B/dup-b.so" "$T/dup/"
 refuse dup "duplicate stage name 'dup-stage'"

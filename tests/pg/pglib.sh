@@ -55,4 +55,4 @@ YAML
 }
 
 # run_sluice FILE... — runs the pipelines to the end of their input (bounded); log in $T/log.
-run_sluice() { timeout 120 "$SLUICE" run "$@" >"$T/out" 2>"$T/log"; }
+run_sluice() { timeout ${RUN_TIMEOUT:-120} "$SLUICE" run "$@" >"$T/out" 2>"$T/log"; }
