@@ -1,4 +1,4 @@
-/* delivered.c — `apply: delivered`: a record counts only once its passthrough copy is durable.
+/* delivered.c — `count_after: durable`: a record counts only once its passthrough copy is durable.
  *
  * process() extracts the record's contribution into its partition's FIFO, holds the input,
  * watches it (api->watch, ABI 1.2) and emits it. When every copy downstream is finished the host

@@ -68,30 +68,18 @@ static sl_err k_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
         k_close(k, ctx);
         return e;
     }
-    if (k->conf->apply_on == 1) {
-        bool can = false;
-#if SL_ABI_MINOR >= 2
-        can = api->struct_size >= offsetof(sl_api, watch) + sizeof api->watch && api->watch;
-#endif
-        if (!can || !k->conf->passthrough) {
-            api->log(ctx, SL_LOG_ERROR, "apply: delivered needs %s",
-                     can ? "passthrough: true (it waits for the passthrough copy to be durable)"
-                         : "a host with api->watch (ABI 1.2)");
-            k_close(k, ctx);
-            return SL_ECONFIG;
-        }
-        k->delivered = true;
-    }
+    /* Counting once the copy is durable needs the copies (passthrough) and api->watch. */
+    k->delivered = k->conf->passthrough && k->conf->count_after == 0 &&
+                   api->struct_size >= offsetof(sl_api, watch) + sizeof api->watch && api->watch;
     k->last_emit_ms = api->monotonic_ms(ctx);
     *self = k;
     return SL_OK;
 }
 
-/* apply: delivered — queue the contribution, hold the input and watch its passthrough copy;
+/* count_after: durable — queue the contribution, hold the input and watch its passthrough copy;
  * on_finished applies it (delivered.c). */
 static sl_err watch(wstage *k, sl_ctx *ctx, part *p, const sl_record *rec)
 {
-#if SL_ABI_MINOR >= 2
     uint64_t cookie;
     contrib *q = w_queue_push(k, p, &cookie);
     if (!q)
@@ -100,22 +88,16 @@ static sl_err watch(wstage *k, sl_ctx *ctx, part *p, const sl_record *rec)
     q->held = rec->ack ? k->api->hold(ctx, rec) : NULL;
     sl_err e = k->api->watch(ctx, rec, (void *)(uintptr_t)cookie);
     if (e != SL_OK) {
-        k->api->log(ctx, SL_LOG_ERROR, "apply: delivered: the host cannot watch a record (%s)", sl_strerror(e));
+        k->api->log(ctx, SL_LOG_ERROR, "watch failed: %s", sl_strerror(e));
         return SL_FATAL;
     }
     return SL_OK;
-#else
-    (void)k, (void)ctx, (void)p, (void)rec;
-    return SL_FATAL;
-#endif
 }
 
-#if SL_ABI_MINOR >= 2
 static sl_err k_on_finished(void *self, sl_ctx *ctx, void *cookie, int rejected)
 {
     return w_finished(self, ctx, (uint64_t)(uintptr_t)cookie, rejected);
 }
-#endif
 
 static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
 {
@@ -152,7 +134,7 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             return SL_ENOMEM;
         p->last_input_ms = mono;
         /* Lateness is judged by the event time accepted so far (seen_ts); the windows' clock
-         * (max_ts) moves with what is applied — the same thing unless apply: delivered. */
+         * (max_ts) moves with what is applied — the same thing unless count_after: durable. */
         int64_t seen = !p->seen_in || ts > p->seen_ts ? ts : p->seen_ts;
         int64_t wm = seen - c->lateness_ms;
         bool replay = rec->offset <= p->cov_max; /* some size already counts this input */
@@ -184,7 +166,7 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             added = rec->offset > p->cov[si];
         if (!added) {
             skipped++;
-        } else if (k->delivered) {
+        } else if (k->delivered && rec->ack) {
             sl_err e = watch(k, ctx, p, rec);
             if (e != SL_OK)
                 return e;
@@ -253,9 +235,13 @@ static sl_err k_flush(void *self, sl_ctx *ctx, int final)
     if (due)
         k->last_emit_ms = now;
     idle_advance(k, now);
+    size_t pending = 0;
+    for (size_t pi = 0; pi < k->n_parts; pi++)
+        pending += k->parts[pi]->q_n;
     for (size_t pi = 0; pi < k->n_parts; pi++) {
         part *p = k->parts[pi];
-        bool close_all = final && k->conf->close_on_end;
+        /* Not while inputs wait to be counted: the drain counts them, then closes. */
+        bool close_all = final && k->conf->close_on_end && !pending;
         if ((due && (p->dirty_open || p->n_fix)) || close_all || w_cycle_due(k, p)) {
             sl_err e = w_cycle(k, ctx, p, close_all);
             if (e != SL_OK)
@@ -354,9 +340,9 @@ static const sl_config_entry k_config[] = {
      .description = "forward the input records too"},
     {.key = "topic_prefix", .type = SL_T_STRING, .default_value = "window_", .offset = offsetof(wconf, topic_prefix),
      .description = "rows go to topic <prefix><window label>, e.g. window_1m"},
-    {.key = "apply", .type = SL_T_ENUM, .default_value = "process", .choices = "process|delivered",
-     .offset = offsetof(wconf, apply_on),
-     .description = "count a record when processed, or once its passthrough copy is durable downstream"},
+    {.key = "count_after", .type = SL_T_ENUM, .default_value = "durable", .choices = "durable|process",
+     .offset = offsetof(wconf, count_after),
+     .description = "durable: a record counts once its passthrough copy is durable downstream (never if refused); process: as it passes"},
     {.key = "close_on_end", .type = SL_T_BOOL, .default_value = "false", .offset = offsetof(wconf, close_on_end),
      .description = "at the end of the input (final flush) close open windows too (batch replays)"},
     {.key = NULL},
@@ -378,9 +364,7 @@ static const sl_stage_desc k_desc = {
     .on_assign = k_on_assign,
     .on_revoke = k_on_revoke,
     .on_restore = k_on_restore,
-#if SL_ABI_MINOR >= 2
     .on_finished = k_on_finished,
-#endif
 };
 
 SL_STAGE_DEFINE(k_desc)

@@ -37,7 +37,7 @@ typedef struct wconf {
     int passthrough;
     char *topic_prefix;
     int close_on_end;
-    int apply_on; /* 0: process, 1: delivered */
+    int count_after; /* 0: durable, 1: process */
 } wconf;
 
 /* A JSON path "a.b.c" split once at init. */
@@ -123,10 +123,10 @@ typedef struct series {
 } series;
 
 /* A record's contribution, extracted at process time; applied then, or once its passthrough
- * copy is durable (apply: delivered). Fixed size per configuration. */
+ * copy is durable (count_after: durable). Fixed size per configuration. */
 typedef struct contrib {
     int64_t ts, offset;
-    sl_ack *held;     /* apply: delivered — the input, kept unfinished until its rows are out */
+    sl_ack *held;     /* count_after: durable — the input, kept unfinished until its rows are out */
     uint64_t present; /* bit a: aggregate a takes a value from this record */
     uint64_t ghash;
     uint16_t keylen;
@@ -150,8 +150,8 @@ typedef struct part {
     win **fix;
     size_t n_fix, cap_fix;
     bool seen_in;
-    int64_t seen_ts;            /* highest event time accepted (apply: delivered; max_ts: applied) */
-    /* pending contributions (apply: delivered), applied from the head in offset order; the
+    int64_t seen_ts;            /* highest event time accepted (count_after: durable; max_ts: applied) */
+    /* pending contributions (count_after: durable), applied from the head in offset order; the
      * cookie of entry i is id << 40 | (q_seq0 + i) */
     uint64_t id;
     char *q;
@@ -183,8 +183,8 @@ typedef struct wstage {
     sl_position *assigned;
     size_t n_assigned;
     int64_t last_emit_ms;
-    bool delivered;  /* apply: delivered */
-    contrib *scratch; /* the record being processed (apply: process) */
+    bool delivered;  /* count_after: durable, with passthrough and api->watch */
+    contrib *scratch; /* the record being processed (count_after: process) */
     char *row;       /* output buffer, grown at init to fit every column */
     size_t row_cap;
 } wstage;

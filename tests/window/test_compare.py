@@ -1,8 +1,13 @@
 #!/usr/bin/env python3
 """window-kpi and window (configured as the reference KPIs, read from
-pipelines/ecommerce-analytics-window.yaml) on the same events give byte-identical output:
-KPI rows (key, topic, partition, offset, timestamp, value), passed-through events and dead
-letters (with their reasons).
+pipelines/ecommerce-analytics-window.yaml) on the same events give the same output.
+
+With count_after: process the output is byte-identical: KPI rows (key, topic, partition,
+offset, timestamp, value), passed-through events and dead letters (with their reasons). With
+count_after: durable (the default) inputs count when the host reports their copies durable, so
+when a window closes — and so revisions, updates and the coverage of intermediate rows — depends
+on timing in both stages; there the last row of every window (its value but the revision), the
+passed-through events and the dead letters are identical.
 
  1. file-source -> validator -> dedup -> STAGE -> file-sink, events shuffled within the
     lateness, 5 % duplicates, passthrough on.
@@ -48,6 +53,30 @@ stages:
 """)
     return open(os.path.join(d, "out.ndjson")).read(), open(os.path.join(d, "dlq.ndjson")).read()
 
+def outcome(lines):
+    """What does not depend on when the host reported copies durable."""
+    recs = [json.loads(l) for l in lines]
+    last = {}
+    for e in recs:
+        if e.get("topic", "").startswith("kpi_"):
+            v = json.loads(e["value"])
+            v.pop("revision")
+            last[(e["topic"], e["partition"], e["key"], e["timestamp"])] = v
+    return last, [e for e in recs if not e.get("topic", "").startswith("kpi_")]
+
+def compare_durable(name, a, b):
+    (la, ea), (lb, eb) = outcome(a[0].splitlines()), outcome(b[0].splitlines())
+    print(f"{name} (durable): {len(la)} windows, {len(ea)} events passed through")
+    if not la or not all(v["final"] for v in la.values()):
+        fail(f"{name} (durable): no rows, or a window's last row is not final")
+    if la != lb:
+        k = next((k for k in la if la[k] != lb.get(k)), None)
+        fail(f"{name} (durable): last rows differ: {len(la)} vs {len(lb)} windows, e.g. {k}: {la.get(k)} vs {lb.get(k)}")
+    if ea != eb:
+        fail(f"{name} (durable): passed-through events differ: {len(ea)} vs {len(eb)}")
+    if a[1] != b[1]:
+        fail(f"{name} (durable): dead letters differ")
+
 def compare(name, a, b):
     (oa, da), (ob, db) = a, b
     la, lb = oa.splitlines(), ob.splitlines()
@@ -81,7 +110,7 @@ def part_run(d, lines, use, with_, state=(), offsets=None):
     run(d, PART.format(use=use, with_=with_))
     return read_ndjson(os.path.join(d, "out.ndjson"))
 
-def restart_case(d):
+def restart_case(d, count_after):
     rnd = random.Random(5)
     lines, nxt, ts = [], [0, 0], [BASE, BASE]
     for i in range(12000):
@@ -92,11 +121,11 @@ def restart_case(d):
         lines.append((p, nxt[p], ts[p], json.dumps(e, separators=(",", ":"))))
     Y = {0: nxt[0] * 3 // 5, 1: nxt[1] // 2}
     C = {0: Y[0] - 700, 1: Y[1] - 40}
-    kw = dict(emit_interval="0s", close_on_end=False)
+    kw = dict(emit_interval="0s", close_on_end=False, count_after=count_after)
     before = part_run(d, [l for l in lines if l[1] <= Y[l[0]]], "window-kpi", kpi_with(**kw))
     db, cov = {}, {}
     for e in before:
-        if e["topic"].startswith("kpi_"):
+        if e.get("topic", "").startswith("kpi_"):
             db[(e["topic"], e["partition"], e["timestamp"])] = e
             cov[(e["topic"], e["partition"])] = max(cov.get((e["topic"], e["partition"]), -1), e["offset"])
     state = [(t, p, cov[(t, p)], ts_, e["value"]) for (t, p, ts_), e in sorted(db.items())]
@@ -105,9 +134,12 @@ def restart_case(d):
     kw["close_on_end"] = True
     a = part_run(d, lines, "window-kpi", kpi_with(**kw), state, C)
     b = part_run(d, lines, "window", reference_with(**kw), state, C)
-    print(f"restart: {len(state)} state records, window-kpi {len(a)} records after the restart")
+    print(f"restart ({count_after}): {len(state)} state records, window-kpi {len(a)} records after the restart")
     if len([e for e in a if e["topic"].startswith("kpi_")]) < 10:
         fail("restart: too few KPI rows to compare")
+    if count_after == "durable":
+        compare_durable("restart", ("\n".join(json.dumps(e) for e in a), ""), ("\n".join(json.dumps(e) for e in b), ""))
+        return
     # Non-final updates go out when a flush finds them due (wall clock): compare what does not
     # depend on timing — the final rows, the last row of every window, the forwarded events.
     def parts(out):
@@ -127,16 +159,17 @@ def restart_case(d):
 
 def main():
     with tempfile.TemporaryDirectory() as d:
-        kw = dict(passthrough=True, close_on_end=True, emit_interval="0s")
-        lines = events(7, 20000)
-        compare("in order", file_run(d, lines, "window-kpi", kpi_with(**kw)), file_run(d, lines, "window", reference_with(**kw)))
-        kw["retention"] = "15m"
-        lines = events(11, 20000, late_share=0.03)
-        a = file_run(d, lines, "window-kpi", kpi_with(**kw))
-        if '\\"revision\\":1' not in a[0] or "older than retention" not in a[1]:
-            fail("late: no corrections or no dead letters: the case does not exercise them")
-        compare("late", a, file_run(d, lines, "window", reference_with(**kw)))
-        restart_case(d)
+        for count_after, cmp in (("process", compare), ("durable", compare_durable)):
+            kw = dict(passthrough=True, close_on_end=True, emit_interval="0s", count_after=count_after)
+            lines = events(7, 20000)
+            cmp("in order", file_run(d, lines, "window-kpi", kpi_with(**kw)), file_run(d, lines, "window", reference_with(**kw)))
+            kw["retention"] = "15m"
+            lines = events(11, 20000, late_share=0.03)
+            a = file_run(d, lines, "window-kpi", kpi_with(**kw))
+            if '\\"revision\\":1' not in a[0] or "older than retention" not in a[1]:
+                fail("late: no corrections or no dead letters: the case does not exercise them")
+            cmp("late", a, file_run(d, lines, "window", reference_with(**kw)))
+            restart_case(d, count_after)
     fail.exit("window vs window-kpi")
 
 main()
