@@ -50,7 +50,7 @@ stages:
   - {{name: d, use: dedup, with: {{key: event_id, ttl: 10m}}}}
   - {{name: kpi, use: {use}, with: {with_}}}
   - {{name: out, use: file-sink, with: {{path: out.ndjson, headers: true, mode: truncate, fsync: false}}}}
-""")
+""", timeout=400)
     return open(os.path.join(d, "out.ndjson")).read(), open(os.path.join(d, "dlq.ndjson")).read()
 
 def outcome(lines):
@@ -107,7 +107,7 @@ def part_run(d, lines, use, with_, state=(), offsets=None):
         f.writelines(f"{t} {p} {o} {ts}\t{v}\n" for t, p, o, ts, v in state)
     with open(os.path.join(d, "offsets.txt"), "w") as f:
         f.writelines(f"{p} {o}\n" for p, o in (offsets or {}).items())
-    run(d, PART.format(use=use, with_=with_))
+    run(d, PART.format(use=use, with_=with_), timeout=400)
     return read_ndjson(os.path.join(d, "out.ndjson"))
 
 def restart_case(d, count_after):

@@ -48,7 +48,7 @@ def go(d, lines, close, state=(), offsets=None):
         f.writelines(f"{t} {p} {o} {ts}\t{v}\n" for t, p, o, ts, v in state)
     with open(os.path.join(d, "offsets.txt"), "w") as f:
         f.writelines(f"{p} {o}\n" for p, o in (offsets or {}).items())
-    r = run(d, PIPE.format(close="true" if close else "false", aggs=json.dumps(AGGS)))
+    r = run(d, PIPE.format(close="true" if close else "false", aggs=json.dumps(AGGS)), timeout=400)
     out = read_ndjson(os.path.join(d, "out.ndjson"))
     rows = [e for e in out if e["topic"].startswith("window_")]
     events = [e for e in out if e["topic"] == "events"]
