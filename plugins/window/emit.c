@@ -263,7 +263,8 @@ static void ob_dist_state(obuf *b, const wdist *d)
         for (uint32_t i = 0; d && i < d->cap; i++)
             if (d->tab[i])
                 v[nv++] = d->tab[i];
-        qsort(v, nv, sizeof *v, cmp_u64);
+        if (nv)
+            qsort(v, nv, sizeof *v, cmp_u64);
         uint8_t chunk[24]; /* three hashes: 32 base64 characters, no padding inside */
         size_t cn = 0;
         for (size_t i = 0; i < nv; i++) {
