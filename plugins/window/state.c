@@ -68,7 +68,7 @@ void w_part_free(wstage *k, part *p)
             k->api->release(c->held);
     }
     for (size_t i = 0; i < p->n_fix; i++)
-        if (p->fix[i]->retract) /* merged sessions waiting for their retraction row */
+        if (p->fix[i] && p->fix[i]->retract) /* merged sessions waiting for their retraction row */
             w_win_free(k, p->fix[i]);
     free(p->q);
     if (p->group)
