@@ -78,14 +78,9 @@ static sl_err k_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
 
 /* count_after: durable — queue the contribution, hold the input and watch its passthrough copy;
  * on_finished applies it (delivered.c). */
-static sl_err watch(wstage *k, sl_ctx *ctx, part *p, const sl_record *rec)
+static sl_err watch(wstage *k, sl_ctx *ctx, contrib *q, uint64_t cookie, const sl_record *rec)
 {
-    uint64_t cookie;
-    contrib *q = w_queue_push(k, p, &cookie);
-    if (!q)
-        return SL_ENOMEM;
-    memcpy(q, k->scratch, k->contrib_size);
-    q->held = rec->ack ? k->api->hold(ctx, rec) : NULL;
+    q->held = k->api->hold(ctx, rec);
     sl_err e = k->api->watch(ctx, rec, (void *)(uintptr_t)cookie);
     if (e != SL_OK) {
         k->api->log(ctx, SL_LOG_ERROR, "watch failed: %s", sl_strerror(e));
@@ -151,9 +146,19 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
             api->reject(ctx, rec, reason);
             continue;
         }
-        contrib *cb = k->scratch;
+        bool added = false;
+        for (size_t si = 0; si < k->n_sizes && !added; si++)
+            added = rec->offset > p->cov[si];
+        /* Deferred: extracted straight into the partition's queue (no copy). */
+        bool defer = added && k->delivered && rec->ack;
+        uint64_t cookie = 0;
+        contrib *cb = defer ? w_queue_push(k, p, &cookie) : k->scratch;
+        if (!cb)
+            return SL_ENOMEM;
         const char *why = w_extract(k, root, tnode, ts, cb);
         if (why) {
+            if (defer)
+                p->q_n--; /* not watched yet: take the entry back */
             bad++;
             api->reject(ctx, rec, why);
             continue;
@@ -161,13 +166,10 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         cb->offset = rec->offset;
         p->seen_ts = seen;
         p->seen_in = true;
-        bool added = false;
-        for (size_t si = 0; si < k->n_sizes && !added; si++)
-            added = rec->offset > p->cov[si];
         if (!added) {
             skipped++;
-        } else if (k->delivered && rec->ack) {
-            sl_err e = watch(k, ctx, p, rec);
+        } else if (defer) {
+            sl_err e = watch(k, ctx, cb, cookie, rec);
             if (e != SL_OK)
                 return e;
         } else {
