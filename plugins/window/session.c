@@ -232,7 +232,7 @@ bool w_session_apply(wstage *k, part *p, size_t si, const contrib *c, int64_t wm
     series *s = &p->s[si];
     int64_t gap = k->sz[si].size;
     bool found = false;
-    uint32_t hi = s->hcap ? head_slot(s, c->ghash, c->key, c->keylen, &found) : 0;
+    uint32_t hi = s->hcap ? head_slot(s, c->ghash, W_CKEY(k, c), c->keylen, &found) : 0;
     win *newer = NULL, *x = found ? s->head[hi] : NULL;
     while (x && x->start - gap >= c->ts) { /* sessions that start GAP or more after it */
         newer = x;
@@ -251,7 +251,7 @@ bool w_session_apply(wstage *k, part *p, size_t si, const contrib *c, int64_t wm
         if (!touch(k, p, x, c))
             return false;
     } else {
-        win *w = new_session(k, p, si, c->ts, c->ghash, c->key, c->keylen);
+        win *w = new_session(k, p, si, c->ts, c->ghash, W_CKEY(k, c), c->keylen);
         if (!w)
             return false;
         w->older = x;

@@ -600,7 +600,7 @@ sl_err w_spec_compile(wstage *k, sl_ctx *ctx)
         k->n_aggs = i + 1;
     }
     k->n_slots = (size_t)slot;
-    k->contrib_size = (sizeof(contrib) + k->n_aggs * sizeof(int64_t) + 7) & ~(size_t)7;
+    k->contrib_size = (sizeof(contrib) + k->n_aggs * sizeof(int64_t) + (k->n_group ? W_KEY_MAX : 0) + 7) & ~(size_t)7;
     return SL_OK;
 }
 

@@ -396,8 +396,8 @@ static bool group_key(wstage *k, const sl_json *const *nodes, contrib *c)
             size_t l = strlen(s);
             if (n + l + 2 > W_KEY_MAX)
                 return false;
-            c->key[n++] = 's';
-            memcpy(c->key + n, s, l + 1);
+            W_CKEY(k, c)[n++] = 's';
+            memcpy(W_CKEY(k, c) + n, s, l + 1);
             n += l + 1;
             break;
         }
@@ -405,25 +405,25 @@ static bool group_key(wstage *k, const sl_json *const *nodes, contrib *c)
             double d = api->json_number(v);
             if (n + 9 > W_KEY_MAX)
                 return false;
-            c->key[n++] = 'n';
-            memcpy(c->key + n, &d, 8);
+            W_CKEY(k, c)[n++] = 'n';
+            memcpy(W_CKEY(k, c) + n, &d, 8);
             n += 8;
             break;
         }
         case SL_JSON_BOOL:
             if (n + 1 > W_KEY_MAX)
                 return false;
-            c->key[n++] = api->json_number(v) != 0 ? 't' : 'f';
+            W_CKEY(k, c)[n++] = api->json_number(v) != 0 ? 't' : 'f';
             break;
         default:
             if (n + 1 > W_KEY_MAX)
                 return false;
-            c->key[n++] = 'z';
+            W_CKEY(k, c)[n++] = 'z';
             break;
         }
     }
     c->keylen = (uint16_t)n;
-    c->ghash = n ? sl_hash_bytes(0x9, c->key, n) : 0;
+    c->ghash = n ? sl_hash_bytes(0x9, W_CKEY(k, c), n) : 0;
     return true;
 }
 
@@ -511,7 +511,7 @@ bool w_apply_group(wstage *k, wgroup *g, const contrib *c)
 
 static bool apply_win(wstage *k, part *p, win *w, const contrib *c)
 {
-    wgroup *g = w_get_group(k, w, c->ghash, c->key, c->keylen);
+    wgroup *g = w_get_group(k, w, c->ghash, W_CKEY(k, c), c->keylen);
     if (!g || !w_apply_group(k, g, c))
         return false;
     w->dirty = true;
