@@ -162,3 +162,35 @@ sl_err api_set_topic(sl_ctx *ctx, const sl_record *rec, const char *topic)
     h->r.topic = arena_strdup(&ctx->task->arena, topic);
     return SL_OK;
 }
+
+/* ---- ABI 1.2 --------------------------------------------------------------------------- */
+
+sl_err api_json_remove(sl_ctx *ctx, const sl_record *rec, const char *key)
+{
+    hrec *h = as_hrec(ctx->task, rec);
+    if (!h) return SL_EINVAL;
+    if (!h->json_state) api_json(ctx, rec, NULL);
+    if (h->json_state != 1 || !cJSON_IsObject(h->json)) return SL_EINVAL;
+    cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(h->json, key);
+    if (it) {
+        cJSON_Delete(it);
+        h->dirty = 1;
+    }
+    return SL_OK;
+}
+
+sl_err api_json_set_json(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value)
+{
+    if (!value) return SL_EINVAL;
+    /* Copied before the member is replaced: value may be that member or inside it. */
+    return json_set(ctx, rec, key, cJSON_Duplicate((const cJSON *)value, 1));
+}
+
+sl_err api_set_key(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len)
+{
+    hrec *h = as_hrec(ctx->task, rec);
+    if (!h || (len && !key)) return SL_EINVAL;
+    h->r.key = len ? arena_memdup(&ctx->task->arena, key, len) : NULL;
+    h->r.key_len = len;
+    return SL_OK;
+}

@@ -180,6 +180,9 @@ sl_err api_json_set_bool(sl_ctx *ctx, const sl_record *rec, const char *key, int
 sl_err api_json_set_null(sl_ctx *ctx, const sl_record *rec, const char *key);
 const void *api_value(sl_ctx *ctx, const sl_record *rec, size_t *len);
 sl_err api_set_topic(sl_ctx *ctx, const sl_record *rec, const char *topic);
+sl_err api_json_remove(sl_ctx *ctx, const sl_record *rec, const char *key);
+sl_err api_json_set_json(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value);
+sl_err api_set_key(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len);
 
 /* stage_api.c */
 void hist_add(histogram *h, double v);

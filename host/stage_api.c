@@ -281,4 +281,7 @@ const sl_api sl_host_api = {
     .json_set_bool = api_json_set_bool,
     .json_next = api_json_next,
     .watch = api_watch,
+    .json_remove = api_json_remove,
+    .json_set_json = api_json_set_json,
+    .set_key = api_set_key,
 };

@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 2             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 3             /* append-only additions: the host refuses newer minors */
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -377,6 +377,18 @@ typedef struct sl_api {
      * of the revoked partitions (the stage ignores what it no longer owns).
      */
     sl_err (*watch)(sl_ctx *ctx, const sl_record *rec, void *cookie);
+
+    /* -- ABI 1.3: editing a record beyond scalar members (the transform stage, issue 14) -- */
+
+    /** Remove member `key` from an input record's JSON object. SL_OK also when it was absent;
+     *  SL_EINVAL when the record has no parsed JSON object. `key` may be the member's own
+     *  json_key (it is not read after the member is freed). */
+    sl_err (*json_remove)(sl_ctx *ctx, const sl_record *rec, const char *key);
+    /** Like json_set_string, with a deep copy of any node as the value (an object or array too;
+     *  `value` may be a node of the same record's tree, even the member being replaced). */
+    sl_err (*json_set_json)(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value);
+    /** Set an input record's key (copied; len 0 clears it). */
+    sl_err (*set_key)(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */

@@ -39,7 +39,8 @@ static size_t emit(parser *p, op o, uint32_t arg, int delta)
     e->code[e->ncode] = (insn){(uint8_t)o, arg};
     p->sp += delta;
     if (p->sp > p->maxsp) p->maxsp = p->sp;
-    if (p->maxsp > SL_EXPR_MAX_DEPTH) sx_fail(p, p->pos, "expression too deep (more than %d nested values)", SL_EXPR_MAX_DEPTH);
+    if (p->maxsp > SL_EXPR_MAX_DEPTH)
+        sx_fail(p, p->pos, "expression too deep (more than %d nested values)", SL_EXPR_MAX_DEPTH);
     return ++e->ncode;
 }
 
@@ -205,6 +206,25 @@ static T parse_call(parser *p, const char *name, size_t at)
         sx_expect(p, ")", "after if()'s last argument");
         return a == b ? a : SL_EXPR_T_ANY;
     }
+    if (!strcmp(name, "round")) {
+        sx_ws(p);
+        size_t aat = p->pos;
+        T t = parse_or(p);
+        need(p, t, SL_EXPR_T_NUMBER, aat, "round");
+        uint32_t digits = 0;
+        if (sx_accept(p, ",", NULL)) {
+            sl_expr_value v;
+            sx_ws(p);
+            size_t dat = p->pos;
+            T dt = parse_literal_value(p, &v);
+            if (!p->failed && (dt != SL_EXPR_T_NUMBER || !(v.num >= 0 && v.num <= 12) || v.num != floor(v.num)))
+                sx_fail(p, dat, "round()'s digits must be a whole number from 0 to 12");
+            digits = p->failed ? 0 : (uint32_t)v.num;
+        }
+        sx_expect(p, ")", "after round()'s arguments");
+        emit(p, OP_ROUND, digits, 0);
+        return SL_EXPR_T_NUMBER;
+    }
     if (!strcmp(name, "coalesce")) {
         size_t j = 0; /* chained like 'and': a present value jumps from test to test to the end */
         T r = SL_EXPR_T_NULL;
@@ -221,7 +241,7 @@ static T parse_call(parser *p, const char *name, size_t at)
         sx_expect(p, ")", "after coalesce()'s arguments");
         return r;
     }
-    sx_fail(p, at, "unknown function '%s' (known: exists, starts_with, ends_with, contains, if, coalesce)", name);
+    sx_fail(p, at, "unknown function '%s' (known: exists, starts_with, ends_with, contains, if, coalesce, round)", name);
     return SL_EXPR_T_ANY;
 }
 
@@ -261,7 +281,8 @@ static T parse_primary(parser *p)
     const char *s;
     size_t n = sx_peek_ident(p, &s);
     if (!n) {
-        sx_fail(p, at, "unexpected '%c' (expected a value: a number, a string, a field, a function or '(')", c);
+        sx_fail(p, at, "unexpected '%.*s' (expected a value: a number, a string, a field, a function or '(')",
+                sx_char_len(p->s + at), p->s + at);
         return SL_EXPR_T_ANY;
     }
     if (is_keyword(s, n)) {
@@ -344,7 +365,7 @@ static T parse_mul(parser *p)
         need(p, r, SL_EXPR_T_NUMBER, rat, sym);
         (void)at;
         emit(p, o, 0, -1);
-        l = SL_EXPR_T_ANY; /* a number, or null after division by zero */
+        l = SL_EXPR_T_NUMBER; /* or null: division by zero, a non-number operand */
         if (p->failed) return l;
     }
 }
@@ -366,7 +387,7 @@ static T parse_add(parser *p)
         T r = parse_mul(p);
         need(p, r, SL_EXPR_T_NUMBER, rat, sym);
         emit(p, o, 0, -1);
-        l = SL_EXPR_T_ANY;
+        l = SL_EXPR_T_NUMBER;
         if (p->failed) return l;
     }
 }
@@ -590,7 +611,7 @@ HIDDEN sl_expr *sl_expr_compile(const char *text, const sl_expr_opts *opts, sl_e
             sx_fail(&p, p.pos, "unexpected '%.*s' after a complete expression (missing an operator such as 'and'?)",
                     (int)n, s);
         else
-            sx_fail(&p, p.pos, "unexpected '%c' after a complete expression", p.s[p.pos]);
+            sx_fail(&p, p.pos, "unexpected '%.*s' after a complete expression", sx_char_len(p.s + p.pos), p.s + p.pos);
     }
     if (!p.failed && p.o->want != SL_EXPR_T_ANY && t != SL_EXPR_T_ANY && t != p.o->want &&
         !(p.o->want == SL_EXPR_T_NUMBER && t == SL_EXPR_T_NULL))

@@ -43,7 +43,7 @@ typedef struct sl_expr_value {
 typedef enum sl_expr_static {
     SL_EXPR_T_ANY = 0, /**< depends on the record (a field reference, say) */
     SL_EXPR_T_BOOL,
-    SL_EXPR_T_NUMBER,
+    SL_EXPR_T_NUMBER, /**< a number, or null where arithmetic has none (x / 0) */
     SL_EXPR_T_STRING,
     SL_EXPR_T_NULL
 } sl_expr_static;

@@ -191,6 +191,16 @@ HIDDEN sl_expr_value sl_expr_eval(const sl_expr *e, const sl_api *api, const sl_
             if (!truthy(&st[sp--])) pc = in->arg - 1;
             break;
         case OP_JMP: pc = in->arg - 1; break;
+        case OP_ROUND:
+            if (st[sp].type == SL_EXPR_NUMBER) {
+                static const double pow10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12};
+                double f = pow10[in->arg], x = st[sp].num;
+                /* Beyond 2^52 every double is already whole at this scale; x * f could overflow. */
+                if (fabs(x) * f < 4503599627370496.0) st[sp] = number(round(x * f) / f);
+            } else {
+                st[sp] = (sl_expr_value){.type = SL_EXPR_NULL};
+            }
+            break;
         case OP_PRESENT:
             if (st[sp].type != SL_EXPR_NULL && st[sp].type != SL_EXPR_MISSING)
                 pc = in->arg - 1;

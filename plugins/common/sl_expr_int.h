@@ -23,7 +23,8 @@ typedef enum op {
     OP_OR,      /* if top is true: jump arg (top stays true); else pop */
     OP_JF,      /* pop; jump arg if it was not true */
     OP_JMP,     /* jump arg */
-    OP_PRESENT  /* if top is neither null nor missing: jump arg; else pop */
+    OP_PRESENT, /* if top is neither null nor missing: jump arg; else pop */
+    OP_ROUND    /* top = top rounded to arg decimal places (half away from zero) */
 } op;
 
 typedef struct insn {
@@ -77,6 +78,15 @@ typedef struct parser {
 typedef sl_expr_static T;
 
 static inline int sx_ident_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+/* Bytes of the UTF-8 character at s (for messages that quote it). */
+static inline int sx_char_len(const char *s)
+{
+    unsigned char c = (unsigned char)s[0];
+    int n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    for (int i = 1; i < n; i++)
+        if (((unsigned char)s[i] & 0xC0) != 0x80) return i;
+    return n;
+}
 static inline int sx_ident(char c) { return sx_ident_start(c) || (c >= '0' && c <= '9'); }
 
 /* sl_expr_lex.c. Functions that fail set p->failed and the first error only. */

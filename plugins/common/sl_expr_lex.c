@@ -185,7 +185,13 @@ char *sx_string(parser *p)
             continue;
         }
         size_t esc = p->pos - 1;
-        c = p->s[p->pos++];
+        c = p->s[p->pos];
+        if (!c) { /* never step past the text's end: the caller goes on reading from pos */
+            free(out);
+            sx_fail(p, start, "unterminated string (a string ends with %c on the same line)", q);
+            return NULL;
+        }
+        p->pos++;
         switch (c) {
         case '"': case '\'': case '\\': case '/': out[o++] = c; break;
         case 'n': out[o++] = '\n'; break;
@@ -224,7 +230,8 @@ char *sx_string(parser *p)
         }
         default:
             free(out);
-            sx_fail(p, esc, "unknown escape '\\%c' (known: \\\" \\' \\\\ \\/ \\n \\t \\r \\uXXXX)", c ? c : ' ');
+            sx_fail(p, esc, "unknown escape '\\%.*s' (known: \\\" \\' \\\\ \\/ \\n \\t \\r \\uXXXX)",
+                    c ? sx_char_len(p->s + esc + 1) : 0, p->s + esc + 1);
             return NULL;
         }
     }
