@@ -57,7 +57,7 @@ stages:
   - {name: in, use: http-source, with: {mode: listen, address: "127.0.0.1:%d", path: /ingest, queue_size: 2000000}}
   - {name: out, use: kafka-sink, with: {brokers: "${KAFKA_BROKERS}", topic: %s}}
 """ % (port, TOPIC))
-        ingest = harness.Sluice(d, "ingest", ["ingest.yaml"], env)
+        ingest = harness.Sluice(d, "ingest", ["ingest.yaml"], env, extra_args=["--no-rest"])
         procs.append(ingest)
         bodies = [body(i) for i in range(0, 2 * BODY_EVENTS, BODY_EVENTS)]
         n_bodies = EVENTS // BODY_EVENTS
@@ -110,7 +110,7 @@ stages:
   - {name: in, use: kafka-source, with: {brokers: "${KAFKA_BROKERS}", topics: [%s], group: bench}}
   - {name: out, use: file-sink, with: {path: /dev/null, fsync: false}}
 """ % TOPIC)
-        consume = harness.Sluice(d, "consume", ["consume.yaml"], env)
+        consume = harness.Sluice(d, "consume", ["consume.yaml"], env, extra_args=["--no-rest"])
         procs.append(consume)
         harness.wait_for("all events committed",
                          lambda: sum(max(v, 0) for v in k.committed("bench", TOPIC).values()) >= total,

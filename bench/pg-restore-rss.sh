@@ -53,7 +53,7 @@ import resource, subprocess, sys, time, os
 sluice, plugins, stages, rows = sys.argv[1:]
 env = dict(os.environ, SLUICE_PLUGIN_PATH=plugins, SLUICE_REST_LISTEN="127.0.0.1:0")
 t0 = time.monotonic()
-r = subprocess.run([sluice, "run", "--plugin-path", stages, "p.yaml"], env=env,
+r = subprocess.run([sluice, "run", "--no-rest", "--plugin-path", stages, "p.yaml"], env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=600)
 dt = time.monotonic() - t0
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -1,5 +1,6 @@
 #include "acks.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@ enum { ACK_ENTRY = 1, ACK_GROUP = 2 };
 struct sl_ack {
     atomic_int refs;
     int kind;
-    int finished;           /* ENTRY: set under the partition lock */
+    atomic_int finished;    /* ENTRY: set (release order) by whoever drops the last reference */
     struct sl_ack *next;    /* ENTRY: FIFO link */
     ack_partition *part;    /* ENTRY */
     int64_t offset;         /* ENTRY */
@@ -24,12 +25,20 @@ struct sl_ack {
     void *watch_arg, *watch_cookie;
 };
 
+/* Releasing a token takes no lock and touches no shared counter: the last reference sets its
+ * `finished` flag, nothing else. The finished prefix of a partition's FIFO is popped (and the
+ * committable offset moved) under the partition lock by whoever next looks: ack_new pops a few
+ * entries per token it adds (so the FIFO stays about as long as the unfinished tokens), and
+ * take_commits, committed, pending and detach pop all they can. `pending` is counted when asked,
+ * not kept per token. Per record that is one lock pair (in ack_new, uncontended: the source's
+ * task thread) and two atomics on release, where it was two lock pairs and three atomics. */
 struct ack_partition {
     pthread_mutex_t lock;
     char *topic;
     int32_t partition;
     ack_tracker *tracker;
     sl_ack *head, *tail;    /* unfinished-or-waiting tokens in emission order */
+    long count;             /* tokens in the FIFO */
     sl_ack *free_list;      /* popped tokens kept for reuse: no malloc per record */
     int64_t committed;      /* last offset with everything up to it finished; -1 none */
     int moved;              /* committed changed since ack_take_commits */
@@ -40,7 +49,6 @@ void ack_tracker_init(ack_tracker *t)
 {
     memset(t, 0, sizeof *t);
     pthread_mutex_init(&t->lock, NULL);
-    atomic_init(&t->pending, 0);
 }
 
 static void partition_free(ack_partition *p)
@@ -108,22 +116,42 @@ ack_partition *ack_partition_get(ack_tracker *t, const char *topic, int32_t part
     return p;
 }
 
+/* Pops up to `max` finished tokens off the head of p's FIFO (p->lock held): everything up to
+ * and including the last popped is committable (a detached partition only recycles: its
+ * positions belong to another owner now). */
+static void pop_finished(ack_partition *p, long max)
+{
+    while (max-- > 0 && p->head && atomic_load_explicit(&p->head->finished, memory_order_acquire)) {
+        sl_ack *h = p->head;
+        if (!p->detached) {
+            p->committed = h->offset;
+            p->moved = 1;
+        }
+        p->head = h->next;
+        if (!p->head) p->tail = NULL;
+        h->next = p->free_list;
+        p->free_list = h;
+        p->count--;
+    }
+}
+
 sl_ack *ack_new(ack_partition *p, int64_t offset)
 {
-    atomic_fetch_add(&p->tracker->pending, 1);
     pthread_mutex_lock(&p->lock);
+    pop_finished(p, 2); /* more than one per token added: the FIFO cannot outgrow the unfinished */
     sl_ack *a = p->free_list;
     if (a) p->free_list = a->next;
     else a = xmalloc(sizeof *a);
     atomic_init(&a->refs, 1);
     a->kind = ACK_ENTRY;
-    a->finished = 0;
+    atomic_init(&a->finished, 0);
     a->next = NULL;
     a->part = p;
     a->offset = offset;
     if (p->tail) p->tail->next = a;
     else p->head = a;
     p->tail = a;
+    p->count++;
     pthread_mutex_unlock(&p->lock);
     return a;
 }
@@ -170,38 +198,13 @@ void ack_group_add(sl_ack *g, sl_ack *m)
     pthread_mutex_unlock(&g->glock);
 }
 
-static void entry_finished(sl_ack *a)
-{
-    ack_partition *p = a->part;
-    ack_tracker *t = p->tracker;
-    long done = 0;
-    pthread_mutex_lock(&p->lock);
-    a->finished = 1;
-    /* Pop the finished prefix: everything up to and including the last popped is committable
-     * (a detached partition only recycles: its positions belong to another owner now). */
-    while (p->head && p->head->finished) {
-        sl_ack *h = p->head;
-        if (!p->detached) {
-            p->committed = h->offset;
-            p->moved = 1;
-        }
-        p->head = h->next;
-        if (!p->head) p->tail = NULL;
-        h->next = p->free_list;
-        p->free_list = h;
-        done++;
-    }
-    int counted = !p->detached;
-    pthread_mutex_unlock(&p->lock);
-    if (done && counted) atomic_fetch_sub(&t->pending, done);
-}
-
 void ack_release(sl_ack *a)
 {
     if (!a) return;
     if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1) return;
     if (a->kind == ACK_ENTRY) {
-        entry_finished(a);
+        /* The last touch: once set, a sweeper may pop and recycle the token. */
+        atomic_store_explicit(&a->finished, 1, memory_order_release);
         return;
     }
     /* A finished group tells its watcher first, then releases its members; no other thread
@@ -220,6 +223,7 @@ size_t ack_take_commits(ack_tracker *t, sl_position *out, size_t max)
     for (size_t i = 0; i < t->nparts && n < max; i++) {
         ack_partition *p = t->parts[i];
         pthread_mutex_lock(&p->lock);
+        pop_finished(p, LONG_MAX);
         if (p->moved) {
             out[n].topic = p->topic;
             out[n].partition = p->partition;
@@ -236,19 +240,26 @@ size_t ack_take_commits(ack_tracker *t, sl_position *out, size_t max)
 int64_t ack_committed(ack_partition *p)
 {
     pthread_mutex_lock(&p->lock);
+    pop_finished(p, LONG_MAX);
     int64_t c = p->committed;
     pthread_mutex_unlock(&p->lock);
     return c;
 }
 
-long ack_pending(ack_tracker *t) { return atomic_load(&t->pending); }
-
-void ack_partition_reset(ack_partition *p)
+long ack_pending(ack_tracker *t)
 {
-    pthread_mutex_lock(&p->lock);
-    p->committed = -1;
-    p->moved = 0;
-    pthread_mutex_unlock(&p->lock);
+    long n = 0;
+    pthread_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->nparts; i++) {
+        ack_partition *p = t->parts[i];
+        pthread_mutex_lock(&p->lock);
+        pop_finished(p, LONG_MAX);
+        for (const sl_ack *a = p->head; a; a = a->next) /* finished ones behind the head */
+            n += !atomic_load_explicit(&a->finished, memory_order_acquire);
+        pthread_mutex_unlock(&p->lock);
+    }
+    pthread_mutex_unlock(&t->lock);
+    return n;
 }
 
 long ack_partition_detach(ack_tracker *t, const char *topic, int32_t partition)
@@ -265,12 +276,12 @@ long ack_partition_detach(ack_tracker *t, const char *topic, int32_t partition)
     t->detached = xrealloc(t->detached, (t->ndetached + 1) * sizeof *t->detached);
     t->detached[t->ndetached++] = p;
     pthread_mutex_lock(&p->lock);
+    pop_finished(p, LONG_MAX); /* recycle; a move here is dropped with `moved` below, as before */
     long left = 0;
-    for (sl_ack *a = p->head; a; a = a->next) left++;
+    for (sl_ack *a = p->head; a; a = a->next) left += !atomic_load_explicit(&a->finished, memory_order_acquire);
     p->detached = 1;
     p->moved = 0;
     pthread_mutex_unlock(&p->lock);
     pthread_mutex_unlock(&t->lock);
-    if (left) atomic_fetch_sub(&t->pending, left);
     return left;
 }

@@ -27,7 +27,6 @@ typedef struct ack_tracker {
     size_t nparts;
     ack_partition **detached; /* revoked with tokens still out: freed at destroy */
     size_t ndetached;
-    atomic_long pending;   /* tokens not yet finished, over all partitions */
 } ack_tracker;
 
 void ack_tracker_init(ack_tracker *t);
@@ -59,8 +58,6 @@ size_t ack_take_commits(ack_tracker *t, sl_position *out, size_t max);
 /** Committable offset of one partition, or -1 if nothing finished yet. */
 int64_t ack_committed(ack_partition *p);
 long ack_pending(ack_tracker *t);
-/** Forgets a partition's unfinished tokens' effect on commits (on revoke, after draining). */
-void ack_partition_reset(ack_partition *p);
 
 /** After a revoke: takes (topic, partition) out of the tracker. Tokens still out may be released
  *  later (from any thread) but no longer count as pending, never move a commit and never block

@@ -87,10 +87,10 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
     if (!(s->d->flags & SL_STAGE_JSON_ONLY))
         for (size_t i = 0; i < in->n; i++) {
             hrec *h = (hrec *)in->v[i];
-            if (h->dirty) materialize(h);
+            if (h->dirty) materialize(t, h);
         }
     atomic_fetch_add_explicit(&s->in, in->n, memory_order_relaxed);
-    sl_batch b = {in->v, in->n};
+    sl_batch b = {(const sl_record *const *)in->v, in->n};
     size_t mark = out ? out->n : 0;
     int64_t backoff = 100;
     recvec *saved = t->target;
@@ -257,7 +257,9 @@ void flush_all(task *t, int final)
         recvec v = {0};
         recvec *saved = t->target;
         t->target = s->d->kind == SL_KIND_SINK ? NULL : &v;
-        sl_err rc = s->d->flush(s->self, &s->ctx, final);
+        /* Stages built before ABI 1.6 know only 0 and 1. */
+        int why = final == SL_FLUSH_REVOKE && s->d->abi_minor < 6 ? SL_FLUSH_END : final;
+        sl_err rc = s->d->flush(s->self, &s->ctx, why);
         t->target = saved;
         if (rc == SL_FATAL || rc == SL_ENOMEM) {
             tlog(t, s, SL_LOG_ERROR, "flush failed: %s; the pipeline stops", sl_strerror(rc));
@@ -309,13 +311,13 @@ void commit(task *t)
 
 /* Flushes until every record that entered is finished (or the bound passes): what is still
  * unfinished then is simply not committed, and is redelivered next time. */
-void drain(task *t, int64_t timeout_ms)
+void drain(task *t, int64_t timeout_ms, int why)
 {
-    flush_all(t, 1);
+    flush_all(t, why);
     int64_t deadline = sl_monotonic_ms() + timeout_ms;
     while (!t->failed && ack_pending(&t->acks) > 0 && sl_monotonic_ms() < deadline) {
         sl_sleep_ms(10);
-        flush_all(t, 1);
+        flush_all(t, why);
     }
     long left = ack_pending(&t->acks);
     if (left > 0)
@@ -366,7 +368,7 @@ void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n)
     if (!n) return;
     sl_record **v = xmalloc(n * sizeof *v);
     for (size_t i = 0; i < n; i++) v[i] = (sl_record *)&recs[i];
-    sl_batch b = {v, n};
+    sl_batch b = {(const sl_record *const *)v, n};
     int upto = ctx->st->index < 0 ? (int)t->nstages : ctx->st->index;
     for (int i = 0; i < upto; i++) {
         stage_inst *s = &t->stages[i];
@@ -393,7 +395,7 @@ void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n)
             t->target = src;
         }
         recvec *saved = t->target;
-        drain(t, DRAIN_TIMEOUT_MS);
+        drain(t, DRAIN_TIMEOUT_MS, SL_FLUSH_REVOKE);
         t->target = saved;
     }
     /* The partitions are another member's now: tokens still out (a drain that timed out, a

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include "runtime.h"
+
 #include <errno.h>
 #include <libgen.h>
 #include <stdarg.h>
@@ -273,6 +275,75 @@ int stage_config_build_ex(const sl_stage_desc *d, const ynode *with, const ynode
     return 0;
 }
 
+/* The node a JSON Pointer ("/tables/events/tabel", RFC 6901) names inside `with`: the deepest
+ * node it reaches; a last segment naming a map key gives the key itself (a misspelt key is
+ * where the mistake is). */
+static const ynode *node_at_pointer(const ynode *with, const char *ptr)
+{
+    const ynode *n = with;
+    while (n && *ptr == '/') {
+        ptr++;
+        size_t l = strcspn(ptr, "/");
+        char seg[256];
+        size_t k = 0;
+        for (size_t i = 0; i < l && k + 1 < sizeof seg; i++) {
+            if (ptr[i] == '~' && i + 1 < l && (ptr[i + 1] == '0' || ptr[i + 1] == '1')) {
+                seg[k++] = ptr[i + 1] == '0' ? '~' : '/';
+                i++;
+            } else {
+                seg[k++] = ptr[i];
+            }
+        }
+        seg[k] = 0;
+        ptr += l;
+        const ynode *next = NULL;
+        if (n->kind == YN_MAP) {
+            next = *ptr ? ynode_get(n, seg) : ynode_get_key(n, seg);
+        } else if (n->kind == YN_SEQ) {
+            char *end;
+            unsigned long i = strtoul(seg, &end, 10);
+            if (*seg && !*end && i < n->n) next = n->items[i];
+        }
+        if (!next) break;
+        n = next;
+    }
+    return n;
+}
+
+int stage_config_check(const sl_stage_desc *d, const void *config, const ynode *with, const ynode *at,
+                       const char *who, const char *dir, char *where, size_t wherelen, char *err, size_t errlen)
+{
+    if (where && wherelen) where[0] = 0;
+    if (!d->check) return 0;
+    char why[1024] = "", ptr[512] = "";
+    sl_check c = {.api = &sl_host_api, .config_dir = dir, .why = why, .why_len = sizeof why,
+                  .where = ptr, .where_len = sizeof ptr};
+    sl_err rc = d->check(config, &c);
+    if (rc == SL_OK) return 0;
+    why[sizeof why - 1] = ptr[sizeof ptr - 1] = 0;
+    if (where && wherelen) snprintf(where, wherelen, "%s", ptr);
+    const ynode *n = with && ptr[0] == '/' ? node_at_pointer(with, ptr) : NULL;
+    ERR_AT(n ? n : with ? with : at, "%s: %s", who, why[0] ? why : sl_strerror(rc));
+}
+
+int stage_config_check_text(const sl_stage_desc *d, const char *text, const cfg_policy *pol, char *key,
+                            size_t keylen, char *err, size_t errlen)
+{
+    key[0] = 0;
+    if (!d->check) return 0;
+    ytree *t = ytree_load_opts("request", text, YT_NO_ENV, err, errlen);
+    if (!t) return -1;
+    sl_arena a = {0};
+    void *cfg;
+    char where[512];
+    int rc = stage_config_build_ex(d, t->root, t->root, d->name, pol, NULL, &a, &cfg, err, errlen);
+    if (!rc) rc = stage_config_check(d, cfg, t->root, t->root, d->name, NULL, where, sizeof where, err, errlen);
+    if (rc && where[0] == '/') snprintf(key, keylen, "%.*s", (int)strcspn(where + 1, "/"), where + 1);
+    arena_free(&a);
+    ytree_free(t);
+    return rc;
+}
+
 static const char *const top_keys[] = {"pipeline", "description", "tasks", "batch_size",
                                        "commit_interval", "stages", "dead_letter", "errors"};
 
@@ -327,8 +398,10 @@ static int load_stage(pipeline_cfg *p, const ynode *sn, stage_cfg *sc, int is_dl
     if (with && with->kind == YN_SCALAR && !*with->str) with = NULL; /* `with:` left empty */
     char who[256];
     snprintf(who, sizeof who, "stage '%s' (%s)", sc->name, sc->plugin->desc->name);
-    return stage_config_build_ex(sc->plugin->desc, with, sn, who, &p->policy, p->dir, &sc->arena, &sc->config,
-                                 err, errlen);
+    if (stage_config_build_ex(sc->plugin->desc, with, sn, who, &p->policy, p->dir, &sc->arena, &sc->config, err,
+                              errlen))
+        return -1;
+    return stage_config_check(sc->plugin->desc, sc->config, with, sn, who, p->dir, NULL, 0, err, errlen);
 }
 
 pipeline_cfg *pipeline_load(const char *path, char *err, size_t errlen)

@@ -53,4 +53,16 @@ int stage_config_build_ex(const sl_stage_desc *d, const ynode *with, const ynode
                           const cfg_policy *pol, const char *dir, sl_arena *arena, void **out, char *err,
                           size_t errlen);
 
+/** Runs the stage's check callback (ABI 1.4; none: 0) on a config stage_config_build_ex made.
+ *  On failure -1 with "file:line:col: who: why" in err, the position that of the node
+ *  the stage's JSON Pointer names inside `with` (else `with`, else `at`); `where` (may be NULL)
+ *  gets the pointer. `dir`: the pipeline file's directory, NULL when there is none. */
+int stage_config_check(const sl_stage_desc *d, const void *config, const ynode *with, const ynode *at,
+                       const char *who, const char *dir, char *where, size_t wherelen, char *err, size_t errlen);
+/** For REST plugin validation: builds a whole `with` from `text` (JSON or YAML) under `pol` and
+ *  runs the check. -1 with the message in err and the top-level key to blame in `key` ("" when
+ *  none). */
+int stage_config_check_text(const sl_stage_desc *d, const char *text, const cfg_policy *pol, char *key,
+                            size_t keylen, char *err, size_t errlen);
+
 #endif

@@ -1,23 +1,15 @@
 /* json_api.c — lazy JSON access: a record's value is parsed on first use and the tree travels
- * with the record, so a chain parses it at most once. */
+ * with the record, so a chain parses it at most once. Trees are built by json_tree.c in the
+ * task's arena (a whole wave's trees go away with one arena reset); cJSON's allocator hooks
+ * are left alone, so stages that use cJSON themselves get plain malloc. */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_tree.h"
 #include "jsoncheck.h"
 #include "runtime_int.h"
-
-/* cJSON allocates through process-wide hooks. A task thread points them at its own arena, so
- * parsing a record costs bump allocations and a whole batch's trees go away with one arena
- * reset instead of ~35 free() calls per record; other threads keep using malloc. */
-__thread sl_arena *json_arena;
-
-void *json_malloc(size_t n) { return json_arena ? arena_alloc(json_arena, n) : malloc(n); }
-
-void json_free(void *p)
-{
-    if (p && !(json_arena && arena_owns(json_arena, p))) free(p);
-}
 
 /* ---- JSON ------------------------------------------------------------------------------ */
 
@@ -30,10 +22,13 @@ sl_json *api_json(sl_ctx *ctx, const sl_record *rec, const char **err)
         if (err) *err = "value is not valid JSON";
         return NULL;
     }
-    cJSON *j = NULL;
-    /* Outside input: refuse what cJSON would not represent faithfully (host/jsoncheck.h). */
-    const char *bad = rec->value_len ? sl_json_strict(rec->value, rec->value_len) : NULL;
-    if (rec->value_len && !bad) j = cJSON_ParseWithLength(rec->value, rec->value_len);
+    /* Outside input: refuse what cJSON would not represent faithfully (host/jsoncheck.h). One
+     * pass checks and parses; what it cannot decide gets the strict check, for its verdict and
+     * reason, and then the plain parse. */
+    const char *bad = NULL;
+    cJSON *j = rec->value_len ? jt_parse_strict(&t->arena, rec->value, rec->value_len) : NULL;
+    if (!j && rec->value_len && !(bad = sl_json_strict(rec->value, rec->value_len)))
+        j = jt_parse(&t->arena, rec->value, rec->value_len);
     if (h) {
         h->json_state = j ? 1 : 2;
         h->json = j;
@@ -105,52 +100,120 @@ const char *api_json_key(const sl_json *node)
     return j ? j->string : NULL;
 }
 
-static sl_err json_set(sl_ctx *ctx, const sl_record *rec, const char *key, cJSON *item)
+/* The record's parsed object, or NULL (then the set is refused). */
+static cJSON *set_target(sl_ctx *ctx, const sl_record *rec, hrec **hp)
 {
     hrec *h = as_hrec(ctx->task, rec);
-    if (!item) return SL_ENOMEM;
-    if (!h) {
-        cJSON_Delete(item);
-        return SL_EINVAL;
-    }
+    if (!h) return NULL;
     if (!h->json_state) api_json(ctx, rec, NULL);
-    if (h->json_state != 1 || !cJSON_IsObject(h->json)) {
-        cJSON_Delete(item);
-        return SL_EINVAL;
-    }
-    if (cJSON_GetObjectItemCaseSensitive(h->json, key))
-        cJSON_ReplaceItemInObjectCaseSensitive(h->json, key, item);
-    else
-        cJSON_AddItemToObject(h->json, key, item);
-    h->dirty = 1;
-    return SL_OK;
+    if (h->json_state != 1 || !cJSON_IsObject(h->json)) return NULL;
+    *hp = h;
+    return h->json;
 }
+
+#define JSON_SET(make)                                                                        \
+    do {                                                                                      \
+        hrec *h;                                                                              \
+        cJSON *obj = set_target(ctx, rec, &h);                                                \
+        if (!obj || !key) return SL_EINVAL;                                                   \
+        jt_set(&ctx->task->arena, obj, key, (make));                                          \
+        h->dirty = 1;                                                                         \
+        return SL_OK;                                                                         \
+    } while (0)
 
 sl_err api_json_set_string(sl_ctx *ctx, const sl_record *rec, const char *key, const char *v)
 {
-    return json_set(ctx, rec, key, cJSON_CreateString(v));
+    if (!v) return SL_EINVAL;
+    JSON_SET(jt_string(&ctx->task->arena, v, strlen(v)));
 }
 
 sl_err api_json_set_number(sl_ctx *ctx, const sl_record *rec, const char *key, double v)
 {
     if (!isfinite(v)) return SL_EINVAL;
-    return json_set(ctx, rec, key, cJSON_CreateNumber(v));
+    JSON_SET(jt_number(&ctx->task->arena, v));
 }
 
 sl_err api_json_set_bool(sl_ctx *ctx, const sl_record *rec, const char *key, int v)
 {
-    return json_set(ctx, rec, key, cJSON_CreateBool(v != 0));
+    JSON_SET(jt_literal(&ctx->task->arena, v ? cJSON_True : cJSON_False));
 }
 
 sl_err api_json_set_null(sl_ctx *ctx, const sl_record *rec, const char *key)
 {
-    return json_set(ctx, rec, key, cJSON_CreateNull());
+    JSON_SET(jt_literal(&ctx->task->arena, cJSON_NULL));
+}
+
+/* ---- ABI 1.7: lengths, exact integers, printing, precomputed keys ----------------------- */
+
+const char *api_json_string_len(const sl_json *node, size_t *len)
+{
+    const jnode *j = (const jnode *)node;
+    if (!j || !cJSON_IsString(&j->c)) return NULL;
+    if (len) *len = j->len;
+    return j->c.valuestring;
+}
+
+sl_err api_json_int64(const sl_json *node, int64_t *out)
+{
+    const jnode *j = (const jnode *)node;
+    if (!j || !cJSON_IsNumber(&j->c)) return SL_EINVAL;
+    if (j->text) { /* an integer beyond what the double holds exactly: read its digits */
+        char *end;
+        errno = 0;
+        long long v = strtoll(j->text, &end, 10);
+        if (errno || *end) return SL_EINVAL;
+        *out = v;
+        return SL_OK;
+    }
+    double d = j->c.valuedouble;
+    /* Below 2^53 in magnitude every integer is exact in a double; beyond, the parser kept the
+     * digits (above), so a double here that large came from a fraction or exponent form. */
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0) || d != floor(d)) return SL_EINVAL;
+    *out = (int64_t)d;
+    return SL_OK;
+}
+
+const char *api_json_print(sl_ctx *ctx, const sl_json *node, size_t *len)
+{
+    if (!node) return NULL;
+    return jt_print(&ctx->task->arena, (const cJSON *)node, 256, len);
+}
+
+void api_json_key_init(sl_json_key *k, const char *name)
+{
+    k->name = name;
+    k->len = name ? strlen(name) : 0;
+    k->hash = jt_hash(name ? name : "", k->len);
+}
+
+int api_json_key_is(const sl_json *node, const sl_json_key *k)
+{
+    const jnode *j = (const jnode *)node;
+    return j && j->c.string && j->khash == k->hash && j->klen == k->len &&
+           !memcmp(j->c.string, k->name, k->len);
+}
+
+sl_json *api_json_get_key(const sl_json *obj, const sl_json_key *k)
+{
+    const cJSON *o = (const cJSON *)obj;
+    if (!o || !cJSON_IsObject(o)) return NULL;
+    for (const cJSON *m = o->child; m; m = m->next)
+        if (api_json_key_is((const sl_json *)m, k)) return (sl_json *)m;
+    return NULL;
+}
+
+uint64_t api_json_key_hash(const sl_json *node, size_t *len)
+{
+    const jnode *j = (const jnode *)node;
+    if (!j || !j->c.string) return 0;
+    if (len) *len = j->klen;
+    return j->khash;
 }
 
 const void *api_value(sl_ctx *ctx, const sl_record *rec, size_t *len)
 {
     hrec *h = as_hrec(ctx->task, rec);
-    if (h) materialize(h);
+    if (h) materialize(ctx->task, h);
     if (len) *len = rec->value_len;
     return rec->value;
 }
@@ -171,11 +234,8 @@ sl_err api_json_remove(sl_ctx *ctx, const sl_record *rec, const char *key)
     if (!h) return SL_EINVAL;
     if (!h->json_state) api_json(ctx, rec, NULL);
     if (h->json_state != 1 || !cJSON_IsObject(h->json)) return SL_EINVAL;
-    cJSON *it = cJSON_DetachItemFromObjectCaseSensitive(h->json, key);
-    if (it) {
-        cJSON_Delete(it);
-        h->dirty = 1;
-    }
+    /* Unlinked only: the node is in the task arena, freed with it. */
+    if (cJSON_DetachItemFromObjectCaseSensitive(h->json, key)) h->dirty = 1;
     return SL_OK;
 }
 
@@ -183,7 +243,7 @@ sl_err api_json_set_json(sl_ctx *ctx, const sl_record *rec, const char *key, con
 {
     if (!value) return SL_EINVAL;
     /* Copied before the member is replaced: value may be that member or inside it. */
-    return json_set(ctx, rec, key, cJSON_Duplicate((const cJSON *)value, 1));
+    JSON_SET(jt_copy(&ctx->task->arena, (const cJSON *)value));
 }
 
 sl_err api_set_key(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len)

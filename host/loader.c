@@ -85,9 +85,27 @@ static int valid_stage_name(const char *s)
     return 1;
 }
 
-/* The checks are ordered so each message names the first thing wrong, and the version checks
- * read only the fixed header fields, which every descriptor ever built has. */
-static const char *check_desc(const sl_stage_desc *d, char *why, size_t len)
+/* What each minor's descriptor must cover, from the header's table. */
+typedef struct abi_row {
+    size_t desc_size, api_size;
+} abi_row;
+#define ABI_ROW(minor, desc_last, api_last) [minor] = {SL_SIZE_TO(sl_stage_desc, desc_last), SL_SIZE_TO(sl_api, api_last)},
+static const abi_row abi_rows[] = {SL_ABI_TABLE(ABI_ROW)};
+#undef ABI_ROW
+/* A field appended without its row (or a row without its field) stops the build here. */
+_Static_assert(sizeof abi_rows / sizeof abi_rows[0] == SL_ABI_MINOR + 1, "SL_ABI_TABLE needs a row per minor");
+#define ABI_LAST(minor, desc_last, api_last)                                                        \
+    _Static_assert(minor != SL_ABI_MINOR || (SL_SIZE_TO(sl_stage_desc, desc_last) == sizeof(sl_stage_desc) && \
+                                             SL_SIZE_TO(sl_api, api_last) == sizeof(sl_api)),                  \
+                   "the last SL_ABI_TABLE row must end where sl_stage_desc and sl_api end");
+SL_ABI_TABLE(ABI_LAST)
+#undef ABI_LAST
+
+size_t loader_abi_desc_size(unsigned minor) { return minor <= SL_ABI_MINOR ? abi_rows[minor].desc_size : 0; }
+size_t loader_abi_api_size(unsigned minor) { return minor <= SL_ABI_MINOR ? abi_rows[minor].api_size : 0; }
+
+/* The version checks read only the fixed header fields, which every descriptor ever built has. */
+static const char *check_version(const sl_stage_desc *d, char *why, size_t len)
 {
     if (d->magic != SL_STAGE_MAGIC) {
         snprintf(why, len, "wrong magic 0x%08x (expected 0x%08x): not a sluice stage descriptor",
@@ -104,12 +122,29 @@ static const char *check_desc(const sl_stage_desc *d, char *why, size_t len)
                  d->abi_major, d->abi_minor, SL_ABI_MAJOR, SL_ABI_MINOR);
         return why;
     }
-    if (d->struct_size < offsetof(sl_stage_desc, on_restore) + sizeof d->on_restore) {
+    if (d->struct_size < abi_rows[d->abi_minor].desc_size) {
         snprintf(why, len, "descriptor struct_size %u is smaller than ABI %u.%u requires (%zu)",
-                 d->struct_size, d->abi_major, d->abi_minor,
-                 offsetof(sl_stage_desc, on_restore) + sizeof d->on_restore);
+                 d->struct_size, d->abi_major, d->abi_minor, abi_rows[d->abi_minor].desc_size);
         return why;
     }
+    return NULL;
+}
+
+/* A host-owned copy of the descriptor holding only what the stage's minor and struct_size
+ * cover; the fields after that (added at later minors) are NULL/0, so the host can read every
+ * field of the copy without asking which minor the stage was built for. */
+static sl_stage_desc *copy_desc(const sl_stage_desc *d)
+{
+    size_t n = d->struct_size;
+    if (n > abi_rows[d->abi_minor].desc_size) n = abi_rows[d->abi_minor].desc_size;
+    sl_stage_desc *c = xcalloc(1, sizeof *c);
+    memcpy(c, d, n);
+    return c;
+}
+
+/* The checks are ordered so each message names the first thing wrong. */
+static const char *check_desc(const sl_stage_desc *d, char *why, size_t len)
+{
     if (!valid_stage_name(d->name)) {
         snprintf(why, len, "invalid stage name (lowercase letters, digits, '-')");
         return why;
@@ -248,16 +283,30 @@ sl_plugin *loader_load_file(const char *path, char *err, size_t errlen)
         dlclose(h);
         return NULL;
     }
-    if (check_desc(d, why, sizeof why)) {
+    if (check_version(d, why, sizeof why)) {
         snprintf(err, errlen, "%s: refused: %s", path, why);
         dlclose(h);
         return NULL;
     }
+    sl_stage_desc *copy = copy_desc(d);
+    if (check_desc(copy, why, sizeof why)) {
+        snprintf(err, errlen, "%s: refused: %s", path, why);
+        free(copy);
+        dlclose(h);
+        return NULL;
+    }
     sl_plugin *p = xcalloc(1, sizeof *p);
-    p->desc = d;
+    p->desc = copy;
     p->path = xstrdup(abs);
     p->handle = h;
     return p;
+}
+
+static void plugin_free(sl_plugin *p)
+{
+    free((void *)p->desc);
+    free(p->path);
+    free(p);
 }
 
 static int register_plugin(sl_plugin *p, char *err, size_t errlen, int dir_rank, int *ranks)
@@ -332,8 +381,7 @@ int loader_scan(char *err, size_t errlen)
                     } else {
                         /* Shadowed or refused: the handle stays open (dlclose of a library
                          * that may share state is not worth the risk); free the record. */
-                        free(p->path);
-                        free(p);
+                        plugin_free(p);
                     }
                 }
             }
@@ -358,8 +406,7 @@ const sl_plugin *loader_find(const char *use, char *err, size_t errlen)
             if (strcmp(plugins[i]->desc->name, p->desc->name) == 0) {
                 snprintf(err, errlen, "duplicate stage name '%s': %s and %s", p->desc->name,
                          plugins[i]->path, p->path);
-                free(p->path);
-                free(p);
+                plugin_free(p);
                 return NULL;
             }
         plugins = xrealloc(plugins, (nplugins + 1) * sizeof *plugins);

@@ -7,7 +7,7 @@
 #include "sluice/stage.h"
 
 typedef struct sl_plugin {
-    const sl_stage_desc *desc;
+    const sl_stage_desc *desc; /* a full-size copy: fields the stage's ABI minor lacks are NULL */
     char *path;   /* the .so it came from */
     void *handle; /* dlopen handle, kept open for the life of the process */
 } sl_plugin;
@@ -35,6 +35,10 @@ const char *loader_dir_at(size_t i);
 
 size_t loader_count(void);
 const sl_plugin *loader_at(size_t i);
+
+/** Bytes of sl_stage_desc / sl_api that ABI 1.`minor` has (0 for a minor newer than ours). */
+size_t loader_abi_desc_size(unsigned minor);
+size_t loader_abi_api_size(unsigned minor);
 
 const char *kind_name(sl_kind k);
 const char *type_name(sl_type t);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_tree.h"
 #include "runtime_int.h"
 
 /* ---- record vectors and the record slab ---------------------------------------------- */
@@ -88,12 +89,31 @@ hrec *copy_record(task *t, const sl_record *src, sl_ack *ack)
     return h;
 }
 
-void materialize(hrec *h)
+/* A source record whose bytes the source keeps valid until the wave is over (emit_borrowed):
+ * only the header array is copied (the source may reuse it); key, value, header bytes and
+ * topic are referenced. */
+hrec *borrow_record(task *t, const sl_record *src, sl_ack *ack)
+{
+    hrec *h = hrec_new(t);
+    h->r = *src;
+    if (src->n_headers) {
+        sl_header *hd = arena_memdup(&t->arena, src->headers, src->n_headers * sizeof *hd);
+        for (size_t i = 0; i < src->n_headers; i++)
+            if (!hd[i].name) hd[i].name = "";
+        h->r.headers = hd;
+    }
+    if (!h->r.value) h->r.value = "";
+    h->r.ack = ack;
+    return h;
+}
+
+void materialize(task *t, hrec *h)
 {
     if (!h->dirty) return;
-    char *s = cJSON_PrintUnformatted(h->json); /* in the task arena, like the tree */
-    if (!s) return; /* out of memory: the old bytes stay, which is the lesser evil */
+    size_t len;
+    char *s = jt_print(&t->arena, h->json, h->r.value_len + 64, &len); /* like the tree */
+    if (!s) return; /* cannot happen short of a 2 GiB value: the old bytes stay */
     h->r.value = s;
-    h->r.value_len = strlen(s);
+    h->r.value_len = len;
     h->dirty = 0;
 }

@@ -613,6 +613,13 @@ static void validate_key(const sl_stage_desc *d, const sl_config_entry *row, con
     buf_free(&text);
 }
 
+static const sl_config_entry *validate_row(const sl_stage_desc *d, const char *key)
+{
+    for (const sl_config_entry *e = d->config; e && e->key; e++)
+        if (!strcmp(e->key, key)) return e;
+    return NULL;
+}
+
 #define VALIDATE_MAX_KEYS 1000
 
 static void validate_plugin(const sl_plugin *pl, const http_req *q, http_resp *r)
@@ -672,6 +679,26 @@ static void validate_plugin(const sl_plugin *pl, const http_req *q, http_resp *r
         cJSON_AddBoolToObject(val, "visible", 1);
         cJSON_AddItemToArray(configs, c);
     }
+    /* The stage's own check (ABI 1.4) of the whole config, once each key passes alone; its
+     * error goes to the key it blames (else the first). */
+    char key[128], cerr[2048];
+    cJSON *whole = nerr || !d->check ? NULL : cJSON_Duplicate(body, 1);
+    if (whole && !validate_row(d, "connector.class")) cJSON_DeleteItemFromObjectCaseSensitive(whole, "connector.class");
+    if (whole && !validate_row(d, "name")) cJSON_DeleteItemFromObjectCaseSensitive(whole, "name");
+    char *text = whole ? cJSON_PrintUnformatted(whole) : NULL;
+    if (text && stage_config_check_text(d, text, sup_rest_policy(), key, sizeof key, cerr, sizeof cerr)) {
+        cJSON *c = cJSON_GetArrayItem(configs, 0), *it;
+        cJSON_ArrayForEach(it, configs) {
+            const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(it, "value"), "name"));
+            if (nm && !strcmp(nm, key)) c = it;
+        }
+        const char *msg = without_location(cerr);
+        if (!strncmp(msg, d->name, strlen(d->name)) && !strncmp(msg + strlen(d->name), ": ", 2)) msg += strlen(d->name) + 2;
+        if (c) cJSON_AddItemToArray(cJSON_GetObjectItem(cJSON_GetObjectItem(c, "value"), "errors"), cJSON_CreateString(msg));
+        nerr++;
+    }
+    free(text);
+    cJSON_Delete(whole);
     cJSON_SetNumberValue(count, nerr);
     cJSON_Delete(body);
     json_reply(r, 200, out);

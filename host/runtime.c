@@ -45,7 +45,6 @@ void runtime_set_control_fd(int fd)
 static void *task_main(void *arg)
 {
     task *t = arg;
-    json_arena = &t->arena;
     stage_inst *src = &t->stages[0];
     int64_t last_tick = sl_monotonic_ms(), backoff = 100;
     while (!stopping(t) && !t->done) {
@@ -94,9 +93,8 @@ static void *task_main(void *arg)
         }
         if (now - t->last_commit >= t->cfg->commit_interval_ms) commit(t);
     }
-    drain(t, t->failed ? 0 : DRAIN_TIMEOUT_MS);
+    drain(t, t->failed ? 0 : DRAIN_TIMEOUT_MS, SL_FLUSH_END);
     if (t->failed) atomic_store(&stop_requested, 1); /* one failed task stops the pipeline */
-    json_arena = NULL;
     return NULL;
 }
 
@@ -198,8 +196,6 @@ int runtime_run(pipeline_cfg *cfg, int status_fd)
     /* Set by the supervisor for its children: the task count (autoscaling moves it within
      * tasks: {min, max}) and the control pipe (pause/resume). */
     const char *nt = getenv("SLUICE_TASKS"), *ctl = getenv("SLUICE_CONTROL_FD");
-    static cJSON_Hooks hooks = {json_malloc, json_free};
-    cJSON_InitHooks(&hooks);
     ntasks = cfg->tasks_min;
     if (nt && atoi(nt) > cfg->tasks_min && atoi(nt) <= cfg->tasks_max) ntasks = atoi(nt);
     if (ctl && control_fd < 0) runtime_set_control_fd(atoi(ctl));

@@ -159,12 +159,10 @@ hrec *hrec_new(task *t);
 hrec *as_hrec(task *t, const sl_record *r);
 void wave_end(task *t);
 hrec *copy_record(task *t, const sl_record *src, sl_ack *ack);
-void materialize(hrec *h);
+hrec *borrow_record(task *t, const sl_record *src, sl_ack *ack);
+void materialize(task *t, hrec *h);
 
 /* json_api.c */
-extern __thread sl_arena *json_arena;
-void *json_malloc(size_t n);
-void json_free(void *p);
 sl_json *api_json(sl_ctx *ctx, const sl_record *rec, const char **err);
 sl_json *api_json_get(const sl_json *obj, const char *key);
 sl_json_type api_json_type(const sl_json *node);
@@ -178,6 +176,13 @@ sl_err api_json_set_string(sl_ctx *ctx, const sl_record *rec, const char *key, c
 sl_err api_json_set_number(sl_ctx *ctx, const sl_record *rec, const char *key, double v);
 sl_err api_json_set_bool(sl_ctx *ctx, const sl_record *rec, const char *key, int v);
 sl_err api_json_set_null(sl_ctx *ctx, const sl_record *rec, const char *key);
+const char *api_json_string_len(const sl_json *node, size_t *len);
+sl_err api_json_int64(const sl_json *node, int64_t *out);
+const char *api_json_print(sl_ctx *ctx, const sl_json *node, size_t *len);
+void api_json_key_init(sl_json_key *k, const char *name);
+sl_json *api_json_get_key(const sl_json *obj, const sl_json_key *k);
+int api_json_key_is(const sl_json *node, const sl_json_key *k);
+uint64_t api_json_key_hash(const sl_json *node, size_t *len);
 const void *api_value(sl_ctx *ctx, const sl_record *rec, size_t *len);
 sl_err api_set_topic(sl_ctx *ctx, const sl_record *rec, const char *topic);
 sl_err api_json_remove(sl_ctx *ctx, const sl_record *rec, const char *key);
@@ -196,9 +201,9 @@ void give_up(task *t, stage_inst *s, const sl_record *rec, sl_ack *ack, const ch
 int stopping(const task *t);
 int run_stage(task *t, stage_inst *s, recvec *in, recvec *out);
 int run_chain(task *t, size_t from, recvec *in);
-void flush_all(task *t, int final);
+void flush_all(task *t, int final); /* final: an SL_FLUSH_* reason */
 void commit(task *t);
-void drain(task *t, int64_t timeout_ms);
+void drain(task *t, int64_t timeout_ms, int why); /* why: SL_FLUSH_END or SL_FLUSH_REVOKE */
 void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n);
 void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n);
 void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n);

@@ -95,7 +95,7 @@ void tlog(task *t, stage_inst *s, sl_log_level level, const char *fmt, ...)
 
 /* ---- emit, hold, reject ----------------------------------------------------------------- */
 
-static sl_err api_emit(sl_ctx *ctx, const sl_record *rec)
+static sl_err emit_record(sl_ctx *ctx, const sl_record *rec, int borrow)
 {
     task *t = ctx->task;
     stage_inst *s = ctx->st;
@@ -106,7 +106,7 @@ static sl_err api_emit(sl_ctx *ctx, const sl_record *rec)
         ack_partition *p = t->last_part;
         if (!p || !ack_partition_is(p, rec->topic, rec->partition))
             p = t->last_part = ack_partition_get(&t->acks, rec->topic, rec->partition);
-        h = copy_record(t, rec, ack_new(p, rec->offset));
+        h = borrow ? borrow_record(t, rec, ack_new(p, rec->offset)) : copy_record(t, rec, ack_new(p, rec->offset));
         if (!h->r.timestamp_ms) {
             /* Ingest time, read once per batch: a clock call per record shows in profiles. */
             if (!t->wave_now) t->wave_now = sl_now_ms();
@@ -123,6 +123,9 @@ static sl_err api_emit(sl_ctx *ctx, const sl_record *rec)
     atomic_fetch_add_explicit(&s->out, 1, memory_order_relaxed);
     return SL_OK;
 }
+
+static sl_err api_emit(sl_ctx *ctx, const sl_record *rec) { return emit_record(ctx, rec, 0); }
+static sl_err api_emit_borrowed(sl_ctx *ctx, const sl_record *rec) { return emit_record(ctx, rec, 1); }
 
 static sl_ack *api_hold(sl_ctx *ctx, const sl_record *rec)
 {
@@ -169,7 +172,7 @@ static void api_reject(sl_ctx *ctx, const sl_record *rec, const char *reason)
     if (!reason) reason = "rejected";
     hrec *h = as_hrec(t, rec);
     if (h) {
-        materialize(h);
+        materialize(t, h);
         h->mark = t->seq;
     }
     sl_ack *ack = NULL;
@@ -241,6 +244,14 @@ static const char *api_stage_name(sl_ctx *ctx) { return ctx->st->cfg->name; }
 static int api_task_index(sl_ctx *ctx) { return ctx->task->index; }
 static const char *api_config_dir(sl_ctx *ctx) { return ctx->task->cfg->dir; }
 
+static sl_err api_set_timestamp(sl_ctx *ctx, const sl_record *rec, int64_t ts)
+{
+    hrec *h = as_hrec(ctx->task, rec);
+    if (!h) return SL_EINVAL;
+    h->r.timestamp_ms = ts;
+    return SL_OK;
+}
+
 
 const sl_api sl_host_api = {
     .struct_size = sizeof(sl_api),
@@ -284,4 +295,13 @@ const sl_api sl_host_api = {
     .json_remove = api_json_remove,
     .json_set_json = api_json_set_json,
     .set_key = api_set_key,
+    .set_timestamp = api_set_timestamp,
+    .json_string_len = api_json_string_len,
+    .json_int64 = api_json_int64,
+    .json_print = api_json_print,
+    .json_key_init = api_json_key_init,
+    .json_get_key = api_json_get_key,
+    .json_key_is = api_json_key_is,
+    .json_key_hash = api_json_key_hash,
+    .emit_borrowed = api_emit_borrowed,
 };

@@ -61,11 +61,11 @@ static void tag_close(void *self, sl_ctx *ctx)
     free(self);
 }
 
-/* 3. The config table: key, type, flags, default, bounds, choices, offset, description. */
+/* 3. The config table: one typed row per setting (the field's C type is checked when it compiles). */
 static const sl_config_entry tag_config_table[] = {
-    {"field", SL_T_STRING, 0, "tag", 0, 0, NULL, offsetof(tag_config, field), "field to set"},
-    {"value", SL_T_STRING, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(tag_config, value), "value to set it to"},
-    {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    SL_CFG_STRING("field", tag_config, field, .default_value = "tag", .description = "field to set"),
+    SL_CFG_STRING("value", tag_config, value, .flags = SL_CFG_REQUIRED, .description = "value to set it to"),
+    SL_CFG_END,
 };
 
 /* 4. The descriptor, returned by the one exported entry point. */

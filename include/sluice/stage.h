@@ -51,7 +51,50 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 3             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 7             /* append-only additions: the host refuses newer minors */
+
+/*
+ * Every minor, what it added and the sizes of the two versioned structs (bytes on LP64):
+ *
+ *   minor  sizeof(sl_stage_desc)  sizeof(sl_api)  added
+ *   1.0    152                    288             first release (restore, on_restore,
+ *                                                 json_set_bool, json_next included)
+ *   1.1    152                    288             SL_T_PATH, SL_CFG_OPERATOR_ONLY,
+ *                                                 SL_CFG_KEYS_LISTED (no struct grew)
+ *   1.2    160                    296             api->watch, sl_stage_desc.on_finished
+ *   1.3    160                    320             api->json_remove, json_set_json, set_key
+ *   1.4    168                    320             sl_stage_desc.check
+ *   1.5    168                    328             api->set_timestamp; batch records are const
+ *   1.6    168                    328             flush reason SL_FLUSH_REVOKE (no struct grew)
+ *   1.7    168                    392             api->json_string_len, json_int64, json_print,
+ *                                                 json_key_init, json_get_key, json_key_is,
+ *                                                 json_key_hash, emit_borrowed
+ *
+ * The host loads a stage of the same major and an older or equal minor. It reads a
+ * descriptor field only when the stage's struct_size covers it (fields a stage's minor does
+ * not have read as NULL), and a stage tests for a host function added after its own minor with
+ * SL_HAS(api, fn) before calling it. Appending: add the field at the end of its struct, bump
+ * SL_ABI_MINOR, add a row here and to SL_ABI_TABLE (the loader's copy of this table: it fails
+ * to compile when the last row does not match the structs), and say so in
+ * docs/writing-a-stage.md.
+ *
+ * SL_ABI_TABLE(X) calls X(minor, last field of sl_stage_desc, last field of sl_api) per minor.
+ */
+#define SL_ABI_TABLE(X)                                                                      \
+    X(0, on_restore, json_next)                                                              \
+    X(1, on_restore, json_next)                                                              \
+    X(2, on_finished, watch)                                                                 \
+    X(3, on_finished, set_key)                                                               \
+    X(4, check, set_key)                                                                     \
+    X(5, check, set_timestamp)                                                               \
+    X(6, check, set_timestamp)                                                               \
+    X(7, check, emit_borrowed)
+
+/** Bytes of `type` up to and including `field`: what a struct_size must cover to hold it. */
+#define SL_SIZE_TO(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/** Does the host's API table have `fn` (added at some minor) and is it set? */
+#define SL_HAS(api, fn) ((api)->struct_size >= SL_SIZE_TO(sl_api, fn) && (api)->fn != NULL)
 
 /** Name of the one symbol a stage exports (a function, see sl_stage_entry_fn). */
 #define SL_STAGE_ENTRY_SYMBOL "sl_stage_entry"
@@ -91,6 +134,14 @@ typedef struct sl_ctx sl_ctx;   /**< the host's handle of one stage instance; op
 typedef struct sl_ack sl_ack;   /**< a reference on one or more source positions; opaque */
 typedef struct sl_json sl_json; /**< a node of a record's parsed JSON value; opaque */
 
+/** ABI 1.3: a member name prepared once (api->json_key_init) so lookups compare a hash and a
+ *  length per member instead of strings. `name` is borrowed: it must outlive the key. */
+typedef struct sl_json_key {
+    const char *name;
+    size_t len;
+    uint64_t hash;
+} sl_json_key;
+
 typedef struct sl_header {
     const char *name;  /**< NUL-terminated */
     const void *value;
@@ -101,9 +152,10 @@ typedef struct sl_header {
  * A record. Stages receive them borrowed (valid until the callback returns) and build their
  * own on the stack to emit (the host copies).
  *
- * A transform may change `timestamp_ms` of an input record in place before emitting it; every
- * other field is changed through the API (api->set_*, api->json_set_*), so the host can keep
- * its caches right.
+ * Every field of an input record is changed through the API (api->set_topic,
+ * api->set_timestamp, api->json_set_*), so the host can keep its caches right; the batch hands
+ * them out const. (Stages built before ABI 1.5 changed `timestamp_ms` in place; the host still
+ * honours that for them.)
  */
 typedef struct sl_record {
     const void *key;
@@ -121,7 +173,7 @@ typedef struct sl_record {
 
 /** A batch: an array of borrowed record pointers. */
 typedef struct sl_batch {
-    sl_record *const *recs;
+    const sl_record *const *recs; /**< const since ABI 1.5 (same layout as before) */
     size_t n;
 } sl_batch;
 
@@ -191,6 +243,46 @@ typedef struct sl_config_entry {
     size_t offset;             /**< offsetof(your_config, field) */
     const char *description;   /**< one line, shown by `sluice plugins describe` */
 } sl_config_entry;
+
+/*
+ * Typed rows (header only, no ABI change): each macro names the setting's key, the config
+ * struct and field, and fixes the sl_type; the field's C type is checked at compile time, so a
+ * duration stored into an `int`, say, does not build. The rest are named fields:
+ *
+ *   static const sl_config_entry table[] = {
+ *       SL_CFG_STRING("dsn", my_config, dsn, .description = "libpq conninfo"),
+ *       SL_CFG_INT("batch_size", my_config, batch_size, .flags = SL_CFG_BOUNDED, .min = 1,
+ *                  .max = 1000000, .default_value = "10000", .description = "rows per batch"),
+ *       SL_CFG_END,
+ *   };
+ */
+#if defined(__cplusplus)
+#define SL_CFG_AT(stype, field, ctype) offsetof(stype, field)
+#else
+/** offsetof(stype, field), refusing to compile unless the field's type is `ctype`. */
+#define SL_CFG_AT(stype, field, ctype)                                                       \
+    (offsetof(stype, field) +                                                                \
+     0 * sizeof(struct {                                                                     \
+         _Static_assert(_Generic(((stype *)0)->field, ctype: 1, default: 0),                 \
+                        "config field " #stype "." #field " must have type " #ctype);             \
+         int sl_unused;                                                                      \
+     }))
+#endif
+#define SL_CFG_ROW_(key_, sltype, stype, field, ctype, ...)                                  \
+    {.key = (key_), .type = (sltype), .offset = SL_CFG_AT(stype, field, ctype), __VA_ARGS__}
+#define SL_CFG_BOOL(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_BOOL, stype, field, int, __VA_ARGS__)
+#define SL_CFG_INT(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_INT, stype, field, int64_t, __VA_ARGS__)
+#define SL_CFG_DOUBLE(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_DOUBLE, stype, field, double, __VA_ARGS__)
+#define SL_CFG_STRING(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_STRING, stype, field, char *, __VA_ARGS__)
+#define SL_CFG_PATH(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_PATH, stype, field, char *, __VA_ARGS__)
+#define SL_CFG_JSON(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_JSON, stype, field, char *, __VA_ARGS__)
+#define SL_CFG_DURATION(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_DURATION, stype, field, int64_t, __VA_ARGS__)
+#define SL_CFG_SIZE(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_SIZE, stype, field, int64_t, __VA_ARGS__)
+#define SL_CFG_ENUM(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_ENUM, stype, field, int, __VA_ARGS__)
+#define SL_CFG_LIST(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_LIST, stype, field, sl_list, __VA_ARGS__)
+#define SL_CFG_MAP(key, stype, field, ...) SL_CFG_ROW_(key, SL_T_MAP, stype, field, sl_map, __VA_ARGS__)
+/** The row that ends a table. */
+#define SL_CFG_END {.key = NULL}
 
 /* ---- the host API -------------------------------------------------------------------- */
 
@@ -389,15 +481,69 @@ typedef struct sl_api {
     sl_err (*json_set_json)(sl_ctx *ctx, const sl_record *rec, const char *key, const sl_json *value);
     /** Set an input record's key (copied; len 0 clears it). */
     sl_err (*set_key)(sl_ctx *ctx, const sl_record *rec, const void *key, size_t len);
+
+    /* -- ABI 1.4 - 1.6: test with SL_HAS before calling -- */
+
+    /** ABI 1.5: set an input record's timestamp (ms since the epoch) before emitting it.
+     *  SL_EINVAL when `rec` is not an input record of the current batch. */
+    sl_err (*set_timestamp)(sl_ctx *ctx, const sl_record *rec, int64_t timestamp_ms);
+
+    /* -- ABI 1.7: JSON reads without the library showing through (issue 13). Nodes carry
+     *    their string lengths, exact integers and their keys' hashes from the parse. -- */
+
+    /** A string node's text (NUL-terminated; JSON strings here hold no NUL) and its length in
+     *  bytes in *len, else NULL. */
+    const char *(*json_string_len)(const sl_json *node, size_t *len);
+    /** A number node's value as an int64: SL_OK when it is an integer int64 holds exactly
+     *  (integers beyond 2^53 are read from their digits, not through a double); SL_EINVAL for
+     *  fractions, out-of-range values and non-numbers. */
+    sl_err (*json_int64)(const sl_json *node, int64_t *out);
+    /** The compact JSON text of `node` (any subtree), NUL-terminated, *len its length; borrowed
+     *  until the callback returns. NULL if it cannot be printed. */
+    const char *(*json_print)(sl_ctx *ctx, const sl_json *node, size_t *len);
+    /** Prepares `k` for `name` (borrowed: it must outlive k). Call once, at init. */
+    void (*json_key_init)(sl_json_key *k, const char *name);
+    /** Member `k` of an object node, NULL if absent: one hash compare per member. */
+    sl_json *(*json_get_key)(const sl_json *obj, const sl_json_key *k);
+    /** Is `node` an object member named `k`? */
+    int (*json_key_is)(const sl_json *node, const sl_json_key *k);
+    /** A member's key hash (equal to json_key_init's for the same name) and its length in
+     *  *len, for a stage's own table of expected names; 0 for a node that is not a member.
+     *  Not seeded: do not build tables that untrusted keys fill with it. */
+    uint64_t (*json_key_hash)(const sl_json *node, size_t *len);
+
+    /** ABI 1.7. Source only (from other kinds it is emit): like emit, but the host references the
+     *  record's key, value, header names and values and topic instead of copying them (the
+     *  header array itself is copied). The source keeps those bytes unchanged until its next
+     *  poll with max > 0 returns, or its close: the host is done with a poll's records before
+     *  it polls for more (a poll with max = 0, made while a stage retries, must not free them). */
+    sl_err (*emit_borrowed)(sl_ctx *ctx, const sl_record *rec);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
 
 typedef enum sl_kind { SL_KIND_SOURCE = 1, SL_KIND_TRANSFORM = 2, SL_KIND_SINK = 3 } sl_kind;
 
-/** Descriptor flags. */
-#define SL_STAGE_THREAD_SAFE 0x1u /**< callbacks may run concurrently (one instance per task
-                                       is still the default) */
+/** flush's `final` argument: why the host flushes (see sl_stage_desc.flush). */
+#define SL_FLUSH_TICK 0   /**< periodic, or the source is idle */
+#define SL_FLUSH_END 1    /**< draining: the input ended or the pipeline stops */
+#define SL_FLUSH_REVOKE 2 /**< ABI 1.6: draining before partitions are revoked (rebalance) */
+
+/**
+ * ABI 1.4: what sl_stage_desc.check works with. The host owns every buffer.
+ */
+typedef struct sl_check {
+    const sl_api *api;      /**< only the calls without a ctx (parse_duration, parse_size) */
+    const char *config_dir; /**< what api->config_dir will return (relative paths) */
+    char *why;              /**< out: one line, what is wrong */
+    size_t why_len;
+    char *where;            /**< out, optional: JSON Pointer of the value to blame, relative to
+                                 `with:` ("/tables/events/tabel"); "" = the stage as a whole */
+    size_t where_len;
+} sl_check;
+
+/** Descriptor flags. (0x1 was SL_STAGE_THREAD_SAFE until 1.4: the host never read it, and a
+ *  stage instance's callbacks never run concurrently; the bit stays unused.) */
 #define SL_STAGE_JSON_ONLY 0x2u   /**< the stage reads records only through api->json*, so the
                                        host need not re-serialise changed JSON before it */
 #define SL_STAGE_SINGLE_TASK 0x4u /**< the stage cannot run in more than one task (a file) */
@@ -442,9 +588,13 @@ typedef struct sl_stage_desc {
     sl_err (*process)(void *self, sl_ctx *ctx, const sl_batch *batch);
 
     /**
-     * Called about every 10 ms, when the source is idle, and with `final` = 1 while draining
-     * at shutdown. Make buffered work durable (sinks), emit due aggregates (transforms; what is
-     * emitted here travels down the rest of the chain). May be NULL.
+     * Called about every 10 ms and when the source is idle with `final` = SL_FLUSH_TICK (0), and
+     * repeatedly while the task drains with a nonzero reason: SL_FLUSH_END (1) when the input
+     * ended or the pipeline stops, SL_FLUSH_REVOKE (2, ABI 1.6) before partitions are revoked
+     * (a rebalance: the stage goes on with the partitions it keeps, so it should make buffered
+     * work durable but not close what belongs to the end of input). Stages built before 1.6
+     * get SL_FLUSH_END for both. Make buffered work durable (sinks), emit due aggregates
+     * (transforms; what is emitted here travels down the rest of the chain). May be NULL.
      */
     sl_err (*flush)(void *self, sl_ctx *ctx, int final);
 
@@ -484,6 +634,18 @@ typedef struct sl_stage_desc {
      * changes goes out with the stage's next process or flush). SL_FATAL stops the pipeline.
      */
     sl_err (*on_finished)(void *self, sl_ctx *ctx, void *cookie, int rejected);
+
+    /* -- ABI 1.4 - 1.6 -- */
+
+    /**
+     * ABI 1.4, optional: semantic checks of a config the table already accepted (nginx's
+     * init_conf, PostgreSQL's GUC check hook). The host calls it in `sluice validate`, in
+     * REST config validation, before a hot reload replaces a running pipeline, and before
+     * init. No instance exists: use only `c`. Return SL_OK, or SL_ECONFIG with c->why set and,
+     * when one value is to blame, c->where set to its JSON Pointer inside `with:`
+     * ("/tables/events/tabel"), which the host turns into file:line:column.
+     */
+    sl_err (*check)(const void *config, sl_check *c);
 } sl_stage_desc;
 
 /** Fills the versioning header of a descriptor. */

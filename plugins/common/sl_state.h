@@ -8,11 +8,14 @@
 #define SL_PLUGINS_STATE_H
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sl_hash.h"
 
@@ -54,6 +57,50 @@ static inline int sl_state_path(char *out, size_t n, const char *kind, const cha
         return -1;
     }
     return sl_mkdirs_for(out);
+}
+
+/* Offset files: one line "POSITION[ TAG]" (TAG: a word of up to 39 characters naming what the
+ * position belongs to, such as an http-source stream's epoch; "" for none). Used by the sources
+ * that keep their own committed position (file-source, http-source). */
+
+/* The position in `path`, or -1 when there is none (no file, not a number, negative); `tag`
+ * (cap bytes, may be NULL) gets the tag or "". */
+static inline int64_t sl_offset_read(const char *path, char *tag, size_t cap)
+{
+    if (tag && cap) tag[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long long v = -1;
+    char t[40] = "";
+    int n = fscanf(f, "%lld %39s", &v, t);
+    fclose(f);
+    if (n < 1 || v < 0) return -1;
+    if (tag && cap) snprintf(tag, cap, "%s", n == 2 ? t : "");
+    return v;
+}
+
+/* Writes, fsyncs and renames into place, so the file always holds a whole position.
+ * 0, or -1 with errno. */
+static inline int sl_offset_write(const char *path, int64_t v, const char *tag)
+{
+    size_t n = strlen(path) + 8;
+    char *tmp = (char *)malloc(n);
+    if (!tmp) return -1;
+    snprintf(tmp, n, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int ok = fd >= 0;
+    if (ok) {
+        char line[96];
+        int len = snprintf(line, sizeof line, "%" PRId64 "%s%.39s\n", v, tag && *tag ? " " : "", tag ? tag : "");
+        ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
+        ok = close(fd) == 0 && ok;
+    }
+    ok = ok && rename(tmp, path) == 0;
+    int e = errno;
+    if (!ok) unlink(tmp);
+    free(tmp);
+    errno = e;
+    return ok ? 0 : -1;
 }
 
 #endif

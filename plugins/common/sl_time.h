@@ -1,12 +1,45 @@
 /*
- * sl_time.h — RFC 3339 timestamps <-> milliseconds since the epoch, UTC, for years 1970..9999.
- * Private to the built-in stages (validator, window-kpi include it); header-only so each
- * plugin stays one self-contained .so.
+ * sl_time.h — the built-in stages' clocks, and RFC 3339 timestamps <-> milliseconds since the
+ * epoch, UTC, for years 1970..9999. Private to the built-in stages (and tools/sluice-gen);
+ * header-only so each plugin stays one self-contained .so.
  */
 #ifndef SL_TIME_H
 #define SL_TIME_H
 
 #include <stdint.h>
+#include <time.h>
+
+/* Monotonic ms, for intervals and deadlines, from any thread (inside a callback
+ * api->monotonic_ms is the same clock). */
+static inline int64_t sl_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The absolute time `ms` from now on `clock`, for pthread_cond_timedwait (a condition
+ * variable's clock: CLOCK_REALTIME unless pthread_condattr_setclock changed it). */
+static inline struct timespec sl_deadline_in(clockid_t clock, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Wall clock, ms since the epoch, from any thread (api->now_ms inside a callback). */
+static inline int64_t sl_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 enum {
     SL_TS_OK = 0,
@@ -135,6 +168,10 @@ static inline char *sl_ts_put(char *p, unsigned v, int width)
 static inline int sl_ts_format(int64_t ms, int with_ms, char *buf)
 {
     int64_t days = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) { /* before 1970: floor, not truncation */
+        rem += 86400000;
+        days--;
+    }
     int y;
     unsigned m, d;
     sl_civil_from_days(days, &y, &m, &d);

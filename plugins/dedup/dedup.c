@@ -25,6 +25,7 @@
 #include <sluice/stage.h>
 
 #include "../common/sl_hash.h"
+#include "../common/sl_partmap.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -47,8 +48,6 @@ typedef struct __attribute__((packed)) ring_ent {
 } ring_ent;
 
 typedef struct pstate {
-    char *topic; /* NULL when the records carry none */
-    int32_t partition;
     uint64_t *tab;
     size_t cap, n; /* cap: power of two */
     ring_ent *ring;
@@ -60,13 +59,13 @@ typedef struct dedup {
     const sl_api *api;
     const dconf *conf;
     uint32_t ttl_s;
-    pstate **parts;
-    size_t n_parts;
-    pstate *last; /* the partition of the previous record: batches are mostly one partition */
+    sl_partmap parts; /* (topic, partition) -> pstate */
     uint64_t evicted, evicted_logged;
     int64_t last_log_ms;
     uint64_t *hashes; /* per batch: the key hash of each record (0: no key) */
     size_t cap_hashes;
+    sl_json_key keys[8]; /* the first key fields, prepared on first use (hash + length) */
+    bool keys_ready;
 } dedup;
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -157,48 +156,30 @@ static void pop_oldest(pstate *p)
 static void pstate_free(pstate *p)
 {
     if (p) {
-        free(p->topic);
         free(p->tab);
         free(p->ring);
         free(p);
     }
 }
 
-static bool same_part(const pstate *p, const char *topic, int32_t partition)
-{
-    return p->partition == partition &&
-           (p->topic == topic || (p->topic && topic && strcmp(p->topic, topic) == 0));
-}
-
 static pstate *partition_state(dedup *d, const char *topic, int32_t partition)
 {
-    if (d->last && same_part(d->last, topic, partition))
-        return d->last;
-    for (size_t i = 0; i < d->n_parts; i++)
-        if (same_part(d->parts[i], topic, partition))
-            return d->last = d->parts[i];
-    pstate *p = calloc(1, sizeof *p);
-    pstate **v = realloc(d->parts, (d->n_parts + 1) * sizeof *v);
-    if (!p || !v) {
-        free(p);
-        if (v)
-            d->parts = v;
+    pstate *p = sl_partmap_find(&d->parts, topic, partition);
+    if (p)
+        return p;
+    p = calloc(1, sizeof *p);
+    if (!p)
         return NULL;
-    }
-    d->parts = v;
-    p->partition = partition;
-    p->topic = topic ? strdup(topic) : NULL;
     p->cap = 1024;
     p->rcap = (size_t)d->conf->max_keys < 1024 ? (size_t)d->conf->max_keys : 1024;
     p->tab = calloc(p->cap, sizeof *p->tab);
     p->ring = malloc(p->rcap * sizeof *p->ring);
-    if (!p->tab || !p->ring || (topic && !p->topic)) {
+    p->clock_ms = INT64_MIN;
+    if (!p->tab || !p->ring || sl_partmap_add(&d->parts, topic, partition, p) != 0) {
         pstate_free(p);
         return NULL;
     }
-    p->clock_ms = INT64_MIN;
-    d->parts[d->n_parts++] = p;
-    return d->last = p;
+    return p;
 }
 
 /* Event time in whole seconds, clamped to what the ring's 32-bit times hold. */
@@ -212,13 +193,19 @@ static uint32_t to_seconds(int64_t ms)
 static uint64_t key_hash(dedup *d, const sl_json *root)
 {
     const sl_api *api = d->api;
+    const size_t nk = sizeof d->keys / sizeof d->keys[0];
+    if (!d->keys_ready) {
+        for (size_t i = 0; i < d->conf->key.n && i < nk; i++) api->json_key_init(&d->keys[i], d->conf->key.items[i]);
+        d->keys_ready = true;
+    }
     uint64_t h = 0x5EED;
     for (size_t i = 0; i < d->conf->key.n; i++) {
-        const sl_json *n = api->json_get(root, d->conf->key.items[i]);
+        const sl_json *n = i < nk ? api->json_get_key(root, &d->keys[i]) : api->json_get(root, d->conf->key.items[i]);
         switch (api->json_type(n)) {
         case SL_JSON_STRING: {
-            const char *s = api->json_string(n);
-            h = sl_hash_bytes(h + 's', s, strlen(s));
+            size_t len = 0;
+            const char *s = api->json_string_len(n, &len);
+            h = sl_hash_bytes(h + 's', s, len);
             break;
         }
         case SL_JSON_NUMBER:
@@ -355,13 +342,7 @@ static sl_err d_process(void *self, sl_ctx *ctx, const sl_batch *batch)
 
 static void drop_partition(dedup *d, const char *topic, int32_t partition)
 {
-    for (size_t i = 0; i < d->n_parts; i++)
-        if (same_part(d->parts[i], topic, partition)) {
-            pstate_free(d->parts[i]);
-            d->parts[i] = d->parts[--d->n_parts];
-            break;
-        }
-    d->last = NULL;
+    pstate_free(sl_partmap_take(&d->parts, topic, partition));
 }
 
 /* Assigned: start from nothing; what was seen before comes back through on_restore. */
@@ -428,14 +409,15 @@ static void d_close(void *self, sl_ctx *ctx)
 {
     dedup *d = self;
     size_t keys = 0, bytes = 0;
-    for (size_t i = 0; i < d->n_parts; i++) {
-        keys += d->parts[i]->len;
-        bytes += d->parts[i]->cap * sizeof(uint64_t) + d->parts[i]->rcap * sizeof(ring_ent);
-        pstate_free(d->parts[i]);
+    for (size_t i = 0; i < d->parts.n; i++) {
+        pstate *p = d->parts.v[i].val;
+        keys += p->len;
+        bytes += p->cap * sizeof(uint64_t) + p->rcap * sizeof(ring_ent);
+        pstate_free(p);
     }
     d->api->log(ctx, SL_LOG_INFO, "closing with %zu keys in %zu partitions, %zu bytes", keys,
-                d->n_parts, bytes);
-    free(d->parts);
+                d->parts.n, bytes);
+    sl_partmap_free(&d->parts);
     free(d->hashes);
     free(d);
 }
@@ -443,20 +425,18 @@ static void d_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ------------------------------------------------------- */
 
 static const sl_config_entry d_config[] = {
-    {.key = "key", .type = SL_T_LIST, .flags = SL_CFG_BOUNDED, .default_value = "event_id", .min = 1, .max = 16,
-     .offset = offsetof(dconf, key), .description = "field (or list of fields) whose value identifies a record"},
-    {.key = "ttl", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "10m", .min = 1,
-     .max = 4294967295000.0, .offset = offsetof(dconf, ttl_ms),
-     .description = "a key is remembered at least this long, in event time"},
-    {.key = "max_keys", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "1000000", .min = 1,
-     .max = 2147483647.0, .offset = offsetof(dconf, max_keys),
-     .description = "keys remembered per partition; when full the oldest are evicted (counted, logged)"},
-    {.key = "scope", .type = SL_T_ENUM, .default_value = "partition", .choices = "partition",
-     .offset = offsetof(dconf, scope), .description = "state is kept per source partition"},
-    {.key = "seen_field", .type = SL_T_STRING, .offset = offsetof(dconf, seen_field),
-     .description = "JSON member that receives a forwarded record's first-seen time (ms, event time); "
-                    "restored records carrying it are remembered from then (store it for an exact restore)"},
-    {.key = NULL},
+    SL_CFG_LIST("key", dconf, key, .flags = SL_CFG_BOUNDED, .default_value = "event_id", .min = 1, .max = 16,
+        .description = "field (or list of fields) whose value identifies a record"),
+    SL_CFG_DURATION("ttl", dconf, ttl_ms, .flags = SL_CFG_BOUNDED, .default_value = "10m", .min = 1,
+        .max = 4294967295000.0, .description = "a key is remembered at least this long, in event time"),
+    SL_CFG_INT("max_keys", dconf, max_keys, .flags = SL_CFG_BOUNDED, .default_value = "1000000", .min = 1,
+        .max = 2147483647.0,
+        .description = "keys remembered per partition; when full the oldest are evicted (counted, logged)"),
+    SL_CFG_ENUM("scope", dconf, scope, .default_value = "partition", .choices = "partition",
+        .description = "state is kept per source partition"),
+    SL_CFG_STRING("seen_field", dconf, seen_field,
+        .description = "JSON member that receives a forwarded record's first-seen time (ms, event time); " "restored records carrying it are remembered from then (store it for an exact restore)"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc d_desc = {

@@ -17,6 +17,7 @@
 
 #include <sluice/stage.h>
 
+#include "../common/sl_buf.h"
 #include "../common/sl_state.h"
 
 typedef struct fk_config {
@@ -30,10 +31,9 @@ typedef struct fk_config {
 typedef struct fk_state {
     const sl_api *api;
     const fk_config *cfg;
-    char *path;          /* cfg->path resolved against the pipeline file's directory */
+    const char *path;    /* cfg->path: absolute, or "-" (a path setting: the host resolved it) */
     int fd;
-    char *buf;
-    size_t len, cap;
+    sl_gbuf out;         /* lines not yet written */
     sl_ack **held;       /* records written but not yet synced */
     size_t nheld, heldcap;
     int64_t last_flush;
@@ -41,57 +41,31 @@ typedef struct fk_state {
 
 /* ---- helpers ---- */
 
-static int put(fk_state *s, const void *p, size_t n)
-{
-    if (s->len + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 1 << 20;
-        while (cap < s->len + n) cap *= 2;
-        char *b = realloc(s->buf, cap);
-        if (!b) return -1;
-        s->buf = b;
-        s->cap = cap;
-    }
-    memcpy(s->buf + s->len, p, n);
-    s->len += n;
-    return 0;
-}
-
-static int put_str(fk_state *s, const char *p) { return put(s, p, strlen(p)); }
-
-static int put_json_str(fk_state *s, const char *p, size_t n)
-{
-    int rc = put(s, "\"", 1);
-    for (size_t i = 0; i < n && !rc; i++) {
-        unsigned char c = (unsigned char)p[i];
-        char esc[8];
-        if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; rc = put(s, esc, 2); }
-        else if (c == '\n') rc = put(s, "\\n", 2);
-        else if (c == '\r') rc = put(s, "\\r", 2);
-        else if (c == '\t') rc = put(s, "\\t", 2);
-        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); rc = put(s, esc, 6); }
-        else rc = put(s, &p[i], 1);
-    }
-    return rc || put(s, "\"", 1);
-}
-
-static int put_envelope(fk_state *s, sl_ctx *ctx, const sl_record *r)
+static void put_envelope(fk_state *s, sl_ctx *ctx, const sl_record *r)
 {
     size_t vlen;
     const char *v = s->api->value(ctx, r, &vlen);
-    char num[96];
-    int rc = put_str(s, "{\"value\":") || put_json_str(s, v, vlen);
-    if (r->key_len) rc = rc || put_str(s, ",\"key\":") || put_json_str(s, r->key, r->key_len);
-    rc = rc || put_str(s, ",\"headers\":{");
-    for (size_t i = 0; i < r->n_headers; i++) {
-        if (i) rc = rc || put(s, ",", 1);
-        rc = rc || put_json_str(s, r->headers[i].name, strlen(r->headers[i].name)) || put(s, ":", 1) ||
-             put_json_str(s, r->headers[i].value, r->headers[i].value_len);
+    sl_gbuf *b = &s->out;
+    sl_gbuf_puts(b, "{\"value\":");
+    sl_gbuf_json_str(b, v, vlen, false);
+    if (r->key_len) {
+        sl_gbuf_puts(b, ",\"key\":");
+        sl_gbuf_json_str(b, r->key, r->key_len, false);
     }
-    rc = rc || put_str(s, "}");
-    if (r->topic) rc = rc || put_str(s, ",\"topic\":") || put_json_str(s, r->topic, strlen(r->topic));
-    snprintf(num, sizeof num, ",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 "}\n",
-             r->partition, r->offset, r->timestamp_ms);
-    return rc || put_str(s, num);
+    sl_gbuf_puts(b, ",\"headers\":{");
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (i) sl_gbuf_putc(b, ',');
+        sl_gbuf_json_str(b, r->headers[i].name, strlen(r->headers[i].name), false);
+        sl_gbuf_putc(b, ':');
+        sl_gbuf_json_str(b, r->headers[i].value, r->headers[i].value_len, false);
+    }
+    sl_gbuf_putc(b, '}');
+    if (r->topic) {
+        sl_gbuf_puts(b, ",\"topic\":");
+        sl_gbuf_json_str(b, r->topic, strlen(r->topic), false);
+    }
+    sl_gbuf_printf(b, ",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"timestamp\":%" PRId64 "}\n",
+                   r->partition, r->offset, r->timestamp_ms);
 }
 
 /* Writes all n bytes; *done says how many went out (also on failure). */
@@ -153,18 +127,6 @@ static void write_marker(fk_state *s, sl_ctx *ctx, const char *marker)
         s->api->log(ctx, SL_LOG_WARN, "cannot write the truncation marker %s: %s", marker, strerror(errno));
 }
 
-/* Relative paths are relative to the pipeline file, like every path in a pipeline's config. */
-static char *resolve_path(const sl_api *api, sl_ctx *ctx, const char *p)
-{
-    const char *dir = api->config_dir(ctx);
-    size_t n = strlen(dir) + strlen(p) + 2;
-    char *r = malloc(n);
-    if (!r) return NULL;
-    if (p[0] == '/' || strcmp(p, "-") == 0 || !*dir) snprintf(r, n, "%s", p);
-    else snprintf(r, n, "%s/%s", dir, p);
-    return r;
-}
-
 /* ---- callbacks ---- */
 
 static sl_err fk_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
@@ -174,10 +136,7 @@ static sl_err fk_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     if (!s) return SL_ENOMEM;
     s->api = api;
     s->cfg = cfg;
-    if (!(s->path = resolve_path(api, ctx, cfg->path))) {
-        free(s);
-        return SL_ENOMEM;
-    }
+    s->path = cfg->path;
     if (strcmp(cfg->path, "-") == 0) {
         s->fd = 1;
     } else {
@@ -186,7 +145,6 @@ static sl_err fk_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         s->fd = open(s->path, O_WRONLY | O_CREAT | O_CLOEXEC | O_APPEND | (trunc ? O_TRUNC : 0), 0644);
         if (s->fd < 0) {
             api->log(ctx, SL_LOG_ERROR, "cannot open %s: %s", s->path, strerror(errno));
-            free(s->path);
             free(s);
             return SL_ECONFIG;
         }
@@ -208,15 +166,20 @@ static sl_err fk_process(void *self, sl_ctx *ctx, const sl_batch *b)
         s->held = h;
         s->heldcap = cap;
     }
-    size_t mark = s->len;
-    for (size_t i = 0; i < b->n; i++) {
+    size_t mark = s->out.len;
+    for (size_t i = 0; i < b->n && !s->out.oom; i++) {
         const sl_record *r = b->recs[i];
-        int rc = s->cfg->headers ? put_envelope(s, ctx, r)
-                                 : (put(s, r->value, r->value_len) || put(s, "\n", 1));
-        if (rc) {
-            s->len = mark; /* nothing of this batch was taken: retry it whole */
-            return SL_RETRY;
+        if (s->cfg->headers) {
+            put_envelope(s, ctx, r);
+        } else {
+            sl_gbuf_put(&s->out, r->value, r->value_len);
+            sl_gbuf_putc(&s->out, '\n');
         }
+    }
+    if (s->out.oom) {
+        s->out.len = mark; /* nothing of this batch was taken: retry it whole */
+        s->out.oom = false;
+        return SL_RETRY;
     }
     for (size_t i = 0; i < b->n; i++) s->held[s->nheld++] = s->api->hold(ctx, b->recs[i]);
     return SL_OK;
@@ -226,11 +189,11 @@ static sl_err fk_flush(void *self, sl_ctx *ctx, int final)
 {
     fk_state *s = self;
     int64_t now = s->api->monotonic_ms(ctx);
-    if (!s->nheld || (!final && now - s->last_flush < s->cfg->flush_interval && s->len < (8u << 20)))
+    if (!s->nheld || (!final && now - s->last_flush < s->cfg->flush_interval && s->out.len < (8u << 20)))
         return SL_OK;
     off_t start = lseek(s->fd, 0, SEEK_END); /* -1 on pipes and terminals */
     size_t done;
-    if (write_all(s->fd, s->buf, s->len, &done) != 0) {
+    if (write_all(s->fd, s->out.p, s->out.len, &done) != 0) {
         int e = errno;
         /* Take the partial write back, so the file never holds a torn line; the records stay
          * unacknowledged and are written again after a restart. Only when the file ends where
@@ -244,7 +207,7 @@ static sl_err fk_flush(void *self, sl_ctx *ctx, int final)
             s->api->log(ctx, SL_LOG_ERROR, "write %s: %s", s->path, strerror(e));
         return SL_FATAL; /* a partial write cannot be retried without duplicating lines */
     }
-    s->len = 0;
+    sl_gbuf_reset(&s->out);
     /* fsync fails with EINVAL on pipes and terminals, where there is nothing more to do. */
     if (s->cfg->fsync && fsync(s->fd) != 0 && errno != EINVAL && errno != EROFS) {
         s->api->log(ctx, SL_LOG_ERROR, "fsync %s: %s", s->path, strerror(errno));
@@ -264,8 +227,7 @@ static void fk_close(void *self, sl_ctx *ctx)
         s->api->log(ctx, SL_LOG_WARN, "closing with %zu records not yet synced", s->nheld);
     }
     if (s->fd > 1) close(s->fd);
-    free(s->path);
-    free(s->buf);
+    sl_gbuf_free(&s->out);
     free(s->held);
     free(s);
 }
@@ -273,17 +235,18 @@ static void fk_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ---- */
 
 static const sl_config_entry fk_config_table[] = {
-    {"path", SL_T_PATH, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fk_config, path),
-     "file to write (relative to the pipeline file); '-' for stdout"},
-    {"headers", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(fk_config, headers),
-     "write a JSON envelope per record (value, key, headers, topic, partition, offset, timestamp)"},
-    {"fsync", SL_T_BOOL, 0, "true", 0, 0, NULL, offsetof(fk_config, fsync),
-     "fsync before acknowledging (turn off only for throwaway output)"},
-    {"flush_interval", SL_T_DURATION, SL_CFG_BOUNDED, "100ms", 0, 3600000, NULL, offsetof(fk_config, flush_interval),
-     "how often buffered lines are written and synced"},
-    {"mode", SL_T_ENUM, 0, "append", 0, 0, "append|truncate", offsetof(fk_config, mode),
-     "append to an existing file, or truncate it at the pipeline's first start (restarts append)"},
-    {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    SL_CFG_PATH("path", fk_config, path, .flags = SL_CFG_REQUIRED,
+        .description = "file to write (relative to the pipeline file); '-' for stdout"),
+    SL_CFG_BOOL("headers", fk_config, headers, .default_value = "false",
+        .description = "write a JSON envelope per record (value, key, headers, topic, partition, offset, timestamp)"),
+    SL_CFG_BOOL("fsync", fk_config, fsync, .default_value = "true",
+        .description = "fsync before acknowledging (turn off only for throwaway output)"),
+    SL_CFG_DURATION("flush_interval", fk_config, flush_interval, .flags = SL_CFG_BOUNDED,
+        .default_value = "100ms", .max = 3600000,
+        .description = "how often buffered lines are written and synced"),
+    SL_CFG_ENUM("mode", fk_config, mode, .default_value = "append", .choices = "append|truncate",
+        .description = "append to an existing file, or truncate it at the pipeline's first start (restarts append)"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc fk_desc = {

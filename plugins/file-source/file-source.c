@@ -27,7 +27,7 @@ typedef struct fs_config {
 typedef struct fs_state {
     const sl_api *api;
     const fs_config *cfg;
-    char *path;          /* cfg->path resolved against the pipeline file's directory */
+    const char *path;    /* cfg->path: absolute, or "-" (a path setting: the host resolved it) */
     int fd;
     char *offset_path;   /* NULL: positions are not persisted */
     char *buf;
@@ -41,36 +41,6 @@ typedef struct fs_state {
 } fs_state;
 
 /* ---- helpers ---- */
-
-static int64_t read_offset_file(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    long long v = -1;
-    if (fscanf(f, "%lld", &v) != 1) v = -1;
-    fclose(f);
-    return v;
-}
-
-static int write_offset_file(const char *path, int64_t off)
-{
-    size_t n = strlen(path) + 8;
-    char *tmp = malloc(n);
-    if (!tmp) return -1;
-    snprintf(tmp, n, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int ok = fd >= 0;
-    if (ok) {
-        char line[32];
-        int len = snprintf(line, sizeof line, "%" PRId64 "\n", off);
-        ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
-        ok = close(fd) == 0 && ok;
-    }
-    ok = ok && rename(tmp, path) == 0;
-    if (!ok) unlink(tmp);
-    free(tmp);
-    return ok ? 0 : -1;
-}
 
 /* Emits one line [p, p+len) that ends at file offset `end_off`. */
 static void emit_line(fs_state *s, sl_ctx *ctx, const char *p, size_t len, int64_t end_off)
@@ -97,18 +67,6 @@ static void reject_long(fs_state *s, sl_ctx *ctx, int64_t end_off)
     s->skipping = 0;
 }
 
-/* Relative paths are relative to the pipeline file, like every path in a pipeline's config. */
-static char *resolve_path(const sl_api *api, sl_ctx *ctx, const char *p)
-{
-    const char *dir = api->config_dir(ctx);
-    size_t n = strlen(dir) + strlen(p) + 2;
-    char *r = malloc(n);
-    if (!r) return NULL;
-    if (p[0] == '/' || strcmp(p, "-") == 0 || !*dir) snprintf(r, n, "%s", p);
-    else snprintf(r, n, "%s/%s", dir, p);
-    return r;
-}
-
 /* ---- callbacks ---- */
 
 static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void **self)
@@ -119,16 +77,12 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     s->api = api;
     s->cfg = cfg;
     s->committed = -1;
-    if (!(s->path = resolve_path(api, ctx, cfg->path))) {
-        free(s);
-        return SL_ENOMEM;
-    }
+    s->path = cfg->path; /* a path setting: the host made it absolute (or "-") */
     int is_stdin = strcmp(cfg->path, "-") == 0;
     s->fd = is_stdin ? 0 : open(s->path, O_RDONLY | O_CLOEXEC);
     if (s->fd < 0) {
         int e = errno;
         api->log(ctx, SL_LOG_ERROR, "cannot open %s: %s", s->path, strerror(e));
-        free(s->path);
         free(s);
         return e == ENOENT ? SL_ECONFIG : SL_FATAL;
     }
@@ -142,25 +96,23 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
                               "offset") != 0) {
                 api->log(ctx, SL_LOG_ERROR, "cannot make the offset file's directory (%s): %s", p, strerror(errno));
                 close(s->fd);
-                free(s->path);
-                free(s);
+                        free(s);
                 return SL_FATAL;
             }
             s->offset_path = strdup(p);
         } else if (*cfg->offset_file) {
-            s->offset_path = resolve_path(api, ctx, cfg->offset_file);
+            s->offset_path = strdup(cfg->offset_file);
         }
     }
     if (s->offset_path) {
-        int64_t off = read_offset_file(s->offset_path);
+        int64_t off = sl_offset_read(s->offset_path, NULL, 0);
         if (off > 0) {
             if (lseek(s->fd, off, SEEK_SET) < 0) {
                 api->log(ctx, SL_LOG_ERROR, "cannot seek %s to committed offset %" PRId64 ": %s",
                          s->path, off, strerror(errno));
                 close(s->fd);
                 free(s->offset_path);
-                free(s->path);
-                free(s);
+                        free(s);
                 return SL_FATAL;
             }
             s->base = off;
@@ -176,7 +128,6 @@ static sl_err fs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
         free(s->long_head);
         if (!is_stdin) close(s->fd);
         free(s->offset_path);
-        free(s->path);
         free(s);
         return SL_ENOMEM;
     }
@@ -269,7 +220,7 @@ static sl_err fs_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t 
     for (size_t i = 0; i < n; i++)
         if (pos[i].partition == 0 && pos[i].offset > s->committed) s->committed = pos[i].offset;
     if (!s->offset_path || s->committed < 0) return SL_OK;
-    if (write_offset_file(s->offset_path, s->committed) != 0) {
+    if (sl_offset_write(s->offset_path, s->committed, "") != 0) {
         s->api->log(ctx, SL_LOG_WARN, "cannot write offset file %s: %s", s->offset_path, strerror(errno));
         return SL_RETRY;
     }
@@ -284,24 +235,23 @@ static void fs_close(void *self, sl_ctx *ctx)
     free(s->buf);
     free(s->long_head);
     free(s->offset_path);
-    free(s->path);
     free(s);
 }
 
 /* ---- config table and descriptor ---- */
 
 static const sl_config_entry fs_config_table[] = {
-    {"path", SL_T_PATH, SL_CFG_REQUIRED, NULL, 0, 0, NULL, offsetof(fs_config, path),
-     "file to read, one record per line (relative to the pipeline file); '-' for stdin"},
-    {"follow", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(fs_config, follow),
-     "keep reading as the file grows (like tail -f) instead of ending at EOF"},
-    {"topic", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(fs_config, topic),
-     "topic (stream name) given to every record"},
-    {"offset_file", SL_T_PATH, 0, NULL, 0, 0, NULL, offsetof(fs_config, offset_file),
-     "where committed positions are kept (default: under the state directory, by pipeline, stage and input; \"\" disables resuming)"},
-    {"max_line", SL_T_SIZE, SL_CFG_BOUNDED, "16MiB", 1024, 1073741824.0, NULL, offsetof(fs_config, max_line),
-     "longer lines go to the dead letter (their first 1 KiB)"},
-    {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
+    SL_CFG_PATH("path", fs_config, path, .flags = SL_CFG_REQUIRED,
+        .description = "file to read, one record per line (relative to the pipeline file); '-' for stdin"),
+    SL_CFG_BOOL("follow", fs_config, follow, .default_value = "false",
+        .description = "keep reading as the file grows (like tail -f) instead of ending at EOF"),
+    SL_CFG_STRING("topic", fs_config, topic, .description = "topic (stream name) given to every record"),
+    SL_CFG_PATH("offset_file", fs_config, offset_file,
+        .description = "where committed positions are kept (default: under the state directory, by pipeline, stage and input; \"\" disables resuming)"),
+    SL_CFG_SIZE("max_line", fs_config, max_line, .flags = SL_CFG_BOUNDED, .default_value = "16MiB",
+        .min = 1024, .max = 1073741824.0,
+        .description = "longer lines go to the dead letter (their first 1 KiB)"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc fs_desc = {

@@ -10,6 +10,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "../common/sl_buf.h"
+#include "../common/sl_time.h"
+
 enum { MODE_POLL = 0, MODE_LISTEN = 1 };
 enum { ACK_ACCEPTED = 0, ACK_DURABLE = 1 };
 
@@ -79,8 +82,7 @@ typedef struct hs {
     /* poll mode */
     CURL *curl;
     struct curl_slist *req_headers;
-    char *resp;
-    size_t resp_len, resp_cap;
+    sl_gbuf resp; /* the response body so far */
     int resp_too_large; /* the response passed max_body: the transfer was cut */
     items pending; /* fetched, not yet emitted */
     size_t pending_next;
@@ -110,7 +112,6 @@ typedef struct hs {
 } hs;
 
 /* http-source.c */
-int64_t hs_mono_ms(void);
 void items_free(items *it);
 /* Splits a body into records (see the README). listen != 0: any record that is not acceptable
  * JSON fails the whole body (-1, why set); poll: such records are kept with it->why[i] set. */

@@ -31,16 +31,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/sl_state.h"
 #include "../../host/jsoncheck.h" /* the host's strict JSON check, compiled in */
 
 /* ---- helpers: time, items, parsing --------------------------------------------------- */
-
-int64_t hs_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int64_t ms)
 {
@@ -287,45 +281,6 @@ static char *default_offset_path(const sl_api *api, sl_ctx *ctx)
     return p;
 }
 
-/* "SEQ [EPOCH]": the committed sequence number and the stream it belongs to. */
-static int64_t read_offset(const char *path, char *epoch, size_t cap)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    long long v = -1;
-    char e[40] = "";
-    int n = fscanf(f, "%lld %39s", &v, e);
-    if (n < 1 || v < 0)
-        v = -1;
-    fclose(f);
-    snprintf(epoch, cap, "%s", n == 2 ? e : "");
-    return v;
-}
-
-/* write, fsync, rename: the file always holds a whole number. */
-static int write_offset(const char *path, int64_t v, const char *epoch)
-{
-    size_t n = strlen(path) + 8;
-    char *tmp = malloc(n);
-    if (!tmp)
-        return -1;
-    snprintf(tmp, n, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int ok = fd >= 0;
-    if (ok) {
-        char line[96]; /* the epoch is at most 39 characters */
-        int len = snprintf(line, sizeof(line), "%" PRId64 "%s%.39s\n", v, *epoch ? " " : "", epoch);
-        ok = write(fd, line, (size_t)len) == len && fsync(fd) == 0;
-        ok = close(fd) == 0 && ok;
-    }
-    ok = ok && rename(tmp, path) == 0;
-    if (!ok)
-        unlink(tmp);
-    free(tmp);
-    return ok ? 0 : -1;
-}
-
 /* ---- poll mode ----------------------------------------------------------------------- */
 
 static size_t on_curl_data(char *data, size_t size, size_t nmemb, void *arg)
@@ -334,21 +289,12 @@ static size_t on_curl_data(char *data, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     /* The endpoint is not trusted to be small (a REST pipeline names any URL): cut the transfer
      * at max_body instead of growing without bound. */
-    if (s->resp_len + n > (size_t)s->cfg->max_body) {
+    if (s->resp.len + n > (size_t)s->cfg->max_body) {
         s->resp_too_large = 1;
         return 0; /* curl reports a write error */
     }
-    if (s->resp_len + n + 1 > s->resp_cap) {
-        size_t cap = (s->resp_len + n + 1) * 2;
-        char *r = realloc(s->resp, cap);
-        if (!r)
-            return 0; /* curl reports a write error */
-        s->resp = r;
-        s->resp_cap = cap;
-    }
-    memcpy(s->resp + s->resp_len, data, n);
-    s->resp_len += n;
-    return n;
+    sl_gbuf_put(&s->resp, data, n);
+    return s->resp.oom ? 0 : n; /* 0: curl reports a write error */
 }
 
 /* Cursor responses say where they stand: X-Seq-First (the first record's sequence number) and,
@@ -391,7 +337,7 @@ static int fetch(hs *s, sl_ctx *ctx)
 {
     char why[256];
     long status = 0;
-    s->resp_len = 0;
+    sl_gbuf_reset(&s->resp);
     s->resp_too_large = 0;
     s->hdr_first = s->hdr_oldest = -1;
     s->hdr_epoch[0] = 0;
@@ -439,11 +385,11 @@ static int fetch(hs *s, sl_ctx *ctx)
     } else if (status / 100 != 2) {
         snprintf(why, sizeof(why), "HTTP status %ld", status);
     } else {
-        char *body = malloc(s->resp_len + 1);
+        char *body = malloc(s->resp.len + 1);
         if (!body)
             return -1;
-        memcpy(body, s->resp ? s->resp : "", s->resp_len);
-        if (hs_parse_body(body, s->resp_len, 0, &s->pending, why, sizeof(why)) == 0) {
+        memcpy(body, s->resp.p ? s->resp.p : "", s->resp.len);
+        if (hs_parse_body(body, s->resp.len, 0, &s->pending, why, sizeof(why)) == 0) {
             if (s->cfg->cursor && s->pending.n && s->hdr_first <= s->after) {
                 snprintf(why, sizeof(why), "cursor mode: the response lacks X-Seq-First or repeats sequence "
                          "numbers (X-Seq-First %lld, after %lld)", (long long)s->hdr_first, (long long)s->after);
@@ -474,7 +420,7 @@ static int fetch(hs *s, sl_ctx *ctx)
 static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     if (s->pending_next >= s->pending.n) {
-        int64_t now = hs_mono_ms();
+        int64_t now = sl_mono_ms();
         if (now < s->next_fetch_ms) {
             int64_t wait = s->next_fetch_ms - now;
             sleep_ms(wait < timeout_ms ? wait : timeout_ms);
@@ -486,7 +432,7 @@ static sl_err poll_mode(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
         if (f == -2)
             return SL_FATAL;
         if (f != 0) {
-            s->next_fetch_ms = f > 0 ? now : hs_mono_ms() + s->backoff_ms;
+            s->next_fetch_ms = f > 0 ? now : sl_mono_ms() + s->backoff_ms;
             return SL_OK;
         }
         /* The interval runs from the start of one fetch to the next. */
@@ -540,7 +486,7 @@ static sl_err hs_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
             } else if (*cfg->offset_file) {
                 s->offset_path = strdup(cfg->offset_file); /* a path setting: the host resolved and confined it */
             }
-            s->committed_seq = s->offset_path ? read_offset(s->offset_path, s->epoch, sizeof(s->epoch)) : -1;
+            s->committed_seq = s->offset_path ? sl_offset_read(s->offset_path, s->epoch, sizeof(s->epoch)) : -1;
             s->written_seq = s->committed_seq;
             s->after = s->committed_seq > 0 ? s->committed_seq : 0;
             api->log(ctx, SL_LOG_INFO, "cursor %s: resuming after %lld (%s)", cfg->cursor, (long long)s->after,
@@ -619,7 +565,7 @@ static sl_err hs_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t 
             s->committed_seq = pos[i].offset;
     if (!s->offset_path || s->committed_seq <= s->written_seq)
         return SL_OK;
-    if (write_offset(s->offset_path, s->committed_seq, s->epoch) != 0) {
+    if (sl_offset_write(s->offset_path, s->committed_seq, s->epoch) != 0) {
         s->api->log(ctx, SL_LOG_WARN, "cannot write offset file %s: %s", s->offset_path, strerror(errno));
         return SL_RETRY;
     }
@@ -649,7 +595,7 @@ static void hs_close(void *self, sl_ctx *ctx)
     if (s->curl)
         curl_easy_cleanup(s->curl);
     curl_slist_free_all(s->req_headers);
-    free(s->resp);
+    sl_gbuf_free(&s->resp);
     free(s->offset_path);
     items_free(&s->pending);
     pthread_mutex_destroy(&s->mu);
@@ -660,47 +606,46 @@ static void hs_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ----------------------------------------------------- */
 
 static const sl_config_entry hs_config_table[] = {
-    {.key = "mode", .type = SL_T_ENUM, .flags = SL_CFG_REQUIRED, .choices = "poll|listen",
-     .offset = offsetof(hs_config, mode), .description = "poll a URL, or listen for POSTs"},
-    {.key = "url", .type = SL_T_STRING, .offset = offsetof(hs_config, url), .description = "poll: the URL to GET"},
-    {.key = "interval", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "500ms", .min = 1,
-     .max = 86400000, .offset = offsetof(hs_config, interval_ms), .description = "poll: time between the starts of two GETs"},
-    {.key = "headers", .type = SL_T_MAP, .offset = offsetof(hs_config, headers), .description = "poll: extra request headers"},
-    {.key = "timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "10s", .min = 1,
-     .max = 3600000, .offset = offsetof(hs_config, timeout_ms), .description = "poll: timeout of one GET"},
-    {.key = "cursor", .type = SL_T_STRING, .offset = offsetof(hs_config, cursor),
-     .description = "poll: query parameter that carries the last sequence number (replayable endpoints)"},
-    {.key = "offset_file", .type = SL_T_PATH, .offset = offsetof(hs_config, offset_file),
-     .description = "poll with cursor: where the committed sequence number is kept; \"\" = nowhere"},
-    {.key = "address", .type = SL_T_STRING, .default_value = "127.0.0.1:8088", .offset = offsetof(hs_config, address),
-     .description = "listen: HOST:PORT to bind"},
-    {.key = "path", .type = SL_T_STRING, .default_value = "/events", .offset = offsetof(hs_config, path),
-     .description = "listen: the URL path taking POSTs"},
-    {.key = "max_body", .type = SL_T_SIZE, .flags = SL_CFG_BOUNDED, .default_value = "8MiB", .min = 1,
-     .max = 1073741824.0, .offset = offsetof(hs_config, max_body),
-     .description = "largest body: listen mode answers 413, poll mode refuses the response"},
-    {.key = "token", .type = SL_T_STRING, .offset = offsetof(hs_config, token),
-     .description = "listen: required bearer token (401 without it); default: none"},
-    {.key = "ack", .type = SL_T_ENUM, .default_value = "accepted", .choices = "accepted|durable",
-     .offset = offsetof(hs_config, ack),
-     .description = "listen: answer 202 once queued, or 200 once every record is acked by the sink"},
-    {.key = "queue_size", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "100000", .min = 1,
-     .max = 100000000, .offset = offsetof(hs_config, queue_size),
-     .description = "listen: records buffered before requests get 503 + Retry-After"},
-    {.key = "ack_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "30s", .min = 1,
-     .max = 3600000, .offset = offsetof(hs_config, ack_timeout_ms),
-     .description = "listen, ack durable: answer 504 when not acked by then"},
-    {.key = "max_connections_per_client", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "16", .min = 1,
-     .max = 65535, .offset = offsetof(hs_config, max_conn_per_client),
-     .description = "listen: open connections one IP address may hold"},
-    {.key = "max_connections", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "512", .min = 1,
-     .max = 65535, .offset = offsetof(hs_config, max_connections), .description = "listen: open connections in all"},
-    {.key = "idle_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED, .default_value = "15s", .min = 1000,
-     .max = 3600000, .offset = offsetof(hs_config, idle_timeout_ms),
-     .description = "listen: a connection that sends nothing for this long is closed (whole seconds)"},
-    {.key = "topic", .type = SL_T_STRING, .offset = offsetof(hs_config, topic),
-     .description = "stream name given to the records (sinks may route by it)"},
-    {.key = NULL},
+    SL_CFG_ENUM("mode", hs_config, mode, .flags = SL_CFG_REQUIRED, .choices = "poll|listen",
+        .description = "poll a URL, or listen for POSTs"),
+    SL_CFG_STRING("url", hs_config, url, .description = "poll: the URL to GET"),
+    SL_CFG_DURATION("interval", hs_config, interval_ms, .flags = SL_CFG_BOUNDED, .default_value = "500ms",
+        .min = 1, .max = 86400000, .description = "poll: time between the starts of two GETs"),
+    SL_CFG_MAP("headers", hs_config, headers, .description = "poll: extra request headers"),
+    SL_CFG_DURATION("timeout", hs_config, timeout_ms, .flags = SL_CFG_BOUNDED, .default_value = "10s",
+        .min = 1, .max = 3600000, .description = "poll: timeout of one GET"),
+    SL_CFG_STRING("cursor", hs_config, cursor,
+        .description = "poll: query parameter that carries the last sequence number (replayable endpoints)"),
+    SL_CFG_PATH("offset_file", hs_config, offset_file,
+        .description = "poll with cursor: where the committed sequence number is kept; \"\" = nowhere"),
+    SL_CFG_STRING("address", hs_config, address, .default_value = "127.0.0.1:8088",
+        .description = "listen: HOST:PORT to bind"),
+    SL_CFG_STRING("path", hs_config, path, .default_value = "/events",
+        .description = "listen: the URL path taking POSTs"),
+    SL_CFG_SIZE("max_body", hs_config, max_body, .flags = SL_CFG_BOUNDED, .default_value = "8MiB", .min = 1,
+        .max = 1073741824.0,
+        .description = "largest body: listen mode answers 413, poll mode refuses the response"),
+    SL_CFG_STRING("token", hs_config, token,
+        .description = "listen: required bearer token (401 without it); default: none"),
+    SL_CFG_ENUM("ack", hs_config, ack, .default_value = "accepted", .choices = "accepted|durable",
+        .description = "listen: answer 202 once queued, or 200 once every record is acked by the sink"),
+    SL_CFG_INT("queue_size", hs_config, queue_size, .flags = SL_CFG_BOUNDED, .default_value = "100000",
+        .min = 1, .max = 100000000,
+        .description = "listen: records buffered before requests get 503 + Retry-After"),
+    SL_CFG_DURATION("ack_timeout", hs_config, ack_timeout_ms, .flags = SL_CFG_BOUNDED,
+        .default_value = "30s", .min = 1, .max = 3600000,
+        .description = "listen, ack durable: answer 504 when not acked by then"),
+    SL_CFG_INT("max_connections_per_client", hs_config, max_conn_per_client, .flags = SL_CFG_BOUNDED,
+        .default_value = "16", .min = 1, .max = 65535,
+        .description = "listen: open connections one IP address may hold"),
+    SL_CFG_INT("max_connections", hs_config, max_connections, .flags = SL_CFG_BOUNDED,
+        .default_value = "512", .min = 1, .max = 65535, .description = "listen: open connections in all"),
+    SL_CFG_DURATION("idle_timeout", hs_config, idle_timeout_ms, .flags = SL_CFG_BOUNDED,
+        .default_value = "15s", .min = 1000, .max = 3600000,
+        .description = "listen: a connection that sends nothing for this long is closed (whole seconds)"),
+    SL_CFG_STRING("topic", hs_config, topic,
+        .description = "stream name given to the records (sinks may route by it)"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc hs_desc = {

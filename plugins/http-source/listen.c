@@ -34,11 +34,15 @@
 
 static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const char *msg)
 {
-    char body[320];
-    int n = snprintf(body, sizeof(body), status / 100 == 2 ? "{\"status\":\"%s\"}\n" : "{\"error\":\"%s\"}\n", msg);
-    if (n < 0 || (size_t)n >= sizeof(body))
-        n = snprintf(body, sizeof(body), status / 100 == 2 ? "{\"status\":\"ok\"}\n" : "{\"error\":\"bad request\"}\n");
-    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    /* A reason may quote the request's bytes: escaped to ASCII, so the body is JSON whatever
+     * they were. */
+    sl_gbuf body = {0};
+    sl_gbuf_puts(&body, status / 100 == 2 ? "{\"status\":" : "{\"error\":");
+    sl_gbuf_json_str(&body, msg, strnlen(msg, 300), true);
+    sl_gbuf_puts(&body, "}\n");
+    struct MHD_Response *r =
+        body.oom ? NULL : MHD_create_response_from_buffer(body.len, body.p, MHD_RESPMEM_MUST_COPY);
+    sl_gbuf_free(&body);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
@@ -51,24 +55,6 @@ static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const
     enum MHD_Result ret = MHD_queue_response(mc, status, r);
     MHD_destroy_response(r);
     return ret;
-}
-
-/* A reason as a JSON string body: quotes, backslashes and control bytes escaped. */
-static void json_safe(char *out, size_t cap, const char *in)
-{
-    size_t o = 0;
-    for (; *in && o + 7 < cap; in++) {
-        unsigned char b = (unsigned char)*in;
-        if (b == '"' || b == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)b;
-        } else if (b < 0x20 || b >= 0x7F) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", b);
-        } else {
-            out[o++] = (char)b;
-        }
-    }
-    out[o] = 0;
 }
 
 static int authorized(hs *s, struct MHD_Connection *mc)
@@ -90,7 +76,7 @@ static int authorized(hs *s, struct MHD_Connection *mc)
 /* The body is complete: parse, enqueue, and answer now (accepted) or later (durable). */
 static enum MHD_Result finish_request(hs *s, hs_conn *c)
 {
-    char why[200], esc[240];
+    char why[200];
     if (c->too_large) {
         snprintf(why, sizeof(why), "body larger than max_body (%lld bytes)", (long long)s->cfg->max_body);
         return respond(c->mc, 413, why);
@@ -101,8 +87,7 @@ static enum MHD_Result finish_request(hs *s, hs_conn *c)
     if (hs_parse_body(body ? body : strdup(""), c->len, 1, &it, why, sizeof(why)) != 0) {
         items_free(&it);
         s->api->count(s->ctx, "bad_requests", 1);
-        json_safe(esc, sizeof(esc), why);
-        return respond(c->mc, 400, esc);
+        return respond(c->mc, 400, why);
     }
     c->nrecs = it.n;
     if (it.n == 0) {
@@ -129,7 +114,7 @@ static enum MHD_Result finish_request(hs *s, hs_conn *c)
     if (s->cfg->ack == ACK_DURABLE) {
         b->conn = c;
         c->queued = b;
-        c->deadline_ms = hs_mono_ms() + s->cfg->ack_timeout_ms;
+        c->deadline_ms = sl_mono_ms() + s->cfg->ack_timeout_ms;
         c->next_durable = s->durable;
         s->durable = c;
         c->suspended = 1;
@@ -235,7 +220,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
         buf[--n] = 0;
     s->api->count(s->ctx, "connection_messages", 1);
     s->api->log(s->ctx, SL_LOG_DEBUG, "http: %s", buf);
-    int64_t now = hs_mono_ms();
+    int64_t now = sl_mono_ms();
     pthread_mutex_lock(&s->mu);
     s->conn_msgs++;
     uint64_t k = 0;
@@ -299,18 +284,12 @@ static void *watchdog(void *arg)
     hs *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = sl_deadline_in(CLOCK_REALTIME, 200);
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         if (s->stopping)
             break;
         hs_conn *out = NULL;
-        take_durable(s, hs_mono_ms(), &out);
+        take_durable(s, sl_mono_ms(), &out);
         if (out) {
             pthread_mutex_unlock(&s->mu);
             resume_all(out);
@@ -370,14 +349,7 @@ sl_err hs_listen_poll(hs *s, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     pthread_mutex_lock(&s->mu);
     if (!s->head && timeout_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += timeout_ms / 1000;
-        ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        struct timespec ts = sl_deadline_in(CLOCK_REALTIME, timeout_ms);
         pthread_cond_timedwait(&s->cv, &s->mu, &ts);
     }
     pthread_mutex_unlock(&s->mu);
@@ -414,7 +386,7 @@ void hs_listen_commit(hs *s, const sl_position *pos, size_t n)
     for (size_t i = 0; i < n; i++)
         if (pos[i].partition == 0 && pos[i].offset > s->committed)
             s->committed = pos[i].offset;
-    take_durable(s, hs_mono_ms(), &out);
+    take_durable(s, sl_mono_ms(), &out);
     pthread_mutex_unlock(&s->mu);
     resume_all(out);
 }
@@ -426,7 +398,7 @@ void hs_listen_stop(hs *s)
         hs_conn *out = NULL;
         pthread_mutex_lock(&s->mu);
         s->stopping = 1;
-        take_durable(s, hs_mono_ms(), &out);
+        take_durable(s, sl_mono_ms(), &out);
         pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
         resume_all(out);

@@ -364,24 +364,20 @@ static void ks_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ----------------------------------------------------- */
 
 static const sl_config_entry ks_config_table[] = {
-    {.key = "brokers", .type = SL_T_STRING, .flags = SL_CFG_REQUIRED,
-     .offset = offsetof(ks_config, brokers),
-     .description = "bootstrap servers, host:port[,host:port...]"},
-    {.key = "topic", .type = SL_T_STRING, .offset = offsetof(ks_config, topic),
-     .description = "topic to produce to; default: each record's own topic"},
-    {.key = "key", .type = SL_T_STRING, .offset = offsetof(ks_config, key),
-     .description = "JSON field whose value becomes the message key; default: the record key"},
-    {.key = "compression", .type = SL_T_ENUM, .default_value = "lz4",
-     .choices = "none|gzip|snappy|lz4|zstd", .offset = offsetof(ks_config, compression),
-     .description = "compression codec of produced batches"},
-    {.key = "rdkafka", .type = SL_T_MAP, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
-     .offset = offsetof(ks_config, rdkafka),
-     .description = "librdkafka producer properties, passed through (they override ours; see docs/security.md for the keys refused)"},
-    {.key = "drain_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
-     .default_value = "10s", .min = 0, .max = 3600000,
-     .offset = offsetof(ks_config, drain_timeout_ms),
-     .description = "at shutdown, how long to wait for outstanding delivery reports"},
-    {.key = NULL},
+    SL_CFG_STRING("brokers", ks_config, brokers, .flags = SL_CFG_REQUIRED,
+        .description = "bootstrap servers, host:port[,host:port...]"),
+    SL_CFG_STRING("topic", ks_config, topic,
+        .description = "topic to produce to; default: each record's own topic"),
+    SL_CFG_STRING("key", ks_config, key,
+        .description = "JSON field whose value becomes the message key; default: the record key"),
+    SL_CFG_ENUM("compression", ks_config, compression, .default_value = "lz4",
+        .choices = "none|gzip|snappy|lz4|zstd", .description = "compression codec of produced batches"),
+    SL_CFG_MAP("rdkafka", ks_config, rdkafka, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
+        .description = "librdkafka producer properties, passed through (they override ours; see docs/security.md for the keys refused)"),
+    SL_CFG_DURATION("drain_timeout", ks_config, drain_timeout_ms, .flags = SL_CFG_BOUNDED,
+        .default_value = "10s", .max = 3600000,
+        .description = "at shutdown, how long to wait for outstanding delivery reports"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc ks_desc = {

@@ -55,6 +55,10 @@ typedef struct kc {
     int failed;       /* an assignment could not be set up: the next poll stops the pipeline */
     int cooperative;  /* the group's rebalance protocol is COOPERATIVE (incremental) */
     rd_kafka_topic_partition_list_t *started; /* eager: the last assignment, with start offsets */
+    /* Messages whose bytes the host references (api->emit_borrowed): destroyed when the next
+     * poll with max > 0 starts (the host is then done with them), or at close. */
+    rd_kafka_message_t **lent;
+    size_t n_lent, cap_lent;
 } kc;
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -330,7 +334,14 @@ static sl_err emit_message(kc *s, sl_ctx *ctx, const rd_kafka_message_t *m)
         }
         r.headers = s->hdrs;
     }
-    return s->api->emit(ctx, &r);
+    return s->api->emit_borrowed(ctx, &r);
+}
+
+static void return_lent(kc *s)
+{
+    for (size_t i = 0; i < s->n_lent; i++)
+        rd_kafka_message_destroy(s->lent[i]);
+    s->n_lent = 0;
 }
 
 /* The position of a partition is gone from the broker (auto.offset.reset=error fired): the
@@ -394,9 +405,22 @@ static sl_err handle_message(kc *s, sl_ctx *ctx, rd_kafka_message_t *m, size_t *
     if (s->failed) {
         ret = SL_FATAL; /* the assignment could not be set up: read nothing */
     } else if (!m->err) {
+        if (s->n_lent == s->cap_lent) {
+            size_t cap = s->cap_lent ? s->cap_lent * 2 : 1024;
+            rd_kafka_message_t **l = realloc(s->lent, cap * sizeof *l);
+            if (!l) {
+                rd_kafka_message_destroy(m);
+                return SL_ENOMEM;
+            }
+            s->lent = l;
+            s->cap_lent = cap;
+        }
         ret = emit_message(s, ctx, m);
-        if (ret == SL_OK)
+        if (ret == SL_OK) {
             (*n)++;
+            s->lent[s->n_lent++] = m; /* the host references its bytes until the next poll */
+            return ret;
+        }
     } else if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf[512];
         rd_kafka_fatal_error(s->rk, buf, sizeof(buf));
@@ -419,6 +443,8 @@ static sl_err kc_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
     sl_err ret = SL_OK;
     if (s->failed)
         return SL_FATAL;
+    if (max > 0)
+        return_lent(s);
     /* Wait for the first message only; then take what is already fetched, in bulk (one
      * queue lock per batch instead of per message). Both serve the rebalance callback. */
     rd_kafka_message_t *first = rd_kafka_consumer_poll(s->rk, timeout_ms);
@@ -501,6 +527,8 @@ static void kc_close(void *self, sl_ctx *ctx)
     kc *s = self;
     /* The host committed at shutdown; leaving the group now hands the partitions over. */
     s->closing = 1;
+    return_lent(s);
+    free(s->lent);
     rd_kafka_queue_destroy(s->queue);
     rd_kafka_consumer_close(s->rk);
     rd_kafka_destroy(s->rk);
@@ -513,24 +541,19 @@ static void kc_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ----------------------------------------------------- */
 
 static const sl_config_entry kc_config_table[] = {
-    {.key = "brokers", .type = SL_T_STRING, .flags = SL_CFG_REQUIRED,
-     .offset = offsetof(kc_config, brokers),
-     .description = "bootstrap servers, host:port[,host:port...]"},
-    {.key = "topics", .type = SL_T_LIST, .flags = SL_CFG_REQUIRED,
-     .offset = offsetof(kc_config, topics), .description = "topics to subscribe to"},
-    {.key = "group", .type = SL_T_STRING, .offset = offsetof(kc_config, group),
-     .description = "consumer group id; default: the pipeline name"},
-    {.key = "start", .type = SL_T_ENUM, .default_value = "earliest",
-     .choices = "earliest|latest", .offset = offsetof(kc_config, start),
-     .description = "where a partition without a committed offset starts"},
-    {.key = "rdkafka", .type = SL_T_MAP, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
-     .offset = offsetof(kc_config, rdkafka),
-     .description = "librdkafka consumer properties, passed through (they override ours; see docs/security.md for the keys refused)"},
-    {.key = "commit_timeout", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
-     .default_value = "10s", .min = 100, .max = 600000,
-     .offset = offsetof(kc_config, commit_timeout_ms),
-     .description = "how long to wait for committed offsets on assignment"},
-    {.key = NULL},
+    SL_CFG_STRING("brokers", kc_config, brokers, .flags = SL_CFG_REQUIRED,
+        .description = "bootstrap servers, host:port[,host:port...]"),
+    SL_CFG_LIST("topics", kc_config, topics, .flags = SL_CFG_REQUIRED,
+        .description = "topics to subscribe to"),
+    SL_CFG_STRING("group", kc_config, group, .description = "consumer group id; default: the pipeline name"),
+    SL_CFG_ENUM("start", kc_config, start, .default_value = "earliest", .choices = "earliest|latest",
+        .description = "where a partition without a committed offset starts"),
+    SL_CFG_MAP("rdkafka", kc_config, rdkafka, .flags = SL_CFG_KEYS_LISTED, .choices = SL_RDKAFKA_KEYS,
+        .description = "librdkafka consumer properties, passed through (they override ours; see docs/security.md for the keys refused)"),
+    SL_CFG_DURATION("commit_timeout", kc_config, commit_timeout_ms, .flags = SL_CFG_BOUNDED,
+        .default_value = "10s", .min = 100, .max = 600000,
+        .description = "how long to wait for committed offsets on assignment"),
+    SL_CFG_END,
 };
 
 static const sl_stage_desc kc_desc = {

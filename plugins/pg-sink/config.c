@@ -96,12 +96,14 @@ static const char *parse_restore(table_spec *t, const cJSON *j, const sl_api *ap
 }
 
 /* One `tables` entry. Returns NULL on success, else what is wrong (static text). */
-const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
+const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api, const char **bad_key)
 {
+    *bad_key = NULL;
     if (!cJSON_IsObject(j) && !cJSON_IsNull(j)) return "must be a map";
     const cJSON *it;
     cJSON_ArrayForEach(it, j) {
         const char *k = it->string;
+        *bad_key = k; /* what an error inside this loop blames */
         if (strcmp(k, "table") == 0 || strcmp(k, "schema") == 0) {
             if (!cJSON_IsString(it) || !it->valuestring[0]) return "table/schema: expected a name";
             char **dst = k[0] == 't' ? &t->table : &t->schema;
@@ -175,6 +177,7 @@ const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
                    "restore, check_schema)";
         }
     }
+    *bad_key = NULL;
     if (!t->table && strcmp(t->topic, "*") == 0) return "the \"*\" entry needs `table`";
     if (!t->table && !(t->table = strdup(t->topic))) return "out of memory";
     if (t->mode == ON_CONFLICT_UPDATE && t->nkeys == 0) return "on_conflict: update needs `conflict`";
@@ -182,6 +185,76 @@ const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api)
     t->auto_cols = t->ncols == 0;
     if (t->auto_cols) t->needs_json = true;
     return NULL;
+}
+
+/* Appends "/seg" to a JSON Pointer, escaping '~' and '/' (RFC 6901). */
+static void pointer_add(char *p, size_t len, const char *seg)
+{
+    size_t k = strlen(p);
+    if (k + 1 < len) p[k++] = '/';
+    for (; *seg && k + 2 < len; seg++) {
+        if (*seg == '~' || *seg == '/') {
+            p[k++] = '~';
+            p[k++] = *seg == '~' ? '0' : '1';
+        } else {
+            p[k++] = *seg;
+        }
+    }
+    p[k] = 0;
+}
+
+/* The `tables` setting (and the settings that go with it) as specs, for init and for the
+ * descriptor's check. NULL when fine; else what is wrong (in `why`), with `where` the JSON
+ * Pointer of the value to blame. `dir` NULL: check_schema files are not read. The caller frees
+ * *specs with free_specs whatever the result. */
+const char *parse_tables(const pg_config *cfg, const sl_api *api, const char *dir, table_spec **specs,
+                         size_t *nspecs, char *why, size_t whylen, char *where, size_t wherelen)
+{
+    *specs = NULL;
+    *nspecs = 0;
+    snprintf(where, wherelen, "/tables");
+    cJSON *j = cJSON_Parse(cfg->tables ? cfg->tables : "");
+    const char *err = NULL, *topic = NULL, *key = NULL;
+    char sub[600] = "";
+    if (!cJSON_IsObject(j) || cJSON_GetArraySize(j) == 0) {
+        err = "tables: expected a map of topic to table spec";
+    } else if (!(*specs = calloc((size_t)cJSON_GetArraySize(j), sizeof **specs))) {
+        err = "out of memory";
+    } else {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, j) {
+            table_spec *t = &(*specs)[(*nspecs)++];
+            topic = it->string;
+            if (!(t->topic = strdup(it->string))) err = "out of memory";
+            else err = parse_spec(t, it, api, &key);
+            if (!err && cfg->create_tables && t->auto_cols)
+                err = "create_tables needs the table's `columns` (with their types)";
+            if (!err && t->check_schema && dir) {
+                /* relative to the pipeline file, like the validator's own `schema` */
+                char path[4096];
+                if (!dir[0]) snprintf(path, sizeof path, "%s", t->check_schema);
+                else snprintf(path, sizeof path, "%s/%s", dir, t->check_schema);
+                if (!(t->bounds = schema_bounds_load(path, sub, sizeof sub))) err = sub, key = "check_schema";
+            }
+            if (err) break;
+        }
+    }
+    if (err && topic) {
+        pointer_add(where, wherelen, topic);
+        if (key) pointer_add(where, wherelen, key);
+        if (key && !strncmp(err, "unknown key", 11))
+            snprintf(why, whylen, "tables.%s: unknown key '%s'%s", topic, key, err + 11);
+        else
+            snprintf(why, whylen, "tables.%s: %s", topic, err);
+    } else if (err) {
+        snprintf(why, whylen, "%s", err);
+    } else if (cfg->store_offsets && (!cfg->offsets_table || !cfg->offsets_table[0])) {
+        snprintf(where, wherelen, "/offsets_table");
+        snprintf(why, whylen, "offsets_table must name a table");
+        err = why;
+    }
+    cJSON_Delete(j);
+    return err ? why : NULL;
 }
 
 void free_columns(table_spec *t)

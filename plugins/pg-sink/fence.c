@@ -247,7 +247,9 @@ wr_result fence_check(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool w
         buf_puts(&sql, "SELECT o.topic, o.\"partition\", o.epoch FROM ");
         bool ok = put_ident(l->conn, &sql, s->cfg->offsets_table);
         buf_puts(&sql, " o JOIN unnest($2::text[], $3::int[]) AS a(tp, p) ON o.topic = a.tp AND"
-                       " o.\"partition\" = a.p WHERE o.pipeline = $1 FOR UPDATE OF o");
+                       " o.\"partition\" = a.p WHERE o.pipeline = $1");
+        /* parallel writers' row transactions share the lock (writers.c) */
+        buf_puts(&sql, l->share_lock ? " FOR SHARE OF o" : " FOR UPDATE OF o");
         const char *params[3] = {s->pipeline, tp.p, ps.p};
         PGresult *res = ok && !sql.oom ? PQexecParams(l->conn, sql.p, 3, NULL, params, NULL, NULL, 0) : NULL;
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {

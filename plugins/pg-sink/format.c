@@ -1,5 +1,5 @@
 /*
- * format.c — pg-sink: growable buffers, COPY text and JSON text of a record's values, and the
+ * format.c — pg-sink: COPY text and JSON text of a record's values, and the
  * buffered rows (route, render, save for the dead letter, hold).
  */
 #include "pg-sink.h"
@@ -12,58 +12,6 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- growable byte buffer with a sticky out-of-memory flag ---------------------------- */
-
-static bool buf_reserve(buf *b, size_t more)
-{
-    if (b->oom) return false;
-    if (b->len + more + 1 <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + more + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void buf_put(buf *b, const void *s, size_t n)
-{
-    if (!buf_reserve(b, n)) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0'; /* keeps SQL built here usable as a C string */
-}
-
-
-void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_printf(buf *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return;
-    if ((size_t)n < sizeof tmp) {
-        buf_put(b, tmp, (size_t)n);
-        return;
-    }
-    if (!buf_reserve(b, (size_t)n)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void buf_free(buf *b)
-{
-    free(b->p);
-    *b = (buf){0};
-}
 
 /* Appends `s` as one field of COPY text format: backslash, tab, newline and CR are escaped; a
  * NUL-free string is assumed (PostgreSQL text cannot hold NUL anyway). */
@@ -100,7 +48,7 @@ static size_t number_text(double d, char *tmp)
 static void buf_put_bytea(buf *b, const void *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    if (!buf_reserve(b, 3 + 2 * n)) return;
+    if (!sl_gbuf_reserve(b, 3 + 2 * n)) return;
     char *o = b->p + b->len;
     *o++ = '\\';
     *o++ = '\\';
@@ -114,9 +62,16 @@ static void buf_put_bytea(buf *b, const void *s, size_t n)
     b->p[b->len] = '\0';
 }
 
-/* "YYYY-MM-DD HH:MM:SS.mmm+00", which PostgreSQL reads as timestamptz (and date/timestamp). */
+/* RFC 3339 with milliseconds, which PostgreSQL reads as timestamptz (and date/timestamp). The
+ * years sl_time.h covers (1970..9999) take its formatter; others (PostgreSQL keeps 4713 BC to
+ * 294276 AD) go through gmtime. */
 static void buf_put_time(buf *b, int64_t ms)
 {
+    if (ms >= 0 && ms < SL_TS_MAX_MS) {
+        char ts[32];
+        buf_put(b, ts, (size_t)sl_ts_format(ms, 1, ts));
+        return;
+    }
     int64_t sec = ms / 1000, frac = ms % 1000;
     if (frac < 0) {
         frac += 1000;
@@ -134,22 +89,6 @@ static void buf_put_time(buf *b, int64_t ms)
 
 /* ---- JSON text of a node (for json/jsonb columns and nested values) -------------------- */
 
-static void json_put_string(buf *b, const char *s)
-{
-    buf_putc(b, '"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf_putc(b, '\\');
-            buf_putc(b, (char)c);
-        } else if (c < 0x20) {
-            buf_printf(b, "\\u%04x", c);
-        } else {
-            buf_putc(b, (char)c);
-        }
-    }
-    buf_putc(b, '"');
-}
 
 /* False if the tree holds a number that is not finite (JSON has no text for it). */
 static bool json_write(const sl_api *api, buf *b, const sl_json *n)
@@ -163,7 +102,11 @@ static bool json_write(const sl_api *api, buf *b, const sl_json *n)
         buf_put(b, tmp, number_text(d, tmp));
         break;
     }
-    case SL_JSON_STRING: json_put_string(b, api->json_string(n)); break;
+    case SL_JSON_STRING: {
+        const char *str = api->json_string(n);
+        sl_gbuf_json_str(b, str, strlen(str), false);
+        break;
+    }
     case SL_JSON_ARRAY:
     case SL_JSON_OBJECT: {
         bool obj = api->json_type(n) == SL_JSON_OBJECT;
@@ -175,7 +118,7 @@ static bool json_write(const sl_api *api, buf *b, const sl_json *n)
             if (i) buf_putc(b, ',');
             if (obj) {
                 const char *key = api->json_key(item);
-                json_put_string(b, key ? key : "");
+                sl_gbuf_json_str(b, key ? key : "", key ? strlen(key) : 0, false);
                 buf_putc(b, ':');
             }
             if (!json_write(api, b, item)) return false;

@@ -60,48 +60,16 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     s->out = &s->bufs[1];
     s->bufs[0].pos_row = s->bufs[1].pos_row = NO_ROW;
 
-    cJSON *j = cJSON_Parse(cfg->tables ? cfg->tables : "");
-    const char *err = NULL, *where = "";
-    char why[600] = "";
-    if (!cJSON_IsObject(j) || cJSON_GetArraySize(j) == 0) {
-        err = "tables: expected a map of topic to table spec";
-    } else if (!(s->specs = calloc((size_t)cJSON_GetArraySize(j), sizeof *s->specs))) {
-        err = "out of memory";
-    } else {
-        const cJSON *it;
-        cJSON_ArrayForEach(it, j) {
-            table_spec *t = &s->specs[s->nspecs++];
-            where = it->string;
-            if (!(t->topic = strdup(it->string))) err = "out of memory";
-            else err = parse_spec(t, it, api);
-            if (!err && cfg->create_tables && t->auto_cols)
-                err = "create_tables needs the table's `columns` (with their types)";
-            if (!err && t->check_schema) {
-                /* relative to the pipeline file, like the validator's own `schema` */
-                const char *dir = api->config_dir(ctx);
-                char path[4096];
-                if (!dir || !dir[0])
-                    snprintf(path, sizeof path, "%s", t->check_schema);
-                else
-                    snprintf(path, sizeof path, "%s/%s", dir, t->check_schema);
-                if (!(t->bounds = schema_bounds_load(path, why, sizeof why))) err = why;
-            }
-            if (err) break;
-        }
-    }
     /* A dead-letter sink sees the positions of other stages' records: it stores none. */
     s->store_offsets = cfg->store_offsets;
-    if (!err && s->store_offsets && (!cfg->offsets_table || !cfg->offsets_table[0]))
-        where = "", err = "offsets_table must name a table";
-    if (err) {
-        if (where[0]) api->log(ctx, SL_LOG_ERROR, "tables.%s: %s", where, err);
-        else api->log(ctx, SL_LOG_ERROR, "%s", err);
-        cJSON_Delete(j);
+    char why[700], where[300];
+    const char *dir = api->config_dir(ctx);
+    if (parse_tables(cfg, api, dir ? dir : "", &s->specs, &s->nspecs, why, sizeof why, where, sizeof where)) {
+        api->log(ctx, SL_LOG_ERROR, "%s", why);
         free_specs(s->specs, s->nspecs);
         free(s);
         return SL_ECONFIG;
     }
-    cJSON_Delete(j);
     s->task.sql = calloc(2 * s->nspecs, sizeof *s->task.sql);
     s->wr.sql = calloc(2 * s->nspecs, sizeof *s->wr.sql);
     /* The writer sleeps out its backoff on `work` with a monotonic deadline. */
@@ -115,8 +83,10 @@ static sl_err pg_init(sl_ctx *ctx, const sl_api *api, const void *config, void *
     if (ok) {
         pthread_mutex_init(&s->mu, NULL);
         pthread_cond_init(&s->done, NULL);
-        ok = pthread_create(&s->thread, NULL, writer_main, s) == 0;
+        ok = writers_start(s) && pthread_create(&s->thread, NULL, writer_main, s) == 0;
         if (!ok) {
+            writers_stop(s);
+            writers_free(s);
             pthread_mutex_destroy(&s->mu);
             pthread_cond_destroy(&s->done);
             pthread_cond_destroy(&s->work);
@@ -207,7 +177,7 @@ static sl_err pg_flush(void *self, sl_ctx *ctx, int final)
     }
 }
 
-static void pgc_free(pgc *l, size_t nspecs)
+void pgc_free(pgc *l, size_t nspecs)
 {
     if (l->conn) PQfinish(l->conn);
     for (size_t i = 0; l->sql && i < 2 * nspecs; i++) buf_free(&l->sql[i]);
@@ -242,6 +212,7 @@ static void pg_close(void *self, sl_ctx *ctx)
                     "stay unacknowledged and will be redelivered", left);
     pgc_free(&s->task, s->nspecs);
     pgc_free(&s->wr, s->nspecs);
+    writers_free(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
     pthread_cond_destroy(&s->done);
@@ -257,35 +228,39 @@ static void pg_close(void *self, sl_ctx *ctx)
 /* ---- config table and descriptor ----------------------------------------------------- */
 
 static const sl_config_entry pg_config_table[] = {
-    {.key = "dsn", .type = SL_T_STRING, .offset = offsetof(pg_config, dsn),
-     .description = "libpq conninfo or URI; empty: the PG* environment variables"},
-    {.key = "tables", .type = SL_T_JSON, .flags = SL_CFG_REQUIRED,
-     .offset = offsetof(pg_config, tables),
-     .description = "map of record topic (\"*\": any other) to {table, schema, columns, "
-                    "conflict, on_conflict, restore, check_schema}"},
-    {.key = "batch_size", .type = SL_T_INT, .flags = SL_CFG_BOUNDED, .default_value = "10000",
-     .min = 1, .max = 1000000, .offset = offsetof(pg_config, batch_size),
-     .description = "rows per transaction; a full buffer is written at once"},
-    {.key = "flush_interval", .type = SL_T_DURATION, .flags = SL_CFG_BOUNDED,
-     .default_value = "200ms", .min = 1, .max = 3600000,
-     .offset = offsetof(pg_config, flush_interval_ms),
-     .description = "longest time a row waits in the buffer"},
-    {.key = "create_tables", .type = SL_T_BOOL, .flags = SL_CFG_OPERATOR_ONLY, .default_value = "false",
-     .offset = offsetof(pg_config, create_tables),
-     .description = "CREATE TABLE IF NOT EXISTS from the typed columns (schema: pipelines/sql/); DDL, so the "
-                    "operator's files only"},
-    {.key = "store_offsets", .type = SL_T_BOOL, .default_value = "true",
-     .offset = offsetof(pg_config, store_offsets),
-     .description = "store source positions in offsets_table in each transaction and resume "
-                    "from them; false on a dead-letter pg-sink"},
-    {.key = "offsets_table", .type = SL_T_STRING, .default_value = "sluice_offsets",
-     .offset = offsetof(pg_config, offsets_table),
-     .description = "table of (pipeline, topic, partition, offset)"},
-    {.key = "offsets_topic", .type = SL_T_STRING, .offset = offsetof(pg_config, offsets_topic),
-     .description = "topic name stored with positions; default: the record's topic as the sink "
-                    "sees it (set the source topic if a transform renames topics)"},
-    {.key = NULL},
+    SL_CFG_STRING("dsn", pg_config, dsn,
+        .description = "libpq conninfo or URI; empty: the PG* environment variables"),
+    SL_CFG_JSON("tables", pg_config, tables, .flags = SL_CFG_REQUIRED,
+        .description = "map of record topic (\"*\": any other) to {table, schema, columns, " "conflict, on_conflict, restore, check_schema}"),
+    SL_CFG_INT("batch_size", pg_config, batch_size, .flags = SL_CFG_BOUNDED, .default_value = "10000",
+        .min = 1, .max = 1000000, .description = "rows per transaction; a full buffer is written at once"),
+    SL_CFG_DURATION("flush_interval", pg_config, flush_interval_ms, .flags = SL_CFG_BOUNDED,
+        .default_value = "200ms", .min = 1, .max = 3600000,
+        .description = "longest time a row waits in the buffer"),
+    SL_CFG_BOOL("create_tables", pg_config, create_tables, .flags = SL_CFG_OPERATOR_ONLY,
+        .default_value = "false",
+        .description = "CREATE TABLE IF NOT EXISTS from the typed columns (schema: pipelines/sql/); DDL, so the " "operator's files only"),
+    SL_CFG_BOOL("store_offsets", pg_config, store_offsets, .default_value = "true",
+        .description = "store source positions in offsets_table in each transaction and resume " "from them; false on a dead-letter pg-sink"),
+    SL_CFG_STRING("offsets_table", pg_config, offsets_table, .default_value = "sluice_offsets",
+        .description = "table of (pipeline, topic, partition, offset)"),
+    SL_CFG_STRING("offsets_topic", pg_config, offsets_topic,
+        .description = "topic name stored with positions; default: the record's topic as the sink " "sees it (set the source topic if a transform renames topics)"),
+    SL_CFG_INT("writers", pg_config, writers, .flags = SL_CFG_BOUNDED, .default_value = "1",
+        .min = 1, .max = 16, .description = "connections writing rows in parallel, partitioned by conflict key"),
+    SL_CFG_END,
 };
+
+/* The same parse as init's, before start: `sluice validate`, REST and hot reload see it. */
+static sl_err pg_check(const void *config, sl_check *c)
+{
+    table_spec *specs;
+    size_t n;
+    const char *err = parse_tables(config, c->api, c->config_dir, &specs, &n, c->why, c->why_len, c->where,
+                                   c->where_len);
+    free_specs(specs, n);
+    return err ? SL_ECONFIG : SL_OK;
+}
 
 static const sl_stage_desc pg_sink_desc = {
     SL_STAGE_DESC_INIT,
@@ -301,6 +276,7 @@ static const sl_stage_desc pg_sink_desc = {
     .close = pg_close,
     .on_assign = pg_on_assign,
     .on_revoke = pg_on_revoke,
+    .check = pg_check,
 };
 
 SL_STAGE_DEFINE(pg_sink_desc)

@@ -7,6 +7,7 @@
  *   format.c   buffers, COPY/JSON text of a record's values, buffered rows
  *   sql.c      SQL building, catalog, error classification
  *   writer.c   connections, the writer thread, bisection of refused rows
+ *   writers.c  `writers` > 1: rows partitioned by conflict key over parallel connections
  *   restore.c  state restore on partition assignment
  */
 #ifndef PG_SINK_H
@@ -22,16 +23,19 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../common/sl_buf.h"
+#include "../common/sl_time.h"
+
 /* ---- growable byte buffer with a sticky out-of-memory flag ---------------------------- */
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} buf;
-
-static inline void buf_puts(buf *b, const char *s);
-static inline void buf_putc(buf *b, char c);
+/* The built-in stages' growable buffer (sticky oom flag, NUL-terminated), under pg-sink's
+ * short names. */
+typedef sl_gbuf buf;
+#define buf_put sl_gbuf_put
+#define buf_puts sl_gbuf_puts
+#define buf_putc sl_gbuf_putc
+#define buf_printf sl_gbuf_printf
+#define buf_free sl_gbuf_free
 
 /* ---- configuration model ------------------------------------------------------------- */
 
@@ -106,6 +110,7 @@ typedef struct pg_config {
     int store_offsets;
     char *offsets_table;
     char *offsets_topic;
+    int64_t writers; /* connections writing rows in parallel (writers.c) */
 } pg_config;
 
 /* One buffered record: its COPY line and a copy of the record for the dead letter. */
@@ -161,7 +166,23 @@ typedef struct pgc {
     buf *sql;            /* per spec: [2i] COPY, [2i+1] INSERT (quoting needs the connection) */
     char *offsets_put;   /* upsert of the offsets table */
     char reason[1024];   /* the server's message for the last failure */
+    bool share_lock;     /* fence_check takes the owner rows FOR SHARE (parallel writers) */
+    bool down;           /* up == 0, under pg_sink.mu (for pg_sink.wdown) */
 } pgc;
+
+/* How a transaction treats positions: TX_ALL rows and their positions together; TX_ROWS rows
+ * only; TX_OFFSETS positions only (finished rows included). */
+typedef enum tx_mode { TX_ALL, TX_ROWS, TX_OFFSETS } tx_mode;
+
+/* What one connection's writing of a batch (or part of it) did. */
+typedef struct tally {
+    uint64_t written, flushes;
+    double seconds;
+    size_t refused; /* WR_REFUSED: that row, with `reason` */
+    char reason[1024];
+} tally;
+
+typedef struct writers writers;
 
 enum { W_IDLE, W_BUSY, W_DONE };
 
@@ -213,6 +234,7 @@ typedef struct pg_sink {
     bool fencing;           /* an assignment took ownership: rows are checked */
     owned *own;
     size_t nown;
+    writers *par;           /* `writers` > 1: the extra connections (writers.c); else NULL */
 } pg_sink;
 
 #define BACKOFF_MIN_MS 100
@@ -220,9 +242,6 @@ typedef struct pg_sink {
 #define SEQ_COLUMN "__sluice_seq"
 
 /* format.c */
-void buf_put(buf *b, const void *s, size_t n);
-void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_free(buf *b);
 void reject_row(pg_sink *s, batch *b, row *r, const char *reason);
 sl_err add_record(pg_sink *s, const sl_record *rec);
 /* check.c */
@@ -242,7 +261,9 @@ wr_result take_ownership(pg_sink *s, pgc *l, const sl_position *parts, size_t n)
 wr_result fence_check(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool with_done);
 sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n);
 /* config.c */
-const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api);
+const char *parse_spec(table_spec *t, const cJSON *j, const sl_api *api, const char **bad_key);
+const char *parse_tables(const pg_config *cfg, const sl_api *api, const char *dir, table_spec **specs,
+                         size_t *nspecs, char *why, size_t whylen, char *where, size_t wherelen);
 void free_columns(table_spec *t);
 void free_specs(table_spec *specs, size_t n);
 /* sql.c */
@@ -260,7 +281,8 @@ wr_result prepare_offsets(pg_sink *s, pgc *l);
 /* writer.c */
 void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-int64_t mono_ms(void);
+/* Monotonic ms from any thread (the writer's too): plugins/common/sl_time.h. */
+#define mono_ms sl_mono_ms
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why);
 wr_result ensure_conn(pg_sink *s, pgc *l, size_t rows);
 const char *offsets_topic(const pg_sink *s, const batch *b, const row *r);
@@ -270,10 +292,16 @@ void *writer_main(void *arg);
 void report_notes(pg_sink *s);
 sl_err collect(pg_sink *s, bool wait);
 bool submit(pg_sink *s);
+wr_result write_part(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, tx_mode mode, tally *t);
+/* writers.c */
+bool writers_start(pg_sink *s);
+void writers_stop(pg_sink *s);
+void writers_free(pg_sink *s);
+bool writers_down(const pg_sink *s);
+wr_result write_batch_par(pg_sink *s, batch *b);
+void pgc_free(pgc *l, size_t nspecs);
 /* restore.c */
 sl_err pg_on_assign(void *self, sl_ctx *ctx, sl_position *parts, size_t n);
 
-static inline void buf_puts(buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-static inline void buf_putc(buf *b, char c) { buf_put(b, &c, 1); }
 
 #endif

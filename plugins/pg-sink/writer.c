@@ -36,13 +36,6 @@ void say(pg_sink *s, pgc *l, sl_log_level level, const char *fmt, ...)
     pthread_mutex_unlock(&s->mu);
 }
 
-int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void set_down(pg_sink *s, pgc *l, size_t rows, const char *why)
 {
     if (l->up != 0)
@@ -154,16 +147,20 @@ static wr_result write_offsets(pg_sink *s, pgc *l, batch *b, size_t lo, size_t h
     for (size_t i = lo; i < hi; i++) {
         row *r = &b->rows[i];
         if ((r->done && !with_done) || r->dropped || r->partition < 0) continue;
-        /* Rows of a partition arrive in offset order, so the last row of each (topic,
-         * partition) in the range carries its max: write each pair only there. */
+        /* Write each pair once, at its highest offset (the last such row). Rows of a partition
+         * arrive in offset order, so with one writer the next row of the pair is usually that
+         * higher one; with several (writers.c) a batch is grouped by connection, so look both
+         * ways. */
         const char *topic = offsets_topic(s, b, r);
-        bool later = false;
-        for (size_t j = i + 1; j < hi && !later; j++) {
+        bool beaten = false;
+        for (size_t k = 1; k < hi - lo && !beaten; k++) {
+            size_t j = i + k < hi ? i + k : i + k - (hi - lo);
             const row *q = &b->rows[j];
-            later = (!q->done || with_done) && !q->dropped && q->partition == r->partition &&
-                    !strcmp(offsets_topic(s, b, q), topic);
+            beaten = (!q->done || with_done) && !q->dropped && q->partition == r->partition &&
+                     (q->offset > r->offset || (q->offset == r->offset && j > i)) &&
+                     !strcmp(offsets_topic(s, b, q), topic);
         }
-        if (later) continue;
+        if (beaten) continue;
         char part[16], off[24];
         snprintf(part, sizeof part, "%d", (int)r->partition);
         snprintf(off, sizeof off, "%lld", (long long)r->offset);
@@ -214,10 +211,12 @@ static wr_result write_table(pgc *l, batch *b, size_t t, size_t lo, size_t hi)
     return w == WR_OK ? exec_cmd(l, l->sql[2 * t + 1].p) : w;
 }
 
-/* One transaction for the pending rows of [lo, hi) and their positions; offsets_only: just the
- * positions of [lo, hi), finished rows included. */
-static wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, bool offsets_only)
+/* One transaction: TX_ALL the pending rows of [lo, hi) and their positions; TX_ROWS the rows
+ * only (a parallel writer's share, writers.c); TX_OFFSETS just the positions of [lo, hi),
+ * finished rows included. */
+static wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, tx_mode mode)
 {
+    bool offsets_only = mode == TX_OFFSETS;
     wr_result w = exec_cmd(l, "BEGIN");
     if (w == WR_OK) w = fence_check(s, l, b, lo, hi, offsets_only);
     for (size_t t = 0; t < s->nspecs && w == WR_OK && !offsets_only; t++) {
@@ -225,7 +224,7 @@ static wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, b
         for (size_t i = lo; i < hi && !any; i++) any = !b->rows[i].done && b->rows[i].table == t;
         if (any) w = write_table(l, b, t, lo, hi);
     }
-    if (w == WR_OK) w = write_offsets(s, l, b, lo, hi, offsets_only);
+    if (w == WR_OK && mode != TX_ROWS) w = write_offsets(s, l, b, lo, hi, offsets_only);
     if (w == WR_OK) w = exec_cmd(l, "COMMIT");
     if (w != WR_OK && PQstatus(l->conn) == CONNECTION_OK &&
         PQtransactionStatus(l->conn) != PQTRANS_IDLE) {
@@ -238,15 +237,17 @@ static wr_result write_txn(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, b
 }
 
 /* Writes [lo, hi); on a data error splits the range until the refused row is alone, and stops
- * there with WR_REFUSED: the task thread rejects it (only it may), then hands the batch back to
- * go on. The halves before it have committed, so every pending row is after it. */
-static wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
+ * there with WR_REFUSED (in t->refused, t->reason): the task thread rejects it (only it may),
+ * then hands the batch back to go on. The halves before it have committed, so every pending
+ * row is after it. */
+static wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, tx_mode mode,
+                             tally *t)
 {
     size_t pending = 0, only = lo;
     for (size_t i = lo; i < hi; i++)
         if (!b->rows[i].done) pending++, only = i;
     if (pending == 0) return WR_OK;
-    wr_result w = write_txn(s, l, b, lo, hi, false);
+    wr_result w = write_txn(s, l, b, lo, hi, mode);
     if (w == WR_OK) {
         for (size_t i = lo; i < hi; i++) {
             row *r = &b->rows[i];
@@ -254,19 +255,19 @@ static wr_result write_range(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi)
             s->api->release(r->ack); /* thread-safe */
             r->ack = NULL;
             r->done = true;
-            b->written++;
+            t->written++;
         }
         return WR_OK;
     }
     if (w != WR_DATA) return w;
     if (pending == 1) {
-        b->refused = only;
-        memcpy(b->reason, l->reason, sizeof b->reason);
+        t->refused = only;
+        memcpy(t->reason, l->reason, sizeof t->reason);
         return WR_REFUSED;
     }
     size_t mid = lo + (hi - lo) / 2;
-    w = write_range(s, l, b, lo, mid);
-    return w == WR_OK ? write_range(s, l, b, mid, hi) : w;
+    w = write_range(s, l, b, lo, mid, mode, t);
+    return w == WR_OK ? write_range(s, l, b, mid, hi, mode, t) : w;
 }
 
 size_t pending_rows(const batch *b)
@@ -276,34 +277,43 @@ size_t pending_rows(const batch *b)
     return n;
 }
 
-/* Writes a batch until it is durable, a row is refused, or a setup error: a lost connection
- * is retried here, with backoff, redoing what has not committed. WR_STOPPED: close wants the
- * thread back. */
-static wr_result write_batch(pg_sink *s, batch *b)
+/* Writes [lo, hi) of a batch on connection l until it is durable, a row is refused, or a setup
+ * error: a lost connection is retried here, with backoff, redoing what has not committed.
+ * TX_OFFSETS: only the positions of [lo, hi). WR_STOPPED: close wants the thread back. */
+static size_t pending_in(const batch *b, size_t lo, size_t hi)
 {
-    pgc *l = &s->wr;
+    size_t n = 0;
+    for (size_t i = lo; i < hi; i++) n += !b->rows[i].done;
+    return n;
+}
+
+wr_result write_part(pg_sink *s, pgc *l, batch *b, size_t lo, size_t hi, tx_mode mode, tally *t)
+{
+    /* only [lo, hi): other connections may be finishing the rest of the batch meanwhile */
     for (;;) {
-        wr_result w = ensure_conn(s, l, pending_rows(b));
+        wr_result w = ensure_conn(s, l, pending_in(b, lo, hi));
         if (w == WR_OK) {
             int64_t t0 = mono_ms();
-            if (b->pos_row != NO_ROW) {
+            if (b->pos_row != NO_ROW && mode == TX_ALL) {
                 /* Dead letter first (done by now), then its position: a crash in between
                  * re-rejects the row after a restart rather than losing it. A failure to
                  * store the position is harmless (the next commit of the partition moves it
                  * on) unless the connection is gone: then it is redone with the rest. */
-                w = write_txn(s, l, b, b->pos_row, b->pos_row + 1, true);
+                w = write_txn(s, l, b, b->pos_row, b->pos_row + 1, TX_OFFSETS);
                 if (w != WR_RETRY) {
                     b->pos_row = NO_ROW;
                     w = WR_OK;
                 }
             }
-            if (w == WR_OK) w = write_range(s, l, b, 0, b->nrows);
-            b->seconds += (double)(mono_ms() - t0) / 1e3;
-            b->flushes++;
-            if (w == WR_RETRY) set_down(s, l, pending_rows(b), l->reason);
+            if (w == WR_OK && mode == TX_OFFSETS) w = write_txn(s, l, b, lo, hi, TX_OFFSETS);
+            else if (w == WR_OK) w = write_range(s, l, b, lo, hi, mode, t);
+            t->seconds += (double)(mono_ms() - t0) / 1e3;
+            t->flushes++;
+            if (w == WR_RETRY) set_down(s, l, pending_in(b, lo, hi), l->reason);
         }
         pthread_mutex_lock(&s->mu);
-        s->wdown = l->up == 0;
+        l->down = l->up == 0;
+        s->wdown = writers_down(s);
         if (w == WR_RETRY) {
             /* Tell a waiting task thread that this will take a while, then sleep out the
              * backoff (close wakes us). */
@@ -325,6 +335,22 @@ static wr_result write_batch(pg_sink *s, batch *b)
     }
 }
 
+/* One connection writes the whole batch, rows and positions in each transaction. */
+static wr_result write_batch(pg_sink *s, batch *b)
+{
+    if (s->par) return write_batch_par(s, b);
+    tally t = {0};
+    wr_result w = write_part(s, &s->wr, b, 0, b->nrows, TX_ALL, &t);
+    b->written += t.written;
+    b->flushes += t.flushes;
+    b->seconds += t.seconds;
+    if (w == WR_REFUSED) {
+        b->refused = t.refused;
+        memcpy(b->reason, t.reason, sizeof b->reason);
+    }
+    return w;
+}
+
 /* The writer: takes the batch the task thread hands over (wstate W_BUSY), writes it, hands it
  * back (W_DONE). One batch at a time, in the order they were handed over. */
 void *writer_main(void *arg)
@@ -340,11 +366,12 @@ void *writer_main(void *arg)
         pthread_mutex_lock(&s->mu);
         if (w == WR_STOPPED) break; /* close: the batch stays unacknowledged */
         b->result = w;
-        if (w == WR_FATAL) memcpy(b->reason, s->wr.reason, sizeof b->reason);
+        if (w == WR_FATAL && !s->par) memcpy(b->reason, s->wr.reason, sizeof b->reason);
         s->wstate = W_DONE;
         pthread_cond_broadcast(&s->done);
     }
     pthread_mutex_unlock(&s->mu);
+    writers_stop(s);
     return NULL;
 }
 
@@ -410,7 +437,7 @@ sl_err collect(pg_sink *s, bool wait)
         }
         pthread_mutex_lock(&s->mu);
         s->wstate = next;
-        if (next == W_BUSY) pthread_cond_signal(&s->work);
+        if (next == W_BUSY) pthread_cond_broadcast(&s->work); /* parallel writers sleep on it too */
         if (next != W_BUSY) break;
     }
     pthread_mutex_unlock(&s->mu);
@@ -427,7 +454,7 @@ bool submit(pg_sink *s)
         s->fill = s->out;
         s->out = b;
         s->wstate = W_BUSY;
-        pthread_cond_signal(&s->work);
+        pthread_cond_broadcast(&s->work); /* parallel writers sleep on it too */
     }
     pthread_mutex_unlock(&s->mu);
     return idle;

@@ -418,7 +418,7 @@ static sl_err t_process(void *self, sl_ctx *ctx, const sl_batch *batch)
     transform *t = self;
     uint64_t filtered = 0, dead = 0;
     for (size_t i = 0; i < batch->n; i++) {
-        sl_record *rec = batch->recs[i];
+        const sl_record *rec = batch->recs[i];
         int r = tf_apply(t, ctx, rec);
         if (r == 0) {
             if (t->api->emit(ctx, rec) != SL_OK) return SL_ENOMEM;

@@ -57,7 +57,7 @@ typedef struct transform {
 
 /* transform_ops.c: applies every op to one record; 0 = emit, 1 = dropped by a filter,
  * -1 = rejected (dead-lettered with the reason). SL_ENOMEM-like host failures reject too. */
-int tf_apply(transform *t, sl_ctx *ctx, sl_record *rec);
+int tf_apply(transform *t, sl_ctx *ctx, const sl_record *rec);
 
 /* transform_ops.c: a timestamp from a string or number node in the given format; 0 on success,
  * else a static reason. */

@@ -24,7 +24,7 @@ typedef struct run {
     transform *t;
     const sl_api *api;
     sl_ctx *ctx;
-    sl_record *rec;
+    const sl_record *rec;
     sl_json *root;
     int changed;
     sl_record orig; /* the record as it entered, once `changed` */
@@ -390,7 +390,7 @@ static int op_flatten(run *r, const top *o)
     return rc;
 }
 
-int tf_apply(transform *t, sl_ctx *ctx, sl_record *rec)
+int tf_apply(transform *t, sl_ctx *ctx, const sl_record *rec)
 {
     const sl_api *a = t->api;
     run r = {.t = t, .api = a, .ctx = ctx, .rec = rec};
@@ -458,7 +458,8 @@ int tf_apply(transform *t, sl_ctx *ctx, sl_record *rec)
             if (why && v.type == SL_EXPR_STRING) return fail(&r, o, "field '%s': \"%.80s\" %s", p, v.str, why);
             if (why) return fail(&r, o, "field '%s' %s", p, why);
             before_change(&r);
-            rec->timestamp_ms = ms;
+            sl_err e = r.api->set_timestamp(r.ctx, rec, ms);
+            if (e != SL_OK) return fail(&r, o, "cannot set the timestamp: %s", sl_strerror(e));
             break;
         }
         case T_KEY:

@@ -8,8 +8,12 @@ import os
 import re
 import signal
 import subprocess
-import time
+import sys
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "lib"))
+from waiting import wait_for  # noqa: E402,F401  (run.py imports it from here)
+import waiting  # noqa: E402
 
 STARTED = []  # every Popen of the run, for stop_all()
 
@@ -29,10 +33,7 @@ def popen(argv, logpath, env=None, cwd=None, stdin=None, stdout=None):
 
 
 def signal_group(p, sig):
-    try:
-        os.killpg(p.pid, sig)
-    except ProcessLookupError:
-        pass
+    waiting.signal_group(p.pid, sig)
 
 
 def stop_all():
@@ -44,17 +45,6 @@ def stop_all():
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-
-
-def wait_for(what, pred, timeout, every=0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(every)
 
 
 class Host:

@@ -15,6 +15,9 @@ import tempfile
 import time
 
 SLUICE = os.environ.get("SLUICE_BIN", "sluice")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import waiting  # noqa: E402
+
 KAFKA_SH = os.path.join(os.environ.get("SLUICE_SOURCE_DIR",
                                        os.path.join(os.path.dirname(__file__), "..", "..")),
                         "scripts", "kafka.sh")
@@ -36,14 +39,7 @@ def free_port():
 
 
 def wait_for(what, pred, timeout, every=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise Fail("timed out after %ss waiting for %s" % (timeout, what))
-        time.sleep(every)
+    return waiting.wait_for(what, pred, timeout, every, Fail)
 
 
 class MockKafka:
@@ -183,10 +179,7 @@ class Sluice:
 
     def kill(self):
         """A crash: SIGKILL the whole process group (supervisor and pipeline children)."""
-        try:
-            os.killpg(self.p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        waiting.signal_group(self.p.pid, signal.SIGKILL)
         self.p.wait()
 
     def wait(self, timeout):

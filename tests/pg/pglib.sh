@@ -9,6 +9,21 @@ cd "$T" || exit 1
 
 sql() { pgtmp_psql -c "$1"; }
 
+# pg_events_stage KEY FLUSH [POSITION_COLUMNS] [TABLE_SPEC_LINE] — a `stages:` item (YAML): the
+# pg-sink `out` writing the records of topic KEY ('"*"' for any) to events_clean, keyed by
+# event_id, with the event's columns and POSITION_COLUMNS (default: topic, partition, offset).
+# FLUSH "" keeps the default flush_interval; TABLE_SPEC_LINE is added to the table's spec
+# (restore: ...). The fencing, revoke and restore tests share it.
+PG_POSITION_COLUMNS='kafka_topic: $topic, kafka_partition: $partition, kafka_offset: $offset'
+pg_events_stage() {
+    printf '  - name: out\n    use: pg-sink\n    with:\n      dsn: "${PG_DSN}"\n'
+    [ -z "$2" ] || printf '      flush_interval: %s\n' "$2"
+    printf '      tables:\n        %s:\n          table: events_clean\n          conflict: [event_id]\n' "$1"
+    printf '          columns: {event_id: event_id, event_type: event_type, user_id: user_id, ts: ts,\n'
+    printf '                    %s}\n' "${3:-$PG_POSITION_COLUMNS}"
+    [ -z "${4:-}" ] || printf '          %s\n' "$4"
+}
+
 # gen_events FIRST COUNT [PREFIX] — NDJSON events for events_clean, one per line; quantity is
 # i % 5 + 1 and amount (i % 1000) / 10, so sums can be recomputed in the test.
 gen_events() {

@@ -73,5 +73,5 @@ assert_contains "$(cat "$T/log")" "check_schema: a path relative to the pipeline
 pipeline ref.yaml ../ref.yaml >p.yaml
 run_sluice p.yaml
 [ "$?" -ne 0 ] || fail "a check_schema with .. is refused"
-assert_contains "$(cat "$T/log")" 'without \"..\"' "a path with .. is refused"
+assert_contains "$(cat "$T/log")" 'without ".."' "a path with .. is refused"
 echo "$CHECKS checks passed"

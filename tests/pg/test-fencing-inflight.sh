@@ -14,19 +14,8 @@ pipeline: fence-inflight
 stages:
   - {name: in, use: assign-source, with: {partitions: ["0=$4"], events: $2, prefix: "$1", gate: "$3"}}
   - {name: dump, use: state-dump, with: {path: $1-state.txt}}
-  - name: out
-    use: pg-sink
-    with:
-      dsn: "\${PG_DSN}"
-      flush_interval: 10ms
-      tables:
-        events_raw:
-          table: events_clean
-          conflict: [event_id]
-          columns: {event_id: event_id, event_type: event_type, user_id: user_id, ts: ts,
-                    kafka_topic: \$topic, kafka_partition: \$partition, kafka_offset: \$offset}
-          restore: {within: 1h, time_column: ts}
 YAML
+    pg_events_stage events_raw 10ms "" "restore: {within: 1h, time_column: ts}"
 }
 pipeline A 5 "$T/gate" -1 >a.yaml
 pipeline B 0 "" 1000 >b.yaml

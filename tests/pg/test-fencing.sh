@@ -10,18 +10,8 @@ pipeline() { # PREFIX GATE
 pipeline: fence-test
 stages:
   - {name: in, use: assign-source, with: {partitions: ["0=-1"], events: 5, prefix: "$1", gate: "$2"}}
-  - name: out
-    use: pg-sink
-    with:
-      dsn: "\${PG_DSN}"
-      flush_interval: 10ms
-      tables:
-        events_raw:
-          table: events_clean
-          conflict: [event_id]
-          columns: {event_id: event_id, event_type: event_type, user_id: user_id, ts: ts,
-                    kafka_topic: \$topic, kafka_partition: \$partition, kafka_offset: \$offset}
 YAML
+    pg_events_stage events_raw 10ms
 }
 pipeline A "$T/gate" >a.yaml
 pipeline B "" >b.yaml

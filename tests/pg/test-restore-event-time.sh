@@ -25,18 +25,8 @@ pipeline: restore-et-test
 stages:
   - {name: in, use: assign-source, with: {partitions: ["a/0=5", "b/0=2", "a/1=5000"]}}
   - {name: dump, use: state-dump, with: {path: state.txt}}
-  - name: out
-    use: pg-sink
-    with:
-      dsn: "\${PG_DSN}"
-      tables:
-        "*":
-          table: events_clean
-          conflict: [event_id]
-          columns: {event_id: event_id, event_type: event_type, user_id: user_id, ts: ts,
-                    kafka_topic: \$topic, kafka_partition: \$partition, kafka_offset: \$offset}
-          restore: {within: 10m, time_column: ts}
 YAML
+pg_events_stage '"*"' "" "" "restore: {within: 10m, time_column: ts}" >>p.yaml
 run_sluice --plugin-path "$PG_TEST_STAGES" p.yaml
 assert_eq "$?" 0 "run exits 0"
 ids() { python3 -c '

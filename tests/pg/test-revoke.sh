@@ -7,24 +7,14 @@
 
 wait_long() { local i; for i in $(seq 1 900); do "$@" && return 0; sleep 0.1; done; fail "timed out: $*"; }
 su_sql() { "$PGTMP_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PGTMP_PORT" -U postgres -d realtime -c "$1"; }
-cat >p.yaml <<YAML
+{ cat <<YAML
 pipeline: revoke-test
 stages:
   - {name: in, use: assign-source, with: {partitions: ["0=-1"], events: 5, prefix: A,
                                           gate: "$T/gate", revoke_gate: "$T/revoke",
                                           end_gate: "$T/end"}}
-  - name: out
-    use: pg-sink
-    with:
-      dsn: "\${PG_DSN}"
-      flush_interval: 10ms
-      tables:
-        events_raw:
-          table: events_clean
-          conflict: [event_id]
-          columns: {event_id: event_id, event_type: event_type, user_id: user_id, ts: ts,
-                    kafka_partition: \$partition, kafka_offset: \$offset}
 YAML
+  pg_events_stage events_raw 10ms 'kafka_partition: $partition, kafka_offset: $offset'; } >p.yaml
 timeout 150 "$SLUICE" run --plugin-path "$PG_TEST_STAGES" p.yaml >"$T/out" 2>"$T/log" &
 pid=$!
 count5() { test "$(sql "SELECT count(*) FROM events_clean")" = 5; }

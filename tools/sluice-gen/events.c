@@ -264,30 +264,13 @@ void gen_reset(struct gen *g)
  * given ms and advances 1/rate s per event, so byte-identical runs need no real time at all. */
 static int64_t gen_now_ms(struct gen *g)
 {
-    if (!g->fixed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
+    if (!g->fixed)
+        return sl_wall_ms();
     int64_t ms = (int64_t)(g->vclock_us / 1000);
     g->vclock_us += g->cfg.rate > 0 ? (uint64_t)fmax(1, llround(1e6 / g->cfg.rate)) : 1000;
     return ms;
 }
 
-static void gen_fmt_ts(struct gen *g, int64_t ms, char *out, size_t n)
-{
-    int64_t sec = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
-    int frac = (int)(ms - sec * 1000);
-    if (sec != g->ts_cache_sec || !g->ts_cache[0]) {
-        time_t t = (time_t)sec;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        snprintf(g->ts_cache, sizeof g->ts_cache, "%04d-%02d-%02dT%02d:%02d:%02d",
-                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        g->ts_cache_sec = sec;
-    }
-    snprintf(out, n, "%s.%03dZ", g->ts_cache, frac);
-}
 
 /* A product's unit price in cents: fixed per (seed, product), shop-like tiers ending in .99. */
 static long product_price_cents(uint64_t seed, long product)
@@ -365,7 +348,7 @@ static void gen_valid(struct gen *g, struct event *e, int64_t now_ms)
             e->present |= BIT(F_PAYMENT_METHOD);
         }
     }
-    gen_fmt_ts(g, now_ms, e->ts, sizeof e->ts);
+    sl_ts_format(now_ms, 1, e->ts);
 }
 
 /* Breaks exactly one schema rule of a valid event; writes the kind and detail into out. */
@@ -534,7 +517,7 @@ void gen_next(struct gen *g, uint64_t seq, struct gen_out *out)
     } else if (u >= c->duplicate_pct + c->invalid_pct &&
                u < c->duplicate_pct + c->invalid_pct + c->late_pct) {
         uint64_t max_ms = (uint64_t)fmax(1, llround(c->late_by * 1000));
-        gen_fmt_ts(g, now_ms - 1 - (int64_t)rng_below(&g->rng, max_ms), e.ts, sizeof e.ts);
+        sl_ts_format(now_ms - 1 - (int64_t)rng_below(&g->rng, max_ms), 1, e.ts);
         out->late = true;
     }
     out->type = e.type;

@@ -29,6 +29,8 @@
 #include <unistd.h>
 
 #include "../../host/jsoncheck.h" /* the host's strict JSON check, compiled in */
+#include "../../plugins/common/sl_buf.h"  /* the one growable buffer */
+#include "../../plugins/common/sl_time.h" /* clocks and RFC 3339 formatting */
 
 #define GEN_VERSION "0.1.0"
 #define EVENT_MAX 512          /* longest event we write is ~330 bytes */
@@ -50,13 +52,9 @@ void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf
 #define log_error(...) logf_("error", __VA_ARGS__)
 void *xrealloc(void *p, size_t n);
 
-/* A growable string for response bodies. */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-};
-void sb_add(struct sbuf *b, const char *s, size_t n);
-void sb_adds(struct sbuf *b, const char *s);
+/* Appending to the plugins' growable buffer (sl_buf.h); out of memory ends the program. */
+void sb_add(sl_gbuf *b, const char *s, size_t n);
+void sb_adds(sl_gbuf *b, const char *s);
 double mono_now(void);
 
 /* ---- events.c: the PRNG, the configuration and the events -------------------------------- */
@@ -133,8 +131,6 @@ struct gen {
     uint64_t vclock_us;
     struct hist *hist;     /* ring of the last HIST_CAP valid events */
     size_t hist_n, hist_next;
-    int64_t ts_cache_sec;  /* gmtime is the costliest step; cache the formatted second */
-    char ts_cache[64];
 };
 
 extern const char *const type_names[T_COUNT];

@@ -158,7 +158,7 @@ static cJSON *stats_json(struct app *a)
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
 struct req {
-    struct sbuf body;
+    sl_gbuf body;
     bool too_big;
 };
 
@@ -345,7 +345,7 @@ static enum MHD_Result h_emit(struct app *a, struct MHD_Connection *c, const str
 
     /* In chunks: the lock is given up between them, so the clock and other requests go on
      * while a million events are made (their events may interleave with ours). */
-    struct sbuf events = {0};
+    sl_gbuf events = {0};
     uint64_t dropped = 0;
     for (uint64_t done = 0; done < count;) {
         uint64_t n = count - done < EMIT_CHUNK ? count - done : EMIT_CHUNK;
@@ -370,7 +370,7 @@ static enum MHD_Result h_emit(struct app *a, struct MHD_Connection *c, const str
     }
 
     /* Built by hand: the echoed events must be byte-identical to what was generated. */
-    struct sbuf out = {0};
+    sl_gbuf out = {0};
     char head[160];
     snprintf(head, sizeof head, "{\"emitted\":%" PRIu64 ",\"queued\":%" PRIu64
              ",\"dropped\":%" PRIu64, count, count - dropped, dropped);
@@ -463,7 +463,7 @@ static enum MHD_Result h_events(struct app *a, struct MHD_Connection *c)
     size_t remaining = (size_t)(next - from - n);
     pthread_mutex_unlock(&a->mu);
 
-    struct sbuf out = {0};
+    sl_gbuf out = {0};
     sb_adds(&out, ndjson ? "" : "[");
     for (size_t k = 0; k < n; k++) {
         if (!ndjson && k)

@@ -27,13 +27,9 @@ void logf_(const char *level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    fprintf(stderr, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s prog=sluice-gen msg=\"%s\"\n",
-            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000, level, msg);
+    char ts[32];
+    sl_ts_format(sl_wall_ms(), 1, ts);
+    fprintf(stderr, "ts=%s level=%s prog=sluice-gen msg=\"%s\"\n", ts, level, msg);
 }
 
 void *xrealloc(void *p, size_t n)
@@ -46,21 +42,16 @@ void *xrealloc(void *p, size_t n)
     return p;
 }
 
-void sb_add(struct sbuf *b, const char *s, size_t n)
+void sb_add(sl_gbuf *b, const char *s, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->p = xrealloc(b->p, cap);
-        b->cap = cap;
+    sl_gbuf_put(b, s, n);
+    if (b->oom) {
+        log_error("out of memory");
+        abort();
     }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
 }
 
-void sb_adds(struct sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+void sb_adds(sl_gbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 
 double mono_now(void)
 {
@@ -114,7 +105,7 @@ static int run_push(struct app *a, const char *url, uint64_t count, size_t batch
     if (rate > 0 && rate / 20 < (double)batch)
         batch = rate / 20 >= 1 ? (size_t)(rate / 20) : 1;
 
-    struct sbuf body = {0};
+    sl_gbuf body = {0};
     uint64_t sent = 0, batches = 0, failures = 0;
     int streak = 0, rc = 0;
     double t0 = mono_now();

@@ -3,7 +3,9 @@
  * paused (counter polls_paused, logged at close). With `ignore_pause` it keeps emitting while
  * paused and ignores max = 0 (a source that hands over records anyway). With `rebalance` it
  * has partition 0 revoked and assigned again at its first poll while paused (a Kafka rebalance
- * while a stage retries). Commits are appended to `commit_file` ("OFFSET" lines). */
+ * while a stage retries). With `revoke_at` N it revokes and reassigns partition 0 once, after
+ * emitting record N (a rebalance with the chain running). Commits are appended to `commit_file`
+ * ("OFFSET" lines). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -14,6 +16,7 @@ typedef struct ticker_config {
     int ignore_pause;
     int rebalance;
     char *commit_file;
+    int64_t revoke_at;
 } ticker_config;
 
 typedef struct ticker {
@@ -21,6 +24,7 @@ typedef struct ticker {
     const ticker_config *cfg;
     int64_t next;
     int paused;
+    int revoked;
     uint64_t polls_paused;
 } ticker;
 
@@ -50,6 +54,12 @@ static sl_err tk_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         t->api->count(ctx, "polls_paused", 1);
         if (!t->cfg->ignore_pause) return SL_OK;
         max = 3;
+    }
+    if (t->cfg->revoke_at && !t->revoked && t->next > t->cfg->revoke_at) {
+        sl_position pos = {"ticks", 0, -1};
+        t->revoked = 1;
+        t->api->partitions_revoked(ctx, &pos, 1);
+        t->api->partitions_assigned(ctx, &pos, 1);
     }
     for (size_t i = 0; i < max && t->next <= t->cfg->count; i++, t->next++) {
         char v[32];
@@ -85,6 +95,7 @@ static const sl_config_entry tk_table[] = {
     {"ignore_pause", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(ticker_config, ignore_pause), "emit while paused"},
     {"rebalance", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(ticker_config, rebalance), "revoke and reassign partition 0 while paused"},
     {"commit_file", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(ticker_config, commit_file), "append committed offsets here"},
+    {"revoke_at", SL_T_INT, 0, "0", 0, 0, NULL, offsetof(ticker_config, revoke_at), "revoke and reassign partition 0 once after record N"},
     {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 
