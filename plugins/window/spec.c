@@ -12,6 +12,7 @@
 #include "window.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,11 +434,40 @@ static bool parse_agg(wstage *k, wagg *a, const char *spec, char *err, size_t er
     return true;
 }
 
+/* A config error: the message, and the JSON Pointer (in `with:`) of the value to blame, which
+ * the host turns into file:line:column (check) or init logs. */
+static void w_err(wstage *k, const char *where, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void w_err(wstage *k, const char *where, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (k->why && k->why_len)
+        vsnprintf(k->why, k->why_len, fmt, ap);
+    va_end(ap);
+    if (k->where && k->where_len)
+        snprintf(k->where, k->where_len, "%s", where); /* callers escape member names */
+}
+
+static void ptr_member(char *out, size_t n, const char *key, const char *name)
+{
+    size_t o = (size_t)snprintf(out, n, "/%s/", key);
+    for (const char *c = name; *c && o + 3 < n; c++) {
+        if (*c == '~' || *c == '/') {
+            out[o++] = '~';
+            out[o++] = *c == '~' ? '0' : '1';
+        } else {
+            out[o++] = *c;
+        }
+    }
+    out[o < n ? o : n - 1] = 0;
+}
+
 /* "1m" | "1h every 5m", then optionally "as label" */
-static bool parse_window(wstage *k, sl_ctx *ctx, const char *text, wsize *w)
+static bool parse_window(wstage *k, size_t idx, const char *text, wsize *w)
 {
     const sl_api *api = k->api;
-    char buf[160];
+    char buf[160], wp[32];
+    snprintf(wp, sizeof wp, "/windows/%zu", idx);
     snprintf(buf, sizeof buf, "%s", text);
     char *label = strstr(buf, " as ");
     if (label) {
@@ -454,7 +484,7 @@ static bool parse_window(wstage *k, sl_ctx *ctx, const char *text, wsize *w)
     if (gap) {
         w->kind = WK_SESSION;
         if (every || api->parse_duration(gap, &w->size) != SL_OK || w->size <= 0) {
-            api->log(ctx, SL_LOG_ERROR, "windows: '%s' is not 'session GAP' (a positive duration)", text);
+            w_err(k, wp, "windows: '%s' is not 'session GAP' (a positive duration)", text);
             return false;
         }
         w->slide = 0;
@@ -467,14 +497,13 @@ static bool parse_window(wstage *k, sl_ctx *ctx, const char *text, wsize *w)
     w->kind = every ? WK_HOPPING : WK_TUMBLING;
     if (api->parse_duration(buf, &w->size) != SL_OK || w->size <= 0 ||
         (every && (api->parse_duration(every, &w->slide) != SL_OK || w->slide <= 0 || w->slide > w->size))) {
-        api->log(ctx, SL_LOG_ERROR,
-                 "windows: '%s' is not 'SIZE' or 'SIZE every SLIDE' (positive durations, slide <= size)", text);
+        w_err(k, wp, "windows: '%s' is not 'SIZE' or 'SIZE every SLIDE' (positive durations, slide <= size)", text);
         return false;
     }
     if (!every)
         w->slide = w->size;
     if (every && w->size / w->slide > 1024) {
-        api->log(ctx, SL_LOG_ERROR, "windows: '%s': more than 1024 windows per event", text);
+        w_err(k, wp, "windows: '%s': more than 1024 windows per event", text);
         return false;
     }
     if (label) {
@@ -502,7 +531,7 @@ static bool parse_window(wstage *k, sl_ctx *ctx, const char *text, wsize *w)
 check_label:
     for (const char *c = w->label; *c; c++)
         if (!isalnum((unsigned char)*c) && !strchr("_-.", *c)) {
-            api->log(ctx, SL_LOG_ERROR, "windows: label '%s': letters, digits, '_', '-', '.' only", w->label);
+            w_err(k, wp, "windows: label '%s': letters, digits, '_', '-', '.' only", w->label);
             return false;
         }
     snprintf(w->topic, sizeof w->topic, "%s%s", k->conf->topic_prefix, w->label);
@@ -531,32 +560,32 @@ static const char *bad_name(const wstage *k, const char *name, size_t upto_aggs)
     return NULL;
 }
 
-sl_err w_spec_compile(wstage *k, sl_ctx *ctx)
+sl_err w_spec_compile(wstage *k)
 {
-    const sl_api *api = k->api;
     const wconf *c = k->conf;
-    char err[400];
+    char err[400], wp[160];
     if (c->windows.n == 0 || c->windows.n > W_MAX_SIZES) {
-        api->log(ctx, SL_LOG_ERROR, "windows: between 1 and %d windows", W_MAX_SIZES);
+        w_err(k, "/windows", "windows: between 1 and %d windows", W_MAX_SIZES);
         return SL_ECONFIG;
     }
     k->n_sizes = c->windows.n;
     for (size_t i = 0; i < k->n_sizes; i++) {
-        if (!parse_window(k, ctx, c->windows.items[i], &k->sz[i]))
+        if (!parse_window(k, i, c->windows.items[i], &k->sz[i]))
             return SL_ECONFIG;
         for (size_t j = 0; j < i; j++)
             if (!strcmp(k->sz[j].label, k->sz[i].label)) {
-                api->log(ctx, SL_LOG_ERROR, "windows: '%s' is listed twice (give one 'as LABEL')", k->sz[i].label);
+                snprintf(wp, sizeof wp, "/windows/%zu", i);
+                w_err(k, wp, "windows: '%s' is listed twice (give one 'as LABEL')", k->sz[i].label);
                 return SL_ECONFIG;
             }
     }
     /* the time field first: path 0 */
     if (path_index(k, c->time_field, strlen(c->time_field), err, sizeof err) != 0) {
-        api->log(ctx, SL_LOG_ERROR, "time_field: %s", err);
+        w_err(k, "/time_field", "time_field: %s", err);
         return SL_ECONFIG;
     }
     if (c->group_by.n > W_MAX_GROUP) {
-        api->log(ctx, SL_LOG_ERROR, "group_by: at most %d fields", W_MAX_GROUP);
+        w_err(k, "/group_by", "group_by: at most %d fields", W_MAX_GROUP);
         return SL_ECONFIG;
     }
     k->n_group = c->group_by.n;
@@ -565,19 +594,21 @@ sl_err w_spec_compile(wstage *k, sl_ctx *ctx)
         size_t pn = as ? (size_t)(as - t) : strlen(t);
         int pi = path_index(k, t, pn, err, sizeof err);
         if (pi < 0) {
-            api->log(ctx, SL_LOG_ERROR, "group_by: '%s': %s", t, err);
+            snprintf(wp, sizeof wp, "/group_by/%zu", i);
+            w_err(k, wp, "group_by: '%s': %s", t, err);
             return SL_ECONFIG;
         }
         k->group_path[i] = pi;
         const char *gname = as ? as + 4 : k->paths[pi].text, *why = bad_name(k, gname, 0);
         if (why) {
-            api->log(ctx, SL_LOG_ERROR, "group_by: '%s': %s", t, why);
+            snprintf(wp, sizeof wp, "/group_by/%zu", i);
+            w_err(k, wp, "group_by: '%s': %s", t, why);
             return SL_ECONFIG;
         }
         k->group_name[i] = strdup(gname);
     }
     if (c->aggregates.n == 0 || c->aggregates.n > W_MAX_AGGS) {
-        api->log(ctx, SL_LOG_ERROR, "aggregates: between 1 and %d columns", W_MAX_AGGS);
+        w_err(k, "/aggregates", "aggregates: between 1 and %d columns", W_MAX_AGGS);
         return SL_ECONFIG;
     }
     int slot = 0;
@@ -585,13 +616,15 @@ sl_err w_spec_compile(wstage *k, sl_ctx *ctx)
         wagg *a = &k->aggs[i];
         const char *why = bad_name(k, c->aggregates.keys[i], i);
         if (why) {
-            api->log(ctx, SL_LOG_ERROR, "aggregates: %s: %s", c->aggregates.keys[i], why);
+            ptr_member(wp, sizeof wp, "aggregates", c->aggregates.keys[i]);
+            w_err(k, wp, "aggregates: %s: %s", c->aggregates.keys[i], why);
             return SL_ECONFIG;
         }
         a->name = strdup(c->aggregates.keys[i]);
         if (!parse_agg(k, a, c->aggregates.values[i], err, sizeof err) ||
             (a->sketch && (why = bad_name(k, a->sketch, i)) && snprintf(err, sizeof err, "sketch %s: %s", a->sketch, why))) {
-            api->log(ctx, SL_LOG_ERROR, "aggregates: %s: '%s': %s", a->name, c->aggregates.values[i], err);
+            ptr_member(wp, sizeof wp, "aggregates", c->aggregates.keys[i]);
+            w_err(k, wp, "aggregates: %s: '%s': %s", a->name, c->aggregates.values[i], err);
             k->n_aggs = i + 1;
             return SL_ECONFIG;
         }

@@ -61,9 +61,14 @@ static sl_err k_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
         return SL_ENOMEM;
     k->api = api;
     k->conf = config;
-    sl_err e = w_spec_compile(k, ctx);
+    char why[600] = "", where[200] = "";
+    k->why = why, k->why_len = sizeof why, k->where = where, k->where_len = sizeof where;
+    sl_err e = w_spec_compile(k);
+    if (e == SL_ECONFIG)
+        api->log(ctx, SL_LOG_ERROR, "%s", why);
     if (e == SL_OK && !(k->scratch = calloc(1, k->contrib_size)))
         e = SL_ENOMEM;
+    k->why = k->where = NULL;
     if (e != SL_OK) {
         k_close(k, ctx);
         return e;
@@ -243,7 +248,7 @@ static sl_err k_flush(void *self, sl_ctx *ctx, int final)
     for (size_t pi = 0; pi < k->n_parts; pi++) {
         part *p = k->parts[pi];
         /* Not while inputs wait to be counted: the drain counts them, then closes. */
-        bool close_all = final && k->conf->close_on_end && !pending;
+        bool close_all = final == SL_FLUSH_END && k->conf->close_on_end && !pending;
         if ((due && (p->dirty_open || p->n_fix)) || close_all || w_cycle_due(k, p)) {
             sl_err e = w_cycle(k, ctx, p, close_all);
             if (e != SL_OK)
@@ -293,6 +298,22 @@ static sl_err k_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, siz
 }
 
 static sl_err k_on_restore(void *self, sl_ctx *ctx, const sl_batch *state) { return w_restore(self, ctx, state); }
+
+/* Config checks without an instance (sluice validate, REST, before init): the host turns
+ * c->where into file:line:column. */
+static sl_err k_check(const void *config, sl_check *c)
+{
+    wstage *k = calloc(1, sizeof *k);
+    if (!k)
+        return SL_ENOMEM;
+    k->api = c->api;
+    k->conf = config;
+    k->why = c->why, k->why_len = c->why_len, k->where = c->where, k->where_len = c->where_len;
+    sl_err e = w_spec_compile(k);
+    w_spec_free(k);
+    free(k);
+    return e;
+}
 
 static void k_close(void *self, sl_ctx *ctx)
 {
@@ -367,6 +388,7 @@ static const sl_stage_desc k_desc = {
     .on_revoke = k_on_revoke,
     .on_restore = k_on_restore,
     .on_finished = k_on_finished,
+    .check = k_check,
 };
 
 SL_STAGE_DEFINE(k_desc)

@@ -189,12 +189,14 @@ typedef struct wstage {
     int64_t last_emit_ms;
     bool delivered;  /* count_after: durable, with passthrough and api->watch */
     contrib *scratch; /* the record being processed (count_after: process) */
+    char *why, *where; /* config errors: message and JSON Pointer (check, init) */
+    size_t why_len, where_len;
     char *row;       /* output buffer, grown at init to fit every column */
     size_t row_cap;
 } wstage;
 
 /* spec.c */
-sl_err w_spec_compile(wstage *k, sl_ctx *ctx);
+sl_err w_spec_compile(wstage *k);
 void w_spec_free(wstage *k);
 const sl_json *w_path_get(const sl_api *api, const sl_json *root, const wpath *p);
 

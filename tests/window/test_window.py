@@ -14,11 +14,12 @@
     is counted; without future_limit the same input makes honest events late (the check can fail).
  4. idle timeout: partition 1 goes quiet while partition 0 goes on; with idle_timeout its last
     window closes (a final row) during the quiet time, without it the window stays open.
- 5. config errors name the column and the position in the spec.
+ 5. config errors name the column and the position in the spec, at start and in `sluice
+    validate` (file:line:column of the value, through the stage's check).
  6. session windows per user, events out of order (late events bridge sessions and move their
     starts): the live rows (not retracted with merged_into) are exactly the sessions of a
     gap-based split of each user's events."""
-import json, os, random, subprocess, tempfile, time
+import json, os, random, re, subprocess, tempfile, time
 from decimal import Decimal
 from wlib import *
 
@@ -373,6 +374,10 @@ stages:
 """, check=False)
         if r.returncode != 2 or want not in r.stderr:
             fail(f"config error for '{spec}': exit {r.returncode}, want 2 and '{want}' in: {r.stderr[-400:]}")
+        # `sluice validate` finds it too (the stage's check), at file:line:column of the value
+        v = subprocess.run([BIN, "validate", "p.yaml"], cwd=d, capture_output=True, text=True, timeout=60)
+        if v.returncode == 0 or not re.search(r"p\.yaml:4:\d+: stage 'w' \(window\): ", v.stdout + v.stderr) or want not in v.stdout + v.stderr:
+            fail(f"sluice validate for '{spec}': exit {v.returncode}, want p.yaml:4:COL and '{want}' in: {(v.stdout + v.stderr)[-400:]}")
     print("config errors: reported with the column and position")
 
 def main():
