@@ -71,11 +71,16 @@ void wcond_free(wcond *c)
 
 /* ---- paths --------------------------------------------------------------------------------- */
 
-const sl_json *w_path_get(const sl_api *api, const sl_json *root, const wpath *p)
+const sl_json *w_path_get(const wstage *k, const sl_json *root, const wpath *p)
 {
     const sl_json *n = root;
-    for (int i = 0; i < p->n && n; i++)
-        n = api->json_get(n, p->seg[i]);
+    if (k->fast_keys) {
+        for (int i = 0; i < p->n && n; i++)
+            n = k->api->json_get_key(n, &p->key[i]);
+    } else {
+        for (int i = 0; i < p->n && n; i++)
+            n = k->api->json_get(n, p->seg[i]);
+    }
     return n;
 }
 
@@ -633,6 +638,13 @@ sl_err w_spec_compile(wstage *k)
         k->n_aggs = i + 1;
     }
     k->n_slots = (size_t)slot;
+    /* one hash compare per member instead of a string compare, when the host can */
+    if (k->api && SL_HAS(k->api, json_key_init) && SL_HAS(k->api, json_get_key)) {
+        for (size_t i = 0; i < k->n_paths; i++)
+            for (int j = 0; j < k->paths[i].n; j++)
+                k->api->json_key_init(&k->paths[i].key[j], k->paths[i].seg[j]);
+        k->fast_keys = true;
+    }
     k->contrib_size = (sizeof(contrib) + k->n_aggs * sizeof(int64_t) + (k->n_group ? W_KEY_MAX : 0) + 7) & ~(size_t)7;
     return SL_OK;
 }

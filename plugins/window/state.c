@@ -433,7 +433,7 @@ const char *w_extract(wstage *k, const sl_json *root, const sl_json *tnode, int6
     const sl_json *nodes[W_MAX_PATHS];
     nodes[0] = tnode;
     for (size_t i = 1; i < k->n_paths; i++)
-        nodes[i] = w_path_get(api, root, &k->paths[i]);
+        nodes[i] = w_path_get(k, root, &k->paths[i]);
     signed char cond[W_MAX_CONDS];
     memset(cond, -1, k->n_conds);
     c->ts = ts;

@@ -111,7 +111,7 @@ static sl_err k_process(void *self, sl_ctx *ctx, const sl_batch *batch)
         const sl_record *rec = batch->recs[i];
         const sl_json *root = api->json(ctx, rec, NULL);
         int64_t ts;
-        const sl_json *tnode = root ? w_path_get(api, root, &k->paths[0]) : NULL;
+        const sl_json *tnode = root ? w_path_get(k, root, &k->paths[0]) : NULL;
         if (!root || !event_time(api, tnode, &ts)) {
             no_time++;
             snprintf(reason, sizeof reason, "%s: missing or not a timestamp", c->time_field);

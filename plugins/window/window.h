@@ -44,6 +44,7 @@ typedef struct wconf {
 typedef struct wpath {
     char *text;
     char *seg[8];
+    sl_json_key key[8]; /* precomputed member keys (ABI 1.7 json_get_key) */
     int n;
 } wpath;
 
@@ -172,6 +173,7 @@ typedef struct wstage {
     int group_path[W_MAX_GROUP];
     char *group_name[W_MAX_GROUP];
     size_t n_paths;
+    bool fast_keys;  /* the host has json_get_key: paths use precomputed keys */
     wpath paths[W_MAX_PATHS];
     size_t n_conds;
     wcond *conds[W_MAX_CONDS];
@@ -198,7 +200,7 @@ typedef struct wstage {
 /* spec.c */
 sl_err w_spec_compile(wstage *k);
 void w_spec_free(wstage *k);
-const sl_json *w_path_get(const sl_api *api, const sl_json *root, const wpath *p);
+const sl_json *w_path_get(const wstage *k, const sl_json *root, const wpath *p);
 
 /* state.c */
 int64_t w_floor_div(int64_t a, int64_t b);
