@@ -262,17 +262,20 @@ static sl_err k_on_finished(void *self, sl_ctx *ctx, void *cookie, int rejected)
     return SL_OK;
 }
 
-static sl_err k_flush(void *self, sl_ctx *ctx, int final)
+static sl_err k_flush(void *self, sl_ctx *ctx, int reason)
 {
     wkpi *k = self;
     int64_t now = k->api->monotonic_ms(ctx);
+    bool final = reason != SL_FLUSH_TICK;
     bool due = final || now - k->last_emit_ms >= k->conf->emit_interval_ms;
     if (due)
         k->last_emit_ms = now;
     for (size_t pi = 0; pi < k->n_parts; pi++) {
         part *p = k->parts[pi];
-        /* Not while inputs wait to be counted: the drain counts them, then closes. */
-        bool close_all = final && k->conf->close_on_end && !k->n_pending;
+        /* Only at the end of the input (a rebalance's drain keeps windows open: the next owner
+         * continues them), and not while inputs wait to be counted: the drain counts them,
+         * then closes. */
+        bool close_all = reason == SL_FLUSH_END && k->conf->close_on_end && !k->n_pending;
         if ((due && (p->dirty_open || p->n_fix)) || close_all || cycle_due(k, p)) {
             sl_err e = cycle(k, ctx, p, close_all);
             if (e != SL_OK)

@@ -36,23 +36,24 @@ extern int nchildren;
 extern CURL *curl;
 extern char tmp_dir[256];
 
+/* Counts and reports a failed check: where, the condition, then the printf-style message. */
+#define FAILED_(cond_text, ...)                                                                    \
+    do {                                                                                           \
+        failures++;                                                                                \
+        fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, cond_text);                       \
+        fprintf(stderr, __VA_ARGS__);                                                              \
+        fputc('\n', stderr);                                                                       \
+    } while (0)
 #define CHECK(cond, ...)                                                                           \
     do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-        }                                                                                          \
+        if (!(cond))                                                                               \
+            FAILED_(#cond, __VA_ARGS__);                                                           \
     } while (0)
 /* For checks the rest of a subtest cannot go on without (cond is evaluated once). */
 #define REQUIRE(cond, ...)                                                                         \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                       \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
+            FAILED_(#cond, __VA_ARGS__);                                                           \
             die();                                                                                 \
         }                                                                                          \
     } while (0)

@@ -196,9 +196,11 @@ def main():
             if text_ is not None:
                 open(path, "w").write(text_)
             rc, err, *_ = run(d, path, ['{}'])
-            # `sluice run` reports a stage's config error and does not restart it (the exit code
-            # of the supervisor is its own business: 1 here, 2 from `sluice __pipeline`).
-            check(rc != 0 and "configuration error" in err, f"bad schema {i}: exit {rc}: {err[-300:]}")
+            # Refused before start by the validator's check (`stage 'v' (validator): schema: ...`
+            # after the pipeline file's position), or, failing that, by its init ("configuration
+            # error"); either way the pipeline never runs.
+            check(rc != 0 and ("configuration error" in err or "(validator): schema: " in err),
+                  f"bad schema {i}: exit {rc}: {err[-300:]}")
             check("schema: " in err and where in err, f"bad schema {i}: error does not say where: {err[-500:]}")
     print(f"validator: {len(ECOMMERCE) + len(RULES)} rows, {len(failures)} failures")
     sys.exit(1 if failures else 0)
