@@ -67,23 +67,22 @@ int cfg_text_fd(const char *text)
     return fd;
 }
 
-int cfg_policy_to_env(const cfg_policy *pol, int text_fd)
+void cfg_policy_env(const cfg_policy *pol, int text_fd, void (*set)(void *ctx, const char *name, const char *value),
+                    void *ctx)
 {
     char fd[16];
     snprintf(fd, sizeof fd, "%d", text_fd);
-    if (setenv("SLUICE_PIPELINE_TEXT_FD", fd, 1)) return -1;
-    if (setenv("SLUICE_UNTRUSTED", pol->untrusted ? "1" : "0", 1)) return -1;
-    if (pol->data_dir) setenv("SLUICE_DATA_DIR", pol->data_dir, 1);
-    else unsetenv("SLUICE_DATA_DIR");
+    set(ctx, "SLUICE_PIPELINE_TEXT_FD", fd);
+    set(ctx, "SLUICE_UNTRUSTED", pol->untrusted ? "1" : "0");
+    set(ctx, "SLUICE_DATA_DIR", pol->data_dir);
     sl_buf b = {0};
     for (size_t i = 0; i < nforbid; i++) {
         if (i) buf_puts(&b, ":");
         if (forbid_soft[i]) buf_puts(&b, "~");
         buf_puts(&b, forbid[i]);
     }
-    int rc = setenv("SLUICE_FORBID_DIRS", buf_cstr(&b), 1);
+    set(ctx, "SLUICE_FORBID_DIRS", buf_cstr(&b));
     buf_free(&b);
-    return rc;
 }
 
 int cfg_policy_from_env(char *err, size_t errlen)

@@ -7,7 +7,7 @@
  * SL_CFG_OPERATOR_ONLY settings, and SL_CFG_KEYS_LISTED maps only with their allow-listed keys.
  *
  * The supervisor checks a definition with the policy of its author and hands the child process
- * the very text it checked, together with the policy (see cfg_policy_to_env / _from_env). */
+ * the very text it checked, together with the policy (see cfg_policy_env / cfg_policy_from_env). */
 #ifndef SL_HOST_CFGPOLICY_H
 #define SL_HOST_CFGPOLICY_H
 
@@ -30,13 +30,14 @@ void cfg_forbid_dir(const char *dir);
  *  holds the default data directory STATE/data next to the token and the REST pipelines). */
 void cfg_forbid_around_data(const char *dir);
 
-/** Sets the child's environment for `pol` (called between fork and exec): the text goes in a
- *  memfd on fd `text_fd`. Returns 0 or -1 with errno. */
-int cfg_policy_to_env(const cfg_policy *pol, int text_fd);
+/** The child's environment for `pol`, one set(ctx, name, value) per variable (value NULL: unset
+ *  it): the text goes in a memfd on the child's fd `text_fd`. */
+void cfg_policy_env(const cfg_policy *pol, int text_fd, void (*set)(void *ctx, const char *name, const char *value),
+                    void *ctx);
 /** In a child started by the supervisor: read the policy and the checked text back and make
  *  them the default. 0 when there is nothing to read or all went well; -1 with err. */
 int cfg_policy_from_env(char *err, size_t errlen);
-/** Creates a memfd holding `text` (for cfg_policy_to_env); -1 on error. */
+/** Creates a memfd holding `text` (for cfg_policy_env); -1 on error. */
 int cfg_text_fd(const char *text);
 
 /** Resolves and (for untrusted pipelines) confines one path-typed value. `base` is the

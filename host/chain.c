@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "runtime_int.h"
+#include "tap_child.h"
 
 /* ---- running the chain -------------------------------------------------------------------- */
 
@@ -90,6 +91,7 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
             if (h->dirty) materialize(t, h);
         }
     atomic_fetch_add_explicit(&s->in, in->n, memory_order_relaxed);
+    if (tap_wanted(s->index - 1)) tap_records(t, s->index - 1, in); /* sluice tap: leaving the previous stage */
     sl_batch b = {(const sl_record *const *)in->v, in->n};
     size_t mark = out ? out->n : 0;
     int64_t backoff = 100;
@@ -116,6 +118,7 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
             if (s->index >= 0 && (size_t)s->index + 1 == t->nstages) {
                 /* End-to-end latency: record timestamp to the sink's return. */
                 int64_t now = sl_now_ms();
+                if (tap_wanted(s->index)) tap_records(t, s->index, in); /* sluice tap: what the sink took */
                 pthread_mutex_lock(&t->slock);
                 for (size_t i = 0; i < in->n; i++)
                     hist_add(&t->e2e, (double)(now - in->v[i]->timestamp_ms) / 1000.0);
@@ -168,6 +171,7 @@ static void run_dead_letters(task *t)
         t->dlq_pending = (recvec){0};
         /* No call can take these back any more: a watcher of their token hears "rejected". */
         for (size_t i = 0; i < v.n; i++) ack_mark_rejected(v.v[i]->ack);
+        if (tap_wanted(TAP_DEAD)) tap_records(t, TAP_DEAD, &v); /* sluice tap --dead-letter */
         if (t->dlq) {
             run_stage(t, t->dlq, &v, NULL);
         } else {
@@ -336,7 +340,7 @@ static void track_owned(task *t, const sl_position *parts, size_t n, int add)
         while (j < t->nowned && !(t->owned[j].partition == parts[i].partition && !strcmp(t->owned[j].topic, topic))) j++;
         if (add && j == t->nowned) {
             t->owned = xrealloc(t->owned, (j + 1) * sizeof *t->owned);
-            t->owned[t->nowned++] = (sl_position){xstrdup(topic), parts[i].partition, -1};
+            t->owned[t->nowned++] = (sl_position){xstrdup(topic), parts[i].partition, parts[i].offset};
         } else if (!add && j < t->nowned) {
             free((char *)t->owned[j].topic);
             t->owned[j] = t->owned[--t->nowned];

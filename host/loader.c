@@ -365,7 +365,7 @@ int loader_scan(char *err, size_t errlen)
         char **files = NULL;
         size_t nf = 0;
         collect(dirs[di], 0, &files, &nf);
-        qsort(files, nf, sizeof *files, cmp_str);
+        if (nf) qsort(files, nf, sizeof *files, cmp_str); /* qsort(NULL, 0) is undefined */
         for (size_t i = 0; i < nf; i++) {
             if (rc == 0) {
                 sl_plugin *p = loader_load_file(files[i], err, errlen);

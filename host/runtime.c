@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "runtime_int.h"
+#include "tap_child.h"
 
 atomic_int stop_requested;
 atomic_int pause_requested; /* set from the supervisor's control pipe */
@@ -141,6 +142,8 @@ static void task_free(task *t)
     free(t->committed);
     for (size_t i = 0; i < t->nowned; i++) free((char *)t->owned[i].topic);
     free(t->owned);
+    for (size_t i = 0; i < t->nends; i++) free((char *)t->ends[i].topic);
+    free(t->ends);
     pthread_mutex_destroy(&t->slock);
     /* Closing stages finish watched records: nobody hears of them any more. */
     pthread_mutex_lock(&t->nlock);
@@ -171,7 +174,7 @@ static void read_control(void)
     ssize_t r = -1;
     while (control_fd >= 0 && (r = read(control_fd, c, sizeof c)) > 0)
         for (ssize_t i = 0; i < r; i++)
-            if (c[i] == 'P' || c[i] == 'R') atomic_store(&pause_requested, c[i] == 'P');
+            if (!tap_control_byte(c[i]) && (c[i] == 'P' || c[i] == 'R')) atomic_store(&pause_requested, c[i] == 'P');
     if (control_fd >= 0 && r == 0) { /* the supervisor is gone: stop, never run on as an orphan */
         control_fd = -1;
         runtime_request_stop();
@@ -230,6 +233,7 @@ int runtime_run(pipeline_cfg *cfg, int status_fd)
                     joined = pthread_tryjoin_np(tasks[k].thread, NULL) == 0;
                     if (!joined) sl_sleep_ms(50);
                     read_control();
+                    if (status_fd >= 0) tap_flush(status_fd); /* sluice tap: sampled records */
                 }
                 if (!joined && status_fd >= 0) write_status(cfg, status_fd, "RUNNING");
             }

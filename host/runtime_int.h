@@ -113,12 +113,14 @@ struct task {
     size_t call_holds;    /* input records held during the current process call */
     atomic_int failed;    /* a stage returned FATAL (read by the status writer) */
     atomic_int paused;    /* the source is paused on the supervisor's request */
-    pthread_mutex_t slock; /* guards e2e, committed and owned (read by write_status) */
+    pthread_mutex_t slock; /* guards e2e, committed, owned and ends (read by write_status) */
     histogram e2e;        /* record timestamp -> the sink returned, seconds */
     sl_position *committed; /* last committed position per partition (topic strdup'd) */
     size_t ncommitted;
     sl_position *owned; /* partitions the source owns now (status "assigned"; topic strdup'd) */
     size_t nowned;
+    sl_position *ends; /* api->report_end_offsets: each partition's end (status "lag") */
+    size_t nends;
     atomic_int done;      /* the source is exhausted */
     int64_t last_commit;
     uint32_t seq;         /* one per process call, for the dropped count */
@@ -208,6 +210,7 @@ void api_partitions_assigned(sl_ctx *ctx, sl_position *parts, size_t n);
 void api_partitions_revoked(sl_ctx *ctx, const sl_position *parts, size_t n);
 void api_restore(sl_ctx *ctx, const sl_record *recs, size_t n);
 void deliver_finished(task *t);
+void api_report_end_offsets(sl_ctx *ctx, const sl_position *ends, size_t n); /* status.c */
 
 /* status.c */
 void write_status(pipeline_cfg *cfg, int fd, const char *state);

@@ -304,4 +304,5 @@ const sl_api sl_host_api = {
     .json_key_is = api_json_key_is,
     .json_key_hash = api_json_key_hash,
     .emit_borrowed = api_emit_borrowed,
+    .report_end_offsets = api_report_end_offsets,
 };

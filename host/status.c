@@ -1,4 +1,5 @@
 /* status.c — the JSON status line the supervisor reads once a second. */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -21,9 +22,56 @@ static void hist_merge(histogram *into, const histogram *h)
     into->sum += h->sum;
 }
 
+void api_report_end_offsets(sl_ctx *ctx, const sl_position *ends, size_t n)
+{
+    task *t = ctx->task;
+    sl_position *copy = n ? xcalloc(n, sizeof *copy) : NULL;
+    for (size_t i = 0; i < n; i++)
+        copy[i] = (sl_position){xstrdup(ends[i].topic ? ends[i].topic : ""), ends[i].partition, ends[i].offset};
+    pthread_mutex_lock(&t->slock);
+    for (size_t i = 0; i < t->nends; i++) free((char *)t->ends[i].topic);
+    free(t->ends);
+    t->ends = copy;
+    t->nends = n;
+    pthread_mutex_unlock(&t->slock);
+}
+
+static const sl_position *find_pos(const sl_position *v, size_t n, const sl_position *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i].partition == p->partition && !strcmp(v[i].topic, p->topic)) return &v[i];
+    return NULL;
+}
+
+/* Consumer lag of every owned partition whose end the source reported: end minus the next
+ * offset to read after the last commit (or after the position the partition was assigned at;
+ * from offset 0 when there is neither). Kafka tooling's "end - committed", from inside. */
+static void buf_lag(sl_buf *b)
+{
+    int first = 1;
+    for (int k = 0; k < ntasks; k++) {
+        pthread_mutex_lock(&tasks[k].slock);
+        for (size_t i = 0; i < tasks[k].nowned; i++) {
+            const sl_position *o = &tasks[k].owned[i];
+            const sl_position *e = find_pos(tasks[k].ends, tasks[k].nends, o);
+            if (!e) continue;
+            const sl_position *c = find_pos(tasks[k].committed, tasks[k].ncommitted, o);
+            long long last = c ? (long long)c->offset : (long long)o->offset; /* last finished, -1: none */
+            long long next = last >= 0 ? last + 1 : 0, lag = e->offset > next ? e->offset - next : 0;
+            buf_printf(b, "%s{\"task\":%d,\"topic\":", first ? "" : ",", k);
+            buf_json_str(b, o->topic, strlen(o->topic));
+            buf_printf(b, ",\"partition\":%d,\"end\":%lld,\"committed\":%lld,\"lag\":%lld}", (int)o->partition,
+                       (long long)e->offset, last >= 0 ? next : -1, lag);
+            first = 0;
+        }
+        pthread_mutex_unlock(&tasks[k].slock);
+    }
+}
+
 /* One JSON line per call: what the supervisor keeps and serves as status and metrics.
  * Stage totals are summed over tasks; "per_task" holds [in, out, rejected, dropped] per task;
- * histograms are summed over tasks; "offsets" are the last committed positions. */
+ * histograms are summed over tasks; "offsets" are the last committed positions; "lag" is
+ * per owned partition whose end the source reports (api->report_end_offsets). */
 void write_status(pipeline_cfg *cfg, int fd, const char *state)
 {
     sl_buf b = {0};
@@ -112,6 +160,8 @@ void write_status(pipeline_cfg *cfg, int fd, const char *state)
         }
         pthread_mutex_unlock(&tasks[k].slock);
     }
+    buf_puts(&b, "],\"lag\":[");
+    buf_lag(&b);
     buf_puts(&b, "],\"e2e\":");
     buf_hist(&b, "e2e", &e2e);
     pthread_mutex_lock(&error_lock);

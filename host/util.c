@@ -10,44 +10,14 @@
 #include <strings.h>
 #include <time.h>
 
+#include "../plugins/common/sl_duration.h"
+
 /* Durations: a number with a unit (ms, s, m, h, d); a bare number means milliseconds.
- * Compound forms like "1h30m" are accepted, as Go and Kafka users expect. */
+ * Compound forms like "1h30m" are accepted, as Go and Kafka users expect. The parser is shared
+ * with sluice-gen (plugins/common/sl_duration.h): one syntax, one meaning. */
 sl_err sl_parse_duration(const char *text, int64_t *ms)
 {
-    static const struct { const char *u; double f; } units[] = {
-        {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
-    };
-    const char *p = text;
-    double total = 0;
-    int parts = 0;
-    while (*p == ' ') p++;
-    if (!*p) return SL_EINVAL;
-    while (*p && *p != ' ') {
-        char *end;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno || !isfinite(v) || v < 0 || *p == '+' || *p == '-') return SL_EINVAL;
-        p = end;
-        if (!*p || *p == ' ') {
-            if (parts) return SL_EINVAL; /* "1h30" is ambiguous */
-            total += v;
-            parts++;
-            break;
-        }
-        size_t ul = 0;
-        while (isalpha((unsigned char)p[ul])) ul++;
-        double f = -1;
-        for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-            if (strlen(units[i].u) == ul && strncmp(p, units[i].u, ul) == 0) f = units[i].f;
-        if (f < 0) return SL_EINVAL;
-        total += v * f;
-        parts++;
-        p += ul;
-    }
-    while (*p == ' ') p++;
-    if (*p || total > 9.2e18) return SL_EINVAL;
-    *ms = (int64_t)llround(total);
-    return SL_OK;
+    return sl_duration_ms(text, ms) == 0 ? SL_OK : SL_EINVAL;
 }
 
 /* Sizes: B, kB/KB (1000), KiB (1024), MB/MiB, GB/GiB; a bare number is bytes. */

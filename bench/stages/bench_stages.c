@@ -12,12 +12,14 @@
  * Needs SLUICE_SOURCE_DIR and SLUICE_BUILD_DIR (set by `meson test --benchmark`).
  */
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "tap_child.h"
 #include "runtime.h"
 
 static char dir[256];
@@ -89,7 +91,17 @@ static void write_file(const char *path, const char *text)
 static double run_pipeline(const char *yaml_path)
 {
     double t0 = now_s();
-    int rc = sl_run_pipeline_file(yaml_path, plugin_dirs, 2, -1);
+    /* SLUICE_BENCH_TAP=R: a `sluice tap` open on the second stage's output and the dead letters
+     * at R records/s, samples written to /dev/null as to the supervisor (tap overhead). */
+    static int status_fd = -2;
+    if (status_fd == -2) {
+        const char *tap = getenv("SLUICE_BENCH_TAP");
+        status_fd = tap ? open("/dev/null", O_WRONLY) : -1;
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "T[{\"bit\":1,\"rate\":%s},{\"bit\":63,\"rate\":%s}]\n", tap ? tap : "", tap ? tap : "");
+        for (const char *c = cmd; tap && *c; c++) tap_control_byte(*c);
+    }
+    int rc = sl_run_pipeline_file(yaml_path, plugin_dirs, 2, status_fd);
     if (rc) {
         fprintf(stderr, "pipeline %s failed (%d)\n", yaml_path, rc);
         exit(1);

@@ -51,7 +51,7 @@ extern "C" {
 
 #define SL_STAGE_MAGIC 0x534C5354u /* "SLST" */
 #define SL_ABI_MAJOR 1             /* incompatible change: the host refuses other majors */
-#define SL_ABI_MINOR 7             /* append-only additions: the host refuses newer minors */
+#define SL_ABI_MINOR 8             /* append-only additions: the host refuses newer minors */
 
 /*
  * Every minor, what it added and the sizes of the two versioned structs (bytes on LP64):
@@ -69,6 +69,7 @@ extern "C" {
  *   1.7    168                    392             api->json_string_len, json_int64, json_print,
  *                                                 json_key_init, json_get_key, json_key_is,
  *                                                 json_key_hash, emit_borrowed
+ *   1.8    168                    400             api->report_end_offsets
  *
  * The host loads a stage of the same major and an older or equal minor. It reads a
  * descriptor field only when the stage's struct_size covers it (fields a stage's minor does
@@ -88,7 +89,8 @@ extern "C" {
     X(4, check, set_key)                                                                     \
     X(5, check, set_timestamp)                                                               \
     X(6, check, set_timestamp)                                                               \
-    X(7, check, emit_borrowed)
+    X(7, check, emit_borrowed)                                                               \
+    X(8, check, report_end_offsets)
 
 /** Bytes of `type` up to and including `field`: what a struct_size must cover to hold it. */
 #define SL_SIZE_TO(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
@@ -496,7 +498,9 @@ typedef struct sl_api {
     const char *(*json_string_len)(const sl_json *node, size_t *len);
     /** A number node's value as an int64: SL_OK when it is an integer int64 holds exactly
      *  (integers beyond 2^53 are read from their digits, not through a double); SL_EINVAL for
-     *  fractions, out-of-range values and non-numbers. */
+     *  fractions, out-of-range values and non-numbers. (Printing — json_print, or the value of a
+     *  record whose JSON a stage changed — still writes numbers from the double: such an
+     *  integer comes out rounded there.) */
     sl_err (*json_int64)(const sl_json *node, int64_t *out);
     /** The compact JSON text of `node` (any subtree), NUL-terminated, *len its length; borrowed
      *  until the callback returns. NULL if it cannot be printed. */
@@ -518,6 +522,18 @@ typedef struct sl_api {
      *  poll with max > 0 returns, or its close: the host is done with a poll's records before
      *  it polls for more (a poll with max = 0, made while a stage retries, must not free them). */
     sl_err (*emit_borrowed)(sl_ctx *ctx, const sl_record *rec);
+
+    /* -- ABI 1.8: consumer lag from the source -- */
+
+    /**
+     * Source: the end of each partition it reads now (Kafka's high watermark: the offset the
+     * next record written will get), so the host can report consumer lag (status, /metrics
+     * `sluice_consumer_lag`, autoscaling) without knowing the source. Each call replaces the
+     * task's previous report; call it from the task thread (poll) about once a second, with
+     * every partition the task owns whose end is known. Positions borrowed until return. A
+     * stage that may run on an older host tests SL_HAS(api, report_end_offsets) first.
+     */
+    void (*report_end_offsets)(sl_ctx *ctx, const sl_position *ends, size_t n);
 } sl_api;
 
 /* ---- the descriptor ------------------------------------------------------------------ */
@@ -600,7 +616,9 @@ typedef struct sl_stage_desc {
 
     /**
      * Source: persist/commit these positions (see sl_position.offset). Called from the task
-     * thread between polls, on an interval, on revoke and at shutdown. May be NULL.
+     * thread: on an interval between polls, at shutdown, and on revoke, which comes from
+     * inside the source's own poll (its rebalance callback calls api->partitions_revoked,
+     * which drains and commits before it returns). May be NULL.
      */
     sl_err (*commit)(void *self, sl_ctx *ctx, const sl_position *pos, size_t n);
 

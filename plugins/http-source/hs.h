@@ -3,6 +3,7 @@
 #ifndef HS_H
 #define HS_H
 
+#include "../common/sl_httpd.h"
 #include <sluice/stage.h>
 
 #include <curl/curl.h>
@@ -58,9 +59,7 @@ typedef struct batch {
 /* Per HTTP request state (MHD's con_cls). */
 typedef struct hs_conn {
     struct MHD_Connection *mc;
-    char *body;
-    size_t len, cap;
-    int too_large;
+    sl_body body;        /* see ../common/sl_httpd.h */
     int suspended;
     unsigned status;     /* answer once resumed */
     char reason[240];

@@ -59,32 +59,23 @@ static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const
 
 static int authorized(hs *s, struct MHD_Connection *mc)
 {
-    if (!s->cfg->token)
-        return 1;
-    const char *h = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0)
-        return 0;
-    /* Compare every byte so the time taken does not reveal the matching prefix. */
-    const char *a = h + 7, *b = s->cfg->token;
-    size_t la = strlen(a), lb = strlen(b);
-    unsigned diff = la != lb;
-    for (size_t i = 0; i < la && i < lb; i++)
-        diff |= (unsigned char)a[i] ^ (unsigned char)b[i];
-    return diff == 0;
+    return !s->cfg->token ||
+           sl_bearer_ok(MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Authorization"), s->cfg->token);
 }
 
 /* The body is complete: parse, enqueue, and answer now (accepted) or later (durable). */
 static enum MHD_Result finish_request(hs *s, hs_conn *c)
 {
     char why[200];
-    if (c->too_large) {
+    if (c->body.too_big) {
         snprintf(why, sizeof(why), "body larger than max_body (%lld bytes)", (long long)s->cfg->max_body);
         return respond(c->mc, 413, why);
     }
     items it;
-    char *body = c->body;
-    c->body = NULL;
-    if (hs_parse_body(body ? body : strdup(""), c->len, 1, &it, why, sizeof(why)) != 0) {
+    char *body = c->body.data;
+    size_t body_len = c->body.len;
+    c->body.data = NULL;
+    if (hs_parse_body(body ? body : strdup(""), body_len, 1, &it, why, sizeof(why)) != 0) {
         items_free(&it);
         s->api->count(s->ctx, "bad_requests", 1);
         return respond(c->mc, 400, why);
@@ -150,8 +141,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             return respond(mc, 405, "use POST");
         if (!authorized(s, mc))
             return respond(mc, 401, "missing or wrong bearer token");
-        const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->max_body) {
+        sl_body announced = {0};
+        sl_body_begin(&announced, MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length"),
+                      (size_t)s->cfg->max_body);
+        if (announced.too_big) {
             char why[160];
             snprintf(why, sizeof(why), "body larger than max_body (%lld bytes)", (long long)s->cfg->max_body);
             return respond(mc, 413, why);
@@ -170,23 +163,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (c->too_large || c->len + n > (size_t)s->cfg->max_body) {
-            c->too_large = 1; /* keep reading (and dropping) so we can answer 413 */
-            return MHD_YES;
-        }
-        if (c->len + n + 1 > c->cap) {
-            size_t cap = (c->len + n + 1) * 2;
-            if (cap > (size_t)s->cfg->max_body + 1)
-                cap = (size_t)s->cfg->max_body + 1;
-            char *nb = realloc(c->body, cap);
-            if (!nb)
-                return MHD_NO;
-            c->body = nb;
-            c->cap = cap;
-        }
-        memcpy(c->body + c->len, upload, n);
-        c->len += n;
-        return MHD_YES;
+        /* past max_body: keep reading (and dropping) so we can answer 413 */
+        return sl_body_add(&c->body, upload, n, (size_t)s->cfg->max_body) == 0 ? MHD_YES : MHD_NO;
     }
     return finish_request(s, c);
 }
@@ -203,7 +181,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     if (!c)
         return;
     /* Never still listed: it is unlinked before it is resumed. */
-    free(c->body);
+    sl_body_free(&c->body);
     free(c);
     *con_cls = NULL;
 }

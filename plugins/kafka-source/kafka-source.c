@@ -22,15 +22,21 @@
  * auto.offset.reset). auto.offset.reset is "error": a committed or current offset the broker
  * no longer has (retention, deleted records, a recreated topic) means records were skipped;
  * that is an error log and the `offset_resets` counter, and the partition goes on at `start`.
+ *
+ * About once a second poll() hands the host each assigned partition's end (high watermark) with
+ * api->report_end_offsets (ABI 1.8), from which it reports consumer lag. The ends come from
+ * librdkafka's cache (updated by every fetch response): no broker round trip.
  */
 #include <sluice/stage.h>
 
 #include <librdkafka/rdkafka.h>
 
 #include "../common/sl_rdkafka_policy.h"
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct kc_config {
     char *brokers;
@@ -59,6 +65,7 @@ typedef struct kc {
      * poll with max > 0 starts (the host is then done with them), or at close. */
     rd_kafka_message_t **lent;
     size_t n_lent, cap_lent;
+    int64_t ends_at_ms; /* when the partition ends were last reported (monotonic) */
 } kc;
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -436,6 +443,42 @@ static sl_err handle_message(kc *s, sl_ctx *ctx, rd_kafka_message_t *m, size_t *
     return ret;
 }
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Once a second: the end of every assigned partition whose end librdkafka knows, for the
+ * host's consumer-lag figures. A host older than ABI 1.8 has no report_end_offsets. */
+static void report_ends(kc *s, sl_ctx *ctx)
+{
+    const sl_api *api = s->api;
+    if (!SL_HAS(api, report_end_offsets))
+        return;
+    int64_t now = mono_ms();
+    if (now - s->ends_at_ms < 1000)
+        return;
+    s->ends_at_ms = now;
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(s->rk, &l) != RD_KAFKA_RESP_ERR_NO_ERROR || !l)
+        return;
+    sl_position *ends = calloc(l->cnt ? (size_t)l->cnt : 1, sizeof(*ends));
+    size_t n = 0;
+    for (int i = 0; ends && i < l->cnt; i++) {
+        int64_t lo = 0, hi = RD_KAFKA_OFFSET_INVALID;
+        if (rd_kafka_get_watermark_offsets(s->rk, l->elems[i].topic, l->elems[i].partition, &lo, &hi) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            hi >= 0)
+            ends[n++] = (sl_position){l->elems[i].topic, l->elems[i].partition, hi};
+    }
+    if (ends)
+        api->report_end_offsets(ctx, ends, n);
+    free(ends);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 static sl_err kc_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     kc *s = self;
@@ -465,6 +508,7 @@ static sl_err kc_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
     }
     if (n)
         s->api->count(ctx, "consumed", n);
+    report_ends(s, ctx);
     return ret;
 }
 

@@ -153,7 +153,7 @@ void t_shares(void)
     const char *args[] = {"--stopped", "--seed", "99", "--fixed-clock", "1714557600000",
                           "--buffer", "200000", "--record", rec, "--config",
                           "{\"rate\":1000,\"invalid_pct\":10,\"duplicate_pct\":5,\"late_pct\":20,"
-                          "\"late_by\":30}", NULL};
+                          "\"late_by\":\"30s\"}", NULL};
     struct gen g;
     gen_start(&g, args);
     struct resp r = {0};

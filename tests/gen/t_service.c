@@ -55,10 +55,22 @@ void t_config(void)
            "\"purchase\":50}}", &r);
     c = json_ok(&r, "PUT config");
     mix = cJSON_GetObjectItem(c, "mix");
-    CHECK(jnum(c, "rate") == 250 && jnum(c, "late_by") == 90 && jnum(c, "users") == 50 &&
+    CHECK(jnum(c, "rate") == 250 && jnum(c, "late_by") == 90000 && jnum(c, "users") == 50 &&
               jnum(mix, "page_view") == 33.5 && jnum(mix, "refund") == 0,
           "PUT result: %s", r.body.p);
     cJSON_Delete(c);
+    /* Durations mean what they mean in a pipeline file: a bare number is milliseconds, and
+     * the host's compound form is accepted. */
+    http_s(g.port, "PUT", "/gen/config", "{\"late_by\":1500}", &r);
+    c = json_ok(&r, "PUT late_by 1500");
+    CHECK(jnum(c, "late_by") == 1500, "a bare late_by is milliseconds: %s", r.body.p);
+    cJSON_Delete(c);
+    http_s(g.port, "PUT", "/gen/config", "{\"late_by\":\"1h30m\"}", &r);
+    c = json_ok(&r, "PUT late_by 1h30m");
+    CHECK(jnum(c, "late_by") == 5400000, "late_by 1h30m: %s", r.body.p);
+    cJSON_Delete(c);
+    http_s(g.port, "PUT", "/gen/config", "{\"late_by\":\"90s\"}", &r);
+    cJSON_Delete(json_ok(&r, "PUT late_by back"));
     /* The new populations are used: ids stay within 50 users and 20 products. */
     http_s(g.port, "POST", "/gen/emit", "{\"count\":500,\"echo\":true}", &r);
     c = json_ok(&r, "emit");

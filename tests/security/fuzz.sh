@@ -14,7 +14,7 @@ command -v clang >/dev/null 2>&1 || { echo "clang not found: skipping"; exit 77;
 mkdir -p "$out"
 clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$src/include" -I"$src/host" -I/usr/include/cjson \
+    -I"$src/include" -I"$src/host" -I"$src/host/control" -I/usr/include/cjson \
     "$src/tests/security/fuzz_$which.c" "$build/host/libsluice_core.a" \
     $(pkg-config --libs yaml-0.1 libcjson rdkafka libmicrohttpd libpq) -lpthread -ldl -lm -o "$out/fuzz_$which" \
     || { echo "cannot build with libFuzzer: skipping"; exit 77; }

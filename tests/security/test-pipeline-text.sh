@@ -17,7 +17,7 @@ pid1=$(pid_of x)
 # Edit the file behind the API: a sink loaded by path (refused for REST pipelines) writing elsewhere.
 so=$(ls "${SLUICE_PLUGIN_PATH##*:}"/file-sink/file-sink.so "${SLUICE_PLUGIN_PATH##*:}"/file-sink.so 2>/dev/null | head -1)
 [ -n "$so" ] || so=$SLUICE_BUILD_DIR/plugins/file-sink/file-sink.so
-sed -e "s|use: \"\?file-sink\"\?|use: \"$so\"|" -e 's|out-a.ndjson|out-b.ndjson|' pdir/x.yaml > pdir/.x.new
+sed -e "s|\(\"\\?use\"\\?\): \"\\?file-sink\"\\?|\1: \"$so\"|" -e 's|out-a.ndjson|out-b.ndjson|' pdir/x.yaml > pdir/.x.new
 mv pdir/.x.new pdir/x.yaml
 grep -q "file-sink.so" pdir/x.yaml || fail "the edit did not happen"
 has_reload_error() { req GET /connectors/x/status >/dev/null; grep -q reload_error "$T/body"; }

@@ -83,6 +83,8 @@ try {
 
   // ---- with the token from the URL ---------------------------------------------------------------
   const dash = await newPage(browser);
+  const requests = [];
+  dash.on('request', (r) => requests.push(r.url()));
   await dash.goto(`${SLUICE}/ui/?token=${encodeURIComponent(TOKEN)}`);
   check((await dash.title()).includes('sluice'), 'the supervisor serves the dashboard under /ui/');
   check(!dash.url().includes('token'), `the token is stripped from the address bar (${dash.url()})`);
@@ -92,6 +94,27 @@ try {
   const flowing = await waitFor(async () => ((await numAttr(dash, 'td[data-kpi="orders"][data-tf="15m"]')) ?? 0) > 0, 90000, 500);
   check(flowing, 'orders appear on the dashboard without a reload');
   check((await dash.locator('#conn').getAttribute('data-state')) === 'connected', 'the dashboard shows it is connected');
+
+  // ---- live updates by server-sent events, the pipeline picture, the tap panel ------------------
+  await sleep(3000);
+  const polls = requests.filter((u) => /\/connectors\?expand=status|\/metrics(\?|$)|\/api\/query\//.test(u));
+  const live = requests.filter((u) => u.includes('/api/live?status=true&query='));
+  check(polls.length === 0, `no polling of /connectors?expand=status, /metrics or /api/query/ (${polls.length} requests: ${polls.slice(0, 3).join(' ')})`);
+  check(live.length === 1, `one /api/live event stream carries the status and the KPIs (${live.length} opened)`);
+  const fig = dash.locator(`figure[data-pipeline="${INGEST}"]`);
+  const nStages = await waitFor(async () => ((n) => (n >= 2 ? n : null))(await fig.locator('[data-stage]').count()), 15000);
+  check(nStages, `the picture shows ${INGEST}'s stages as a chain (${nStages})`);
+  const edgeRate = await waitFor(async () => ((v) => (v > 0 ? v : null))(await numAttr(dash, `figure[data-pipeline="${INGEST}"] [data-edge="0"]`)), 15000, 300);
+  check(edgeRate, `the picture shows records/s on the first edge (${edgeRate})`);
+  check(await waitFor(async () => (await fig.locator('[data-slow="true"]').count()) === 1, 15000, 300), 'one stage is highlighted as the one holding the flow back');
+  await fig.locator('.stage-box').nth(1).click();
+  await dash.locator('#tap-start').click();
+  const tapped = await waitFor(async () => ((n) => (n >= 2 ? n : null))(await dash.locator('#tap-records li[data-tap-record]').count()), 20000, 300);
+  check(tapped, `the tap panel shows live records (${tapped})`);
+  await shot(dash, 'dashboard-flow-tap');
+  await dash.locator('#tap-start').click(); // stop
+  check(await anon.locator('#tap-auth').isVisible(), 'without a token the tap panel says it needs the token');
+  check(await anon.locator('#tap-start').isDisabled(), '... and cannot be started');
 
   // ---- the generator rate drives the dashboard's events/s -------------------------------------
   const inRate = () => numAttr(dash, `#health-body tr[data-pipeline="${INGEST}"] td[data-col="in"]`);

@@ -1,6 +1,8 @@
 /* events.c — sluice-gen's PRNG, configuration and events (see README.md, "Events"). */
 #include "gen.h"
 
+#include "../../plugins/common/sl_duration.h"
+
 /* ---- PRNG: xoshiro256** seeded by splitmix64 (our own, so sequences never depend on libc) -- */
 
 static uint64_t splitmix64(uint64_t *x)
@@ -57,34 +59,11 @@ const struct config config_defaults = {
     .invalid_pct = 2,
     .duplicate_pct = 2,
     .late_pct = 5,
-    .late_by = 60,
+    .late_by_ms = 60000,
     .users = 10000,
     .products = 500,
     .seed = 1,
 };
-
-/* Parses "1500ms", "30s", "5m", "2h" or a bare number of seconds. */
-static bool parse_duration(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !isfinite(v))
-        return false;
-    double mult;
-    if (!strcmp(end, "") || !strcmp(end, "s"))
-        mult = 1;
-    else if (!strcmp(end, "ms"))
-        mult = 0.001;
-    else if (!strcmp(end, "m"))
-        mult = 60;
-    else if (!strcmp(end, "h"))
-        mult = 3600;
-    else
-        return false;
-    *out = v * mult;
-    return true;
-}
 
 bool is_int_in(const cJSON *v, double lo, double hi)
 {
@@ -150,15 +129,16 @@ static bool config_set(struct config *cfg, const char *key, const cJSON *v, char
                                       : &cfg->late_pct;
         *dst = v->valuedouble;
     } else if (!strcmp(key, "late_by")) {
-        double secs = -1;
+        /* The host's duration syntax and meaning: a bare number is milliseconds. */
+        int64_t ms = -1;
         if (cJSON_IsNumber(v))
-            secs = v->valuedouble;
-        else if (cJSON_IsString(v) && !parse_duration(v->valuestring, &secs))
-            secs = -1;
-        if (!(secs >= 0.001 && secs <= 7 * 86400.0))
-            return errf(err, n, "late_by must be seconds (or a duration like \"90s\", \"5m\") "
-                                "from 1ms to 7 days");
-        cfg->late_by = secs;
+            ms = v->valuedouble >= 0 && v->valuedouble <= 9e18 ? (int64_t)llround(v->valuedouble) : -1;
+        else if (cJSON_IsString(v) && sl_duration_ms(v->valuestring, &ms) != 0)
+            ms = -1;
+        if (!(ms >= 1 && ms <= 7 * 86400000LL))
+            return errf(err, n, "late_by must be a duration (\"90s\", \"5m\"; a bare number is "
+                                "milliseconds) from 1ms to 7 days");
+        cfg->late_by_ms = ms;
     } else if (!strcmp(key, "users")) {
         if (!is_int_in(v, 1, 100000000))
             return errf(err, n, "users must be an integer from 1 to 100000000");
@@ -234,7 +214,7 @@ cJSON *config_json(const struct config *cfg)
     cJSON_AddNumberToObject(o, "invalid_pct", cfg->invalid_pct);
     cJSON_AddNumberToObject(o, "duplicate_pct", cfg->duplicate_pct);
     cJSON_AddNumberToObject(o, "late_pct", cfg->late_pct);
-    cJSON_AddNumberToObject(o, "late_by", cfg->late_by);
+    cJSON_AddNumberToObject(o, "late_by", (double)cfg->late_by_ms); /* milliseconds */
     cJSON_AddNumberToObject(o, "users", (double)cfg->users);
     cJSON_AddNumberToObject(o, "products", (double)cfg->products);
     cJSON_AddNumberToObject(o, "seed", (double)cfg->seed);
@@ -516,7 +496,7 @@ void gen_next(struct gen *g, uint64_t seq, struct gen_out *out)
         gen_corrupt(g, &e, out);
     } else if (u >= c->duplicate_pct + c->invalid_pct &&
                u < c->duplicate_pct + c->invalid_pct + c->late_pct) {
-        uint64_t max_ms = (uint64_t)fmax(1, llround(c->late_by * 1000));
+        uint64_t max_ms = (uint64_t)(c->late_by_ms > 0 ? c->late_by_ms : 1);
         sl_ts_format(now_ms - 1 - (int64_t)rng_below(&g->rng, max_ms), 1, e.ts);
         out->late = true;
     }

@@ -70,7 +70,7 @@ struct config {
     bool running;   /* the clock generates only while running */
     double mix[T_COUNT]; /* percent of fresh events per type, sums to 100 */
     double invalid_pct, duplicate_pct, late_pct; /* shares of all events, sum <= 100 */
-    double late_by; /* seconds: a late event's ts is up to this far in the past */
+    int64_t late_by_ms; /* a late event's ts is up to this far in the past */
     long users, products;
     uint64_t seed;
 };

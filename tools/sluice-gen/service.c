@@ -2,6 +2,8 @@
  * the record file under one mutex, the clock thread, and the HTTP API (see README.md). */
 #include "gen.h"
 
+#include "../../plugins/common/sl_httpd.h"
+
 /* ---- the service: generator + buffer + counters + record, under one mutex --------------- */
 
 static void record_line(struct app *a, uint64_t seq, const struct gen_out *o, const char *dest,
@@ -158,8 +160,7 @@ static cJSON *stats_json(struct app *a)
 /* ---- HTTP -------------------------------------------------------------------------------- */
 
 struct req {
-    sl_gbuf body;
-    bool too_big;
+    sl_body body; /* ../../plugins/common/sl_httpd.h */
 };
 
 /* This process's stream of cursor numbers: a restarted generator numbers from 1 again, and a
@@ -277,15 +278,15 @@ static cJSON *parse_body(const struct req *q, bool *ok, const char **why)
     *ok = true;
     *why = NULL;
     size_t i = 0;
-    while (i < q->body.len && strchr(" \t\r\n", q->body.p[i]))
+    while (i < q->body.len && strchr(" \t\r\n", q->body.data[i]))
         i++;
     if (i == q->body.len)
         return cJSON_CreateObject();
-    if ((*why = sl_json_strict(q->body.p, q->body.len))) {
+    if ((*why = sl_json_strict(q->body.data, q->body.len))) {
         *ok = false;
         return NULL;
     }
-    cJSON *o = cJSON_ParseWithLength(q->body.p, q->body.len);
+    cJSON *o = cJSON_ParseWithLength(q->body.data, q->body.len);
     if (!o || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         *ok = false;
@@ -493,10 +494,10 @@ static enum MHD_Result h_config(struct app *a, struct MHD_Connection *c, bool pu
 {
     cJSON *in = NULL;
     if (put) {
-        const char *why = sl_json_strict(q->body.p ? q->body.p : "", q->body.len);
+        const char *why = sl_json_strict(q->body.data ? q->body.data : "", q->body.len);
         if (why)
             return reply_error(c, 400, NULL, "body is not acceptable JSON: %s", why);
-        in = cJSON_ParseWithLength(q->body.p ? q->body.p : "", q->body.len);
+        in = cJSON_ParseWithLength(q->body.data ? q->body.data : "", q->body.len);
         if (!in || !cJSON_IsObject(in)) {
             cJSON_Delete(in);
             return reply_error(c, 400, NULL, "body must be a JSON object");
@@ -570,17 +571,18 @@ enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
         if (!q)
             return MHD_NO;
         *con_cls = q;
-        return MHD_YES;
+        sl_body_begin(&q->body, MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length"), BODY_MAX);
+        if (!q->body.too_big)
+            return MHD_YES;
     }
-    if (*upload_size) { /* body chunk: keep up to BODY_MAX, then just swallow the rest */
-        if (q->body.len + *upload_size > BODY_MAX)
-            q->too_big = true;
-        else
-            sb_add(&q->body, upload, *upload_size);
+    if (*upload_size && !q->body.too_big) { /* body chunk: keep up to BODY_MAX, then just swallow the rest */
+        if (sl_body_add(&q->body, upload, *upload_size, BODY_MAX) != 0)
+            return MHD_NO;
         *upload_size = 0;
         return MHD_YES;
     }
-    if (q->too_big)
+    *upload_size = 0;
+    if (q->body.too_big)
         return reply_error(c, 413, NULL, "request body larger than %d bytes", BODY_MAX);
 
     bool get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), put = !strcmp(method, "PUT");
@@ -626,7 +628,7 @@ void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls, (void)c, (void)code;
     struct req *q = *con_cls;
     if (q) {
-        free(q->body.p);
+        sl_body_free(&q->body);
         free(q);
         *con_cls = NULL;
     }

@@ -1,10 +1,12 @@
-// The dashboard page: headline KPIs, trend charts per bucket size, pipeline health.
-// Everything is short polling (1 s) of the supervisor: /api/query/{name} for KPIs (named SQL
-// queries from the host config), /connectors?expand=status and /metrics for pipeline health.
+// The dashboard page: headline KPIs, trend charts per bucket size, pipeline health, the pipeline
+// picture and the tap panel. Pipeline health and the picture are pushed by sluice once a second
+// (server-sent events, GET /api/live, read with fetch so the Bearer token goes in a header; see
+// lib/live.ts); so are the KPIs: named SQL queries from the host config (web.queries), run by
+// sluice and pushed on a second stream (GET /api/live?query=…).
 // Pause/Resume/Restart need the REST token, which the page gets from ?token= (see lib/auth.ts).
 
 import './styles.css';
-import { Connection, HttpError, request, every, type AppConfig } from './lib/api';
+import { Connection, HttpError, request, type AppConfig } from './lib/api';
 import { adoptFromLocation, authHeader, canControl, forgetToken } from './lib/auth';
 import {
   DEFAULT_CURRENCY,
@@ -17,8 +19,9 @@ import {
   formatPercent,
   formatRate,
 } from './lib/format';
-import { HealthModel, parseConnectorStatuses, type PipelineRow, type State } from './lib/health';
-import { parsePrometheus } from './lib/prom';
+import { type PipelineRow, type State } from './lib/health';
+import { openStream, type LiveStatus, type StreamHandle } from './lib/live';
+import { FlowView } from './ui/flow';
 import {
   BUCKETS,
   TIMEFRAMES,
@@ -35,8 +38,6 @@ import { Chart } from './ui/chart';
 import { connectionView } from './ui/conn';
 import { $, announce, h, setText } from './ui/dom';
 
-// at most ~1 s behind the database: a poll starts 750 ms after the previous one ended
-const POLL_MS = 750;
 let currency = DEFAULT_CURRENCY;
 
 const conn = new Connection(connectionView('sluice', () => location.host));
@@ -46,12 +47,6 @@ const conn = new Connection(connectionView('sluice', () => location.host));
 let token = adoptFromLocation();
 let authRequired = true;
 const sluiceHeaders = () => authHeader(token);
-
-async function query(name: string, params: Record<string, string> = {}): Promise<QueryResult> {
-  const qs = new URLSearchParams(params).toString();
-  const r = await request<QueryResult>(`/api/query/${encodeURIComponent(name)}${qs ? '?' + qs : ''}`, { headers: sluiceHeaders() });
-  return { ...r, rows: Array.isArray(r?.rows) ? r.rows : [] };
-}
 
 // ---- headline table ----------------------------------------------------------------------
 
@@ -124,29 +119,83 @@ function renderHeadline(res: QueryResult): void {
 }
 
 let lastHeadline: QueryResult | null = null;
-let tick = 0;
 
-async function pollHeadline(): Promise<void> {
+function asResult(r: unknown): QueryResult {
+  const q = (r ?? {}) as QueryResult;
+  return { ...q, rows: Array.isArray(q?.rows) ? q.rows : [] };
+}
+
+/** A KPI query's answer pushed on the KPI stream (event `query`). */
+function onQuery(name: string, status: number, result: unknown): void {
   const err = $('#kpi-error');
-  try {
-    if (tick++ % 5 === 0) {
-      try {
-        users = distinctUsersByTimeframe(await query('distinct_users'));
-      } catch (e) {
-        if (!(e instanceof HttpError)) throw e;
-      }
-    }
-    const res = await query('headline');
-    conn.ok();
-    lastHeadline = res;
-    renderHeadline(res);
-    err.hidden = true;
-  } catch (e) {
-    if (!conn.fail(e)) {
+  if (status !== 200) {
+    const msg = (result as { message?: string } | null)?.message ?? `HTTP ${status}`;
+    if (name === 'headline') {
       err.hidden = false;
-      setText(err, `The KPI query failed: ${(e as Error).message}`);
+      setText(err, `The KPI query failed: ${msg}`);
     }
+    return;
   }
+  if (name === 'distinct_users') {
+    users = distinctUsersByTimeframe(asResult(result));
+    if (lastHeadline) renderHeadline(lastHeadline);
+  } else if (name === 'headline') {
+    lastHeadline = asResult(result);
+    renderHeadline(lastHeadline);
+    err.hidden = true;
+  } else {
+    const t = tabs.find((x) => BUCKETS.find((b) => b.id === x.id)?.query === name);
+    const b = BUCKETS.find((x) => x.query === name);
+    if (!t || !b) return;
+    const now = currentMinuteMs(lastHeadline) ?? Date.now();
+    const s = shapeSeries(asResult(result), b.ms, b.points, now);
+    t.charts.gmv.setData(s.t, s.gmv);
+    t.charts.orders.setData(s.t, s.orders);
+    t.charts.success.setData(s.t, s.success);
+    t.loadedAt = Date.now();
+    t.panel.dataset.loaded = 'true';
+  }
+}
+
+// One stream per page (a browser keeps at most six connections per server): the pipelines'
+// status every second, and the KPIs — the headline every second, distinct users every 5 s, the
+// active tab's series every second (1-minute buckets) or 10 s. Reopened when the tab changes.
+let liveStream: StreamHandle | null = null;
+function openLive(): void {
+  liveStream?.close();
+  const b = BUCKETS.find((x) => x.id === activeTab)!;
+  const qs = `status=true&query=headline,distinct_users:5,${b.query}:${b.id === '1m' ? 1 : 10}&points=${b.points}`;
+  liveStream = openStream(`/api/live?${qs}`, {
+    headers: sluiceHeaders(),
+    retryMs: 1500,
+    onState: (up, why, status) => {
+      if (up) conn.ok();
+      else if (status === undefined) conn.fail(new Error(why ?? 'stream lost'));
+      else {
+        conn.ok();
+        const err = $('#kpi-error');
+        err.hidden = false;
+        setText(err, `The KPI stream was refused: ${why ?? status}`);
+        setTimeout(openLive, 3000);
+      }
+    },
+    onEvent: (e) => {
+      try {
+        if (e.event === 'query') {
+          const d = JSON.parse(e.data) as { name: string; status: number; result: unknown };
+          conn.ok();
+          onQuery(d.name, d.status, d.result);
+        } else if (e.event === 'status') {
+          const st = JSON.parse(e.data) as LiveStatus;
+          conn.ok();
+          renderHealth(rowsOf(st));
+          flow?.render(st.pipelines);
+        }
+      } catch (err) {
+        console.error(err);
+      }
+    },
+  });
 }
 
 // ---- charts ------------------------------------------------------------------------------
@@ -221,33 +270,11 @@ function selectTab(id: BucketId, focus: boolean): void {
       for (const c of Object.values(t.charts)) c.refresh();
     }
   }
-  void pollSeries(true);
-}
-
-async function pollSeries(force = false): Promise<void> {
-  const t = tabs.find((x) => x.id === activeTab);
-  const b = BUCKETS.find((x) => x.id === activeTab);
-  if (!t || !b) return;
-  // 1-minute buckets change every second; longer buckets are fetched every 10 s.
-  const every = b.id === '1m' ? 0 : 10_000;
-  if (!force && Date.now() - t.loadedAt < every) return;
-  try {
-    const res = await query(b.query, { points: String(b.points) });
-    const now = currentMinuteMs(lastHeadline) ?? Date.now();
-    const s = shapeSeries(res, b.ms, b.points, now);
-    t.charts.gmv.setData(s.t, s.gmv);
-    t.charts.orders.setData(s.t, s.orders);
-    t.charts.success.setData(s.t, s.success);
-    t.loadedAt = Date.now();
-    t.panel.dataset.loaded = 'true';
-  } catch (e) {
-    conn.fail(e);
-  }
+  if (liveStream) openLive();
 }
 
 // ---- pipeline health ---------------------------------------------------------------------
 
-const health = new HealthModel(5000);
 
 const STATE_TEXT: Record<State, string> = {
   RUNNING: 'Running',
@@ -301,8 +328,7 @@ async function act(p: string, verb: 'pause' | 'resume' | 'restart', b: HTMLButto
       announce(status, `Could not ${verb} ${p}: ${(e as Error).message}`, 'error');
     }
   } finally {
-    b.disabled = false;
-    await pollHealth();
+    b.disabled = false; // the next status event (within a second) shows the new state
   }
 }
 
@@ -375,23 +401,28 @@ function renderHealth(rows: PipelineRow[]): void {
     if (!seen.has(tr.dataset.pipeline!)) tr.remove();
 }
 
-async function pollHealth(): Promise<void> {
-  try {
-    const [st, metrics] = await Promise.all([
-      request('/connectors?expand=status', { headers: sluiceHeaders() }),
-      request<string>('/metrics', { accept: 'text', headers: sluiceHeaders() }).catch((e) => {
-        if (e instanceof HttpError) return '';
-        throw e;
-      }),
-    ]);
-    conn.ok();
-    health.updateStatus(parseConnectorStatuses(st));
-    health.updateMetrics(Date.now(), parsePrometheus(metrics));
-    renderHealth(health.rows());
-  } catch (e) {
-    conn.fail(e);
-  }
+// Rows of the health table from a live status event: "in" is what the source sent on, "out"
+// what reached the sink (as the host counts them), rates over the last 3 seconds.
+function rowsOf(st: LiveStatus): PipelineRow[] {
+  return st.pipelines.map((p) => {
+    const chain = p.stages.filter((s) => !s.dead_letter);
+    const src = chain[0], sink = chain[chain.length - 1];
+    const state = (['RUNNING', 'PAUSED', 'STOPPED', 'FAILED', 'RESTARTING'].includes(p.state) ? p.state : p.state === 'FINISHED' ? 'STOPPED' : 'UNKNOWN') as State;
+    return {
+      name: p.name,
+      state,
+      trace: p.trace,
+      tasks: Array.from({ length: p.tasks }, (_, id) => ({ id, state })),
+      inRate: typeof src?.out_per_s === 'number' ? src.out_per_s : null,
+      outRate: typeof sink?.in_per_s === 'number' ? sink.in_per_s : null,
+      lag: p.lag,
+      rejected: chain.reduce((a, s) => a + (s.rejected ?? 0), 0),
+      restarts: p.restarts,
+    };
+  });
 }
+
+let flow: FlowView | null = null;
 
 // ---- start -------------------------------------------------------------------------------
 
@@ -408,11 +439,8 @@ async function main(): Promise<void> {
     /* the polls below report the connection state */
   }
   renderAuthNote();
-  every(POLL_MS, async () => {
-    await pollHeadline();
-    await pollSeries();
-  });
-  every(POLL_MS, pollHealth);
+  flow = new FlowView(sluiceHeaders, () => !!token || !authRequired);
+  openLive();
 }
 
 void main();

@@ -5,7 +5,11 @@
  * has partition 0 revoked and assigned again at its first poll while paused (a Kafka rebalance
  * while a stage retries). With `revoke_at` N it revokes and reassigns partition 0 once, after
  * emitting record N (a rebalance with the chain running). Commits are appended to `commit_file`
- * ("OFFSET" lines). */
+ * ("OFFSET" lines). With
+ * `ends_behind` N >= 0 it owns partition 0 (assigned at its first poll), reports the partition's
+ * end as count + 1 + N on every poll (api->report_end_offsets: N records it never reads) and
+ * keeps running idle once its records are out. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -17,6 +21,7 @@ typedef struct ticker_config {
     int rebalance;
     char *commit_file;
     int64_t revoke_at;
+    int64_t ends_behind;
 } ticker_config;
 
 typedef struct ticker {
@@ -44,6 +49,15 @@ static sl_err tk_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
 {
     (void)timeout_ms;
     ticker *t = self;
+    if (t->cfg->ends_behind >= 0) {
+        sl_position end = {"ticks", 0, t->cfg->count + 1 + t->cfg->ends_behind};
+        if (t->next == 1) {
+            sl_position assign = {"ticks", 0, -1};
+            t->api->partitions_assigned(ctx, &assign, 1);
+        }
+        if (SL_HAS(t->api, report_end_offsets))
+            t->api->report_end_offsets(ctx, &end, 1);
+    }
     if (t->paused && t->cfg->rebalance && !t->polls_paused) {
         sl_position pos = {"ticks", 0, -1};
         t->api->partitions_revoked(ctx, &pos, 1);
@@ -67,7 +81,7 @@ static sl_err tk_poll(void *self, sl_ctx *ctx, size_t max, int timeout_ms)
         sl_record r = {.value = v, .value_len = (size_t)n, .topic = "ticks", .partition = 0, .offset = t->next};
         t->api->emit(ctx, &r);
     }
-    return t->next > t->cfg->count ? SL_DONE : SL_OK;
+    return t->next > t->cfg->count && t->cfg->ends_behind < 0 ? SL_DONE : SL_OK;
 }
 
 static sl_err tk_commit(void *self, sl_ctx *ctx, const sl_position *pos, size_t n)
@@ -96,6 +110,7 @@ static const sl_config_entry tk_table[] = {
     {"rebalance", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(ticker_config, rebalance), "revoke and reassign partition 0 while paused"},
     {"commit_file", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(ticker_config, commit_file), "append committed offsets here"},
     {"revoke_at", SL_T_INT, 0, "0", 0, 0, NULL, offsetof(ticker_config, revoke_at), "revoke and reassign partition 0 once after record N"},
+    {"ends_behind", SL_T_INT, SL_CFG_BOUNDED, "-1", -1, 1000000, NULL, offsetof(ticker_config, ends_behind), "report the partition end this far past the last record (-1: no report)"},
     {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
 };
 

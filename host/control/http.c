@@ -11,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../plugins/common/sl_httpd.h"
 #include "log.h"
+#include "sse.h"
 
 struct sl_http {
     struct MHD_Daemon *d;
@@ -24,8 +26,7 @@ struct sl_http {
 
 /* Per-request state, kept in MHD's *con_cls between the calls of one request. */
 typedef struct req_state {
-    sl_buf body;
-    int too_big;
+    sl_body body;
     /* a job handed to a worker thread: its answer, and whether it is ready */
     int deferred;
     atomic_int done;
@@ -52,7 +53,9 @@ static void *job_main(void *p)
 static enum MHD_Result queue(struct MHD_Connection *c, http_resp *r)
 {
     struct MHD_Response *m;
-    if (r->file_fd >= 0) {
+    if (r->stream) {
+        m = sse_mhd_response(r->stream, c);
+    } else if (r->file_fd >= 0) {
         m = MHD_create_response_from_fd64((uint64_t)r->file_size, r->file_fd);
     } else {
         size_t len = r->body.len;
@@ -91,23 +94,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         /* First call: headers only. Refuse an announced oversized body before reading it. */
         st = xcalloc(1, sizeof *st);
         *con_cls = st;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > h->max_body) st->too_big = 1;
-        else return MHD_YES;
+        sl_body_begin(&st->body, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH),
+                      h->max_body);
+        if (!st->body.too_big) return MHD_YES;
     }
-    if (*upload_size && !st->too_big) {
-        if (st->body.len + *upload_size > h->max_body) {
-            st->too_big = 1;
-            buf_free(&st->body);
-        } else {
-            buf_put(&st->body, upload_data, *upload_size);
-        }
+    if (*upload_size && !st->body.too_big) {
+        if (sl_body_add(&st->body, upload_data, *upload_size, h->max_body) != 0) abort(); /* out of memory */
         *upload_size = 0;
         return MHD_YES;
     }
     *upload_size = 0; /* the rest of an oversized body is discarded */
     http_resp r = {.status = 500, .file_fd = -1};
-    if (st->too_big) {
+    if (st->body.too_big) {
         r.status = 413;
         buf_printf(&r.body, "{\"error_code\":413,\"message\":\"request body larger than %zu bytes\"}", h->max_body);
         return queue(c, &r);
@@ -117,7 +115,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     char *qm = strchr(path, '?');
     if (qm) *qm = 0;
     q.path = path;
-    q.body = buf_cstr(&st->body);
+    q.body = st->body.data ? st->body.data : "";
     q.body_len = st->body.len;
     h->fn(h->arg, &q, &r);
     free(path);
@@ -154,7 +152,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)toe;
     req_state *st = *con_cls;
     if (st) {
-        buf_free(&st->body);
+        sl_body_free(&st->body);
         if (st->deferred) { /* aborted before its answer was queued */
             buf_free(&st->resp.body);
             free(st->resp.location);
@@ -243,11 +241,16 @@ int http_timeout_ms(const sl_http *h)
     return t > 1000 ? 1000 : (int)t;
 }
 
-void http_run(sl_http *h) { MHD_run(h->d); }
+void http_run(sl_http *h)
+{
+    sse_tick(); /* event streams: pings, periodic publishers; may resume connections */
+    MHD_run(h->d);
+}
 
 void http_stop(sl_http *h)
 {
     if (!h) return;
+    sse_shutdown(); /* event streams are suspended most of the time */
     /* Suspended connections must be resumed before MHD stops: let running jobs finish (the
      * dashboard's queries are bounded by their statement timeout). */
     for (int i = 0; i < 3000 && atomic_load(&h->jobs) > 0; i++) {

@@ -7,6 +7,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "../../plugins/common/sl_httpd.h"
+
 static struct {
     char *token;          /* NULL: --no-auth */
     int token_for_reads;  /* every read but /health and /ui needs the token */
@@ -105,15 +107,6 @@ static int host_allowed(const char *name)
     return A.wildcard && (is_ipv4(name) || (A.hostname[0] && !strcasecmp(name, A.hostname)));
 }
 
-/* Constant-time comparison, so the token cannot be guessed byte by byte from response times. */
-static int token_ok(const char *got, const char *want)
-{
-    size_t gl = strlen(got), wl = strlen(want);
-    unsigned char diff = gl != wl;
-    for (size_t i = 0; i < wl; i++) diff |= (unsigned char)(got[i < gl ? i : 0] ^ want[i]);
-    return diff == 0;
-}
-
 /* "/connectors/NAME/status" and "/connectors/NAME/tasks/N/status": split as the router does. */
 static int is_status_path(const char *path)
 {
@@ -154,8 +147,7 @@ static int is_json_type(const char *ct)
 int auth_has_token(const http_req *q)
 {
     if (!A.token) return 1;
-    const char *h = http_header(q, "Authorization");
-    return h && !strncasecmp(h, "Bearer ", 7) && token_ok(h + 7, A.token);
+    return sl_bearer_ok(http_header(q, "Authorization"), A.token);
 }
 
 int auth_check(const http_req *q, http_resp *r)

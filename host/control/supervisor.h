@@ -2,13 +2,16 @@
  *
  * The parent never loads a stage into its own address space for running (only for checking
  * configs), so a crashing stage takes down only its pipeline's child. Each child writes one
- * JSON status line per second to a pipe (see write_status in runtime.c); the supervisor keeps
- * the latest per pipeline and serves it over REST and /metrics. A second pipe carries control
+ * JSON status line per second to a pipe (see write_status in status.c); the supervisor parses
+ * each line once as it arrives, keeps the latest per pipeline (sup_status) and serves it over
+ * REST and /metrics. A second pipe carries control
  * bytes to the child ('P' pause, 'R' resume).
  *
- * The supervisor is single-threaded: its loop polls the children's status pipes, the HTTP
- * server, inotify and signals. REST handlers run on that thread and use the sup_* functions
- * below directly. */
+ * The supervisor's state has one thread: its loop polls the children's status pipes, the HTTP
+ * server, inotify and signals, and REST handlers run on it and use the sup_* functions below
+ * directly. Two kinds of helper threads exist and never touch that state: the lag watcher
+ * (lag.c: broker round trips, results under its own lock) and REST jobs that answer slow
+ * queries off the loop (http_resp.job in http.h: they get a copy of what they need). */
 #ifndef SL_HOST_SUPERVISOR_H
 #define SL_HOST_SUPERVISOR_H
 
@@ -26,6 +29,52 @@ typedef enum sup_state {
     SUP_STOPPED   /* stopped over REST (PUT .../stop): not restarted until resumed */
 } sup_state;
 
+/* A topic partition as a status line names it (offset: the committed one, -1 when none). */
+typedef struct sup_part {
+    char *topic;
+    int partition, task;
+    long long offset;
+} sup_part;
+
+/* Consumer lag of one partition the child's tasks own (status "lag"). */
+typedef struct sup_lag {
+    char *topic;
+    int partition;
+    long long end;       /* the source's report (api->report_end_offsets) */
+    long long committed; /* next offset to read after the last commit; -1 when none */
+    long long lag;
+} sup_lag;
+
+typedef struct sup_stage_stat {
+    char *name, *use;
+    double in, out, rejected, dropped, retries; /* summed over tasks */
+} sup_stage_stat;
+
+/* A child's latest status line (the wire format of status.c), parsed once when it arrives. */
+typedef struct sup_status {
+    int valid;                /* a line arrived */
+    char *state;              /* the child's view: RUNNING, PAUSED, STOPPED, FAILED; or NULL */
+    int tasks;                /* -1 when the line does not say */
+    char **task_states;
+    size_t ntask_states;
+    sup_stage_stat *stages;
+    size_t nstages;
+    sup_part *offsets;        /* last committed positions */
+    size_t noffsets;
+    sup_part *assigned;       /* partitions the tasks own now */
+    int nassigned;            /* -1 when the line does not say */
+    sup_lag *lag;             /* per partition whose end the source reports */
+    int nlag;                 /* -1 when the line has no lag (an older child) */
+    char *error;              /* the child's first error, or NULL */
+    sl_metrics counters;      /* its cumulative series (metrics_from_status) */
+    struct cJSON *json;       /* the whole line, parsed, for readers that need more (sse_live.c) */
+} sup_status;
+
+/** Parses one status line into *out (replacing what it held); -1 and *out untouched when the
+ *  line is not a JSON object. */
+int sup_status_parse(const char *line, sup_status *out);
+void sup_status_free(sup_status *s);
+
 typedef struct sup_pipeline {
     char *name;
     char *file;            /* absolute path of its definition */
@@ -34,8 +83,8 @@ typedef struct sup_pipeline {
     int untrusted;         /* written over REST: checked and run under the untrusted policy */
     pid_t pid;             /* 0 when not running */
     int status_fd, ctl_fd; /* -1 when none */
-    char *last_status;     /* latest JSON status line from the current or last child */
-    int status_folded;     /* last_status's counters are already in `base` */
+    sup_status status;     /* latest status of the current or last child */
+    int status_folded;     /* status.counters are already in `base` */
     sl_buf line;           /* partial status line */
     int backoff_level;
     long long restarts;    /* starts after the first one */
@@ -116,6 +165,8 @@ void sup_metrics_free(void);
 
 /** Counts a REST request for /metrics. */
 void sup_count_request(int status);
+/** One pipeline's series (state, tasks, restarts, counters, lag, committed offsets) into m. */
+void sup_pipeline_series(const sup_pipeline *p, sl_metrics *m);
 /** The whole exposition (every pipeline's series plus supervisor gauges). */
 void sup_metrics(sl_buf *out);
 

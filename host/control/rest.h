@@ -8,8 +8,9 @@
 /** The HTTP handler (arg unused). Runs on the supervisor thread. */
 void rest_handle(void *arg, const http_req *req, http_resp *resp);
 
-/** Converts a JSON value (cJSON text) to block-style YAML, the form REST-created pipelines are
- *  persisted in. Returns 0, or -1 with err when the text is not JSON. */
+/** Converts a JSON value (cJSON text) to the YAML REST-created pipelines are persisted in (the
+ *  JSON itself, indented: JSON is YAML's flow style). Returns 0, or -1 with err when the text is
+ *  not JSON. */
 int rest_json_to_yaml(const char *json, sl_buf *out, char *err, size_t errlen);
 
 #endif

@@ -45,6 +45,7 @@ struct http_resp {
     http_job_fn job;          /* set by a handler: answer later, from job(job_arg, resp) on a worker
                                  thread, so the supervisor's loop never waits on it */
     void *job_arg;
+    struct sse_client *stream; /* set by sse_open: answer with an event stream (sse.h) */
 };
 
 #define HTTP_MAX_JOBS 4

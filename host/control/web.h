@@ -14,6 +14,11 @@
 int web_configure(const ynode *web, const char *dir, char *err, size_t errlen);
 /** Serves /ui/… and /api/…; returns 0 when the path is not one of them. */
 int web_handle(const http_req *req, http_resp *resp);
+/** Runs the named query of web.queries as GET /api/query/NAME does, with parameter values from
+ *  get(arg, name) (NULL: the default), on the calling thread (it blocks on the database: a
+ *  worker thread only). dry_run: only check the name and parameters. Returns the HTTP status;
+ *  the answer, or the error in Kafka Connect's shape, is appended to out. */
+int web_query_now(const char *name, const char *(*get)(void *, const char *), void *arg, int dry_run, sl_buf *out);
 /** Frees the configuration and closes the database connection. */
 void web_shutdown(void);
 

@@ -320,6 +320,39 @@ static void run_query(const web_query *q, const http_req *req, http_resp *r)
     r->job_arg = j;
 }
 
+/* For the live stream (host/sse_live.c): the same query as GET /api/query/NAME, parameters from
+ * `get`, run on the calling thread (a worker). */
+int web_query_now(const char *name, const char *(*get)(void *, const char *), void *arg, int dry_run, sl_buf *out)
+{
+    const web_query *q = NULL;
+    for (size_t i = 0; i < W.nq && !q; i++)
+        if (!strcmp(W.q[i].name, name)) q = &W.q[i];
+    http_resp r = {.status = 500, .file_fd = -1};
+    if (!q) werror(&r, 404, "no such query (see GET /api/queries)");
+    const char **vals = xcalloc(q && q->nparams ? q->nparams : 1, sizeof *vals);
+    for (size_t i = 0; q && i < q->nparams && r.status == 500; i++) {
+        vals[i] = get(arg, q->params[i].name);
+        if (!vals[i]) vals[i] = q->params[i].dflt;
+        if (!vals[i]) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "query %s needs parameter '%s'", q->name, q->params[i].name);
+            werror(&r, 400, msg);
+        }
+    }
+    if (q && r.status == 500) {
+        if (dry_run) r.status = 200;
+        else {
+            pthread_mutex_lock(&W.lock);
+            exec_query(q, vals, &r);
+            pthread_mutex_unlock(&W.lock);
+        }
+    }
+    free(vals);
+    buf_put(out, r.body.data ? r.body.data : "", r.body.len);
+    buf_free(&r.body);
+    return r.status;
+}
+
 int web_handle(const http_req *req, http_resp *r)
 {
     const char *p = req->path;

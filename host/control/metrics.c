@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 
 /* Every family we expose, with its type and help text. Unknown families are not rendered,
  * so a typo shows up as a missing metric in the tests rather than as an untyped one. */
@@ -23,7 +24,7 @@ static const struct family_info {
     {"sluice_stage_events_total", "counter", "Stage-defined counters (api->count), by name."},
     {"sluice_stage_observation", "histogram", "Stage-defined histograms (api->observe), by name."},
     {"sluice_batch_duration_seconds", "histogram", "Time a stage took to process one batch."},
-    {"sluice_end_to_end_latency_seconds", "histogram", "Record timestamp to the sink finishing its batch."},
+    {"sluice_end_to_end_latency_seconds", "histogram", "Record timestamp to the sink finishing its batch: event time for records a source read, the timestamp a stage gave the records it made (window-kpi: the window start)."},
     {"sluice_committed_offset", "gauge", "Last position committed back to the source, per partition."},
     {"sluice_consumer_lag", "gauge", "Records behind the end of the partition (Kafka-fed pipelines)."},
     {"sluice_http_requests_total", "counter", "REST requests served, by status code."},
@@ -36,18 +37,29 @@ static const struct family_info *family_of(const char *name)
     return NULL;
 }
 
+typedef struct sl_series_idx {
+    const char *series; /* v[i].series */
+    size_t i;
+    UT_hash_handle hh;
+} sl_series_idx;
+
 void metrics_add(sl_metrics *m, const char *family, const char *series, double v)
 {
-    for (size_t i = m->n; i-- > 0;)
-        if (!strcmp(m->v[i].series, series)) {
-            m->v[i].value += v;
-            return;
-        }
+    sl_series_idx *x;
+    HASH_FIND_STR(m->index, series, x);
+    if (x) {
+        m->v[x->i].value += v;
+        return;
+    }
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 64;
         m->v = xrealloc(m->v, m->cap * sizeof *m->v);
     }
-    m->v[m->n++] = (sl_series){xstrdup(family), xstrdup(series), v};
+    m->v[m->n] = (sl_series){xstrdup(family), xstrdup(series), v};
+    x = xmalloc(sizeof *x);
+    x->series = m->v[m->n].series;
+    x->i = m->n++;
+    HASH_ADD_KEYPTR(hh, m->index, x->series, strlen(x->series), x);
 }
 
 void metrics_merge(sl_metrics *into, const sl_metrics *from)
@@ -57,6 +69,12 @@ void metrics_merge(sl_metrics *into, const sl_metrics *from)
 
 void metrics_free(sl_metrics *m)
 {
+    sl_series_idx *x, *tmp;
+    HASH_ITER(hh, m->index, x, tmp)
+    {
+        HASH_DEL(m->index, x);
+        free(x);
+    }
     for (size_t i = 0; i < m->n; i++) {
         free(m->v[i].family);
         free(m->v[i].series);
@@ -126,10 +144,8 @@ static const char *str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : "";
 }
 
-void metrics_from_status(const char *status_json, sl_metrics *out)
+void metrics_from_status(const cJSON *st, sl_metrics *out)
 {
-    cJSON *st = status_json ? cJSON_Parse(status_json) : NULL;
-    if (!st) return;
     const char *pipeline = str(st, "pipeline");
     const cJSON *le = cJSON_GetObjectItemCaseSensitive(st, "le");
     sl_buf base = {0}, lab = {0};
@@ -175,7 +191,6 @@ void metrics_from_status(const char *status_json, sl_metrics *out)
     add_hist(out, "sluice_end_to_end_latency_seconds", buf_cstr(&base), le, cJSON_GetObjectItemCaseSensitive(st, "e2e"));
     buf_free(&base);
     buf_free(&lab);
-    cJSON_Delete(st);
 }
 
 static void fmt_value(sl_buf *b, double v)
@@ -186,21 +201,54 @@ static void fmt_value(sl_buf *b, double v)
     else buf_printf(b, "%.17g", v);
 }
 
+/* A family's place in the output: first seen first. */
+typedef struct family_slot {
+    const char *family;
+    size_t order, count, next; /* next: where its next series goes in the sorted list */
+    UT_hash_handle hh;
+} family_slot;
+
 void metrics_render(const sl_metrics *m, sl_buf *out)
 {
-    char *done = xcalloc(m->n ? m->n : 1, 1);
+    /* Group the series by family in linear time: count per family, then place each series. */
+    family_slot *fams = NULL, *f, *tmp;
+    family_slot **slot_of = xcalloc(m->n ? m->n : 1, sizeof *slot_of);
+    size_t nfam = 0;
     for (size_t i = 0; i < m->n; i++) {
-        if (done[i]) continue;
-        const struct family_info *fi = family_of(m->v[i].family);
-        if (fi) buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fi->name, fi->help, fi->name, fi->type);
-        for (size_t j = i; j < m->n; j++) {
-            if (done[j] || strcmp(m->v[j].family, m->v[i].family)) continue;
-            done[j] = 1;
-            if (!fi) continue;
-            buf_printf(out, "%s ", m->v[j].series);
-            fmt_value(out, m->v[j].value);
-            buf_puts(out, "\n");
+        HASH_FIND_STR(fams, m->v[i].family, f);
+        if (!f) {
+            f = xcalloc(1, sizeof *f);
+            f->family = m->v[i].family;
+            f->order = nfam++;
+            HASH_ADD_KEYPTR(hh, fams, f->family, strlen(f->family), f);
         }
+        f->count++;
+        slot_of[i] = f;
     }
-    free(done);
+    family_slot **by_order = xcalloc(nfam ? nfam : 1, sizeof *by_order);
+    HASH_ITER(hh, fams, f, tmp) by_order[f->order] = f;
+    for (size_t k = 0, at = 0; k < nfam; k++) {
+        by_order[k]->next = at;
+        at += by_order[k]->count;
+    }
+    size_t *sorted = xcalloc(m->n ? m->n : 1, sizeof *sorted);
+    for (size_t i = 0; i < m->n; i++) sorted[slot_of[i]->next++] = i;
+    for (size_t j = 0; j < m->n; j++) {
+        const sl_series *v = &m->v[sorted[j]];
+        const struct family_info *fi = family_of(v->family);
+        if (!fi) continue; /* unknown families are not rendered (see families[]) */
+        if (j == 0 || strcmp(m->v[sorted[j - 1]].family, v->family))
+            buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fi->name, fi->help, fi->name, fi->type);
+        buf_printf(out, "%s ", v->series);
+        fmt_value(out, v->value);
+        buf_puts(out, "\n");
+    }
+    HASH_ITER(hh, fams, f, tmp)
+    {
+        HASH_DEL(fams, f);
+        free(f);
+    }
+    free(by_order);
+    free(slot_of);
+    free(sorted);
 }

@@ -21,6 +21,7 @@ typedef struct sl_series {
 typedef struct sl_metrics {
     sl_series *v;
     size_t n, cap;
+    struct sl_series_idx *index; /* series text -> position in v (a scrape adds thousands) */
 } sl_metrics;
 
 /** Adds v to the series (created at the end when new). */
@@ -29,9 +30,9 @@ void metrics_add(sl_metrics *m, const char *family, const char *series, double v
 void metrics_merge(sl_metrics *into, const sl_metrics *from);
 void metrics_free(sl_metrics *m);
 
-/** The cumulative series (counters, histograms) of one child status line; bad JSON adds
- *  nothing. */
-void metrics_from_status(const char *status_json, sl_metrics *out);
+struct cJSON;
+/** The cumulative series (counters, histograms) of one parsed child status line. */
+void metrics_from_status(const struct cJSON *st, sl_metrics *out);
 
 /** Renders the set grouped by family (first-seen order) with # HELP and # TYPE lines. */
 void metrics_render(const sl_metrics *m, sl_buf *out);
