@@ -209,8 +209,14 @@ void ack_release(sl_ack *a)
     }
     /* A finished group tells its watcher first, then releases its members; no other thread
      * can see it now. */
-    if (a->watch) a->watch(a->watch_arg, a->watch_cookie, atomic_load(&a->rejected));
-    for (size_t i = 0; i < a->nmembers; i++) ack_release(a->members[i]);
+    int rejected = atomic_load(&a->rejected);
+    if (a->watch) a->watch(a->watch_arg, a->watch_cookie, rejected);
+    /* A watched group's one member is the same record's previous token (watched by an earlier
+     * stage, maybe): a copy in the dead letter is a copy of that record too. */
+    for (size_t i = 0; i < a->nmembers; i++) {
+        if (rejected && a->watch) ack_mark_rejected(a->members[i]);
+        ack_release(a->members[i]);
+    }
     free(a->members);
     pthread_mutex_destroy(&a->glock);
     free(a);

@@ -498,7 +498,9 @@ typedef struct sl_api {
     const char *(*json_string_len)(const sl_json *node, size_t *len);
     /** A number node's value as an int64: SL_OK when it is an integer int64 holds exactly
      *  (integers beyond 2^53 are read from their digits, not through a double); SL_EINVAL for
-     *  fractions, out-of-range values and non-numbers. */
+     *  fractions, out-of-range values and non-numbers. (Printing — json_print, or the value of a
+     *  record whose JSON a stage changed — still writes numbers from the double: such an
+     *  integer comes out rounded there.) */
     sl_err (*json_int64)(const sl_json *node, int64_t *out);
     /** The compact JSON text of `node` (any subtree), NUL-terminated, *len its length; borrowed
      *  until the callback returns. NULL if it cannot be printed. */

@@ -112,6 +112,19 @@ static void set_and_print(sl_arena *a)
         cJSON_free(r);
         cJSON_Delete(ref);
     }
+    /* json_set_json's copy (jt_copy): a member replaced by a copy of something inside itself */
+    const char *nest = "{\"a\":{\"x\":[1,\"s\",{\"k\":9007199254740993}]},\"b\":2}";
+    cJSON *o2 = jt_parse(a, nest, strlen(nest));
+    jt_set(a, o2, "a", jt_copy(a, cJSON_GetObjectItemCaseSensitive(o2, "a")->child));
+    const char *p2 = jt_print(a, o2, 1, NULL);
+    /* (printing goes through cJSON, which prints the double: see the ABI notes on json_int64) */
+    CHECK(!strncmp(p2, "{\"a\":[1,\"s\",{\"k\":", 16) && strstr(p2, "}],\"b\":2}"), "dup into its own place: %s", p2);
+    sl_json_key kk;
+    api_json_key_init(&kk, "k");
+    int64_t big = 0;
+    sl_json *k2 = api_json_get_key((sl_json *)cJSON_GetArrayItem(o2->child, 2), &kk);
+    CHECK(k2 && api_json_int64(k2, &big) == SL_OK && big == 9007199254740993LL, "a copy keeps exact digits and key hashes");
+    CHECK(o2->child->prev == o2->child->next, "list invariant after the replace");
     cJSON *one = jt_parse(a, "{\"only\":1}", 10);
     jt_set(a, one, "only", jt_number(a, 2.5));
     CHECK(!strcmp(jt_print(a, one, 1, NULL), "{\"only\":2.5}"), "replace the only member");

@@ -9,6 +9,8 @@
 #   3. on_conflict: update with repeated keys in one flush, grouped over the connections (the
 #      last arrival wins); then as KPI-style rows (no $offset column: written by connection 0
 #      with their positions).
+#   4. pg_ctl restart while rows stream in: every connection reconnects and redoes its group;
+#      every row once, the position at the end.
 . "$(dirname "$0")/pglib.sh"
 
 N=30000
@@ -105,4 +107,33 @@ YAML
 done
 assert_eq "$(sql "SELECT topic, \"offset\" FROM sluice_offsets WHERE pipeline = 'writers-kpi'")" \
     "kpi_1m|$(stat -c %s kpi.ndjson)" "the KPI rows' position"
+
+# 4. PostgreSQL restarts mid-stream
+sql "TRUNCATE events_clean, sluice_offsets" >/dev/null
+M=60000
+gen_events 0 $M r >all.ndjson
+split -l 5000 -d all.ndjson part.
+: >in4.ndjson
+sed 's/offset_file: ""/offset_file: "", follow: true/' \
+    <(events_pipeline writers-restart in4.ndjson "      writers: 3
+      batch_size: 2000") >p4.yaml
+setsid "$SLUICE" run --no-rest p4.yaml >out4 2>log4 &
+SL_PID=$!
+( for f in part.*; do cat "$f" >>in4.ndjson; sleep 0.05; done ) &
+feeder=$!
+rows() { sql "SELECT count(*) FROM events_clean" 2>/dev/null || echo 0; }
+at_least() { [ "$(rows)" -ge "$1" ]; }
+wait_for at_least 10000 || fail "no rows arrived: $(tail -5 log4)"
+pgtmp_restart || fail "pg_ctl restart"
+ok "PostgreSQL restarted mid-stream"
+wait "$feeder"
+wait_for at_least $M || wait_for at_least $M || fail "only $(rows) of $M rows after the restart: $(tail -5 log4)"
+kill -TERM "$SL_PID"
+wait "$SL_PID"
+assert_eq "$?" 0 "sluice stops cleanly (exit 0)"
+SL_PID=
+assert_eq "$(sql "SELECT count(*), count(DISTINCT event_id) FROM events_clean")" "$M|$M" "every event once"
+assert_eq "$(sql "SELECT \"offset\" FROM sluice_offsets WHERE pipeline = 'writers-restart'")" \
+    "$(stat -c %s in4.ndjson)" "stored offset = end of the input"
+assert_contains "$(cat log4)" "PostgreSQL available again" "the recovery is logged"
 echo "$CHECKS checks passed"

@@ -1,7 +1,8 @@
 /* chaos — a test stage that misbehaves on purpose: returns RETRY for its first `fail_times`
  * batches, sleeps `delay` per batch, and calls abort() on a record containing `abort_on`.
  * Before failing it may also reject records containing `reject_on` (in every call) or hold the
- * first record of the batch (`hold_before_fail`), releasing that hold in its next call. */
+ * first record of the batch (`hold_before_fail`), releasing that hold in its next call, or
+ * api->watch it (`watch_before_fail`). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ typedef struct chaos_config {
     char *abort_on;
     char *reject_on;
     int hold_before_fail;
+    int watch_before_fail;
 } chaos_config;
 
 typedef struct chaos_state {
@@ -48,6 +50,11 @@ static sl_err chaos_process(void *self, sl_ctx *ctx, const sl_batch *b)
         s->api->release(s->held);
         s->held = NULL;
     }
+    /* api->watch (before the record is emitted) moves the input's reference into a new
+     * token, which a retry cannot take back. */
+    if (s->failures < s->cfg->fail_times && s->cfg->watch_before_fail && b->n &&
+        s->api->watch(ctx, b->recs[0], NULL) != SL_OK)
+        return SL_FATAL;
     /* Emit some records before failing, so the host's discarding of a failed call is tested. */
     for (size_t i = 0; i < b->n; i++) {
         const sl_record *r = b->recs[i];
@@ -79,8 +86,16 @@ static const sl_config_entry chaos_table[] = {
     {"abort_on", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(chaos_config, abort_on), "abort() on a record containing this"},
     {"reject_on", SL_T_STRING, 0, NULL, 0, 0, NULL, offsetof(chaos_config, reject_on), "reject a record containing this"},
     {"hold_before_fail", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(chaos_config, hold_before_fail), "hold a record in a call that returns RETRY"},
+    {"watch_before_fail", SL_T_BOOL, 0, "false", 0, 0, NULL, offsetof(chaos_config, watch_before_fail),
+     "api->watch the first record in a call that returns RETRY"},
     {NULL, 0, 0, NULL, 0, 0, NULL, 0, NULL},
 };
+
+static sl_err chaos_on_finished(void *self, sl_ctx *ctx, void *cookie, int rejected)
+{
+    (void)self, (void)ctx, (void)cookie, (void)rejected;
+    return SL_OK;
+}
 
 static const sl_stage_desc chaos_desc = {
     SL_STAGE_DESC_INIT,
@@ -93,6 +108,7 @@ static const sl_stage_desc chaos_desc = {
     .init = chaos_init,
     .process = chaos_process,
     .close = chaos_close,
+    .on_finished = chaos_on_finished,
 };
 
 SL_STAGE_DEFINE(chaos_desc)
