@@ -15,7 +15,7 @@
 } >in.ndjson
 
 kpi_stage() { # APPLY — the reference kpi stage, as one YAML flow line
-    python3 - "$SLUICE_SOURCE_DIR/pipelines/ecommerce-analytics-window.yaml" "$1" <<'PY'
+    python3 - "$SLUICE_SOURCE_DIR/pipelines/ecommerce-analytics.yaml" "$1" <<'PY'
 import json, sys, yaml
 st = [s for s in yaml.safe_load(open(sys.argv[1]))["stages"] if s["name"] == "kpi"][0]
 st["with"].update(windows=["1m"], allowed_lateness="0s", passthrough=True, close_on_end=True, count_after=sys.argv[2])

@@ -1,5 +1,5 @@
 #!/bin/bash
-# The window stage as the reference KPIs (the kpi stage of pipelines/ecommerce-analytics-window.yaml)
+# The window stage as the reference KPIs (the kpi stage of pipelines/ecommerce-analytics.yaml)
 # restored through a real PostgreSQL: assign-source -> window -> pg-sink(kpi_1m of
 # pipelines/sql/schema.sql), two topics a and b sharing partition 0 (the scenario of
 # tests/pg/test-restore-kpi-topics.sh, which runs window-kpi).
@@ -10,7 +10,7 @@
 . "$SLUICE_SOURCE_DIR/tests/pg/pglib.sh"
 
 kpi_stage() { # the reference kpi stage with overrides, as one YAML flow line
-    python3 - "$SLUICE_SOURCE_DIR/pipelines/ecommerce-analytics-window.yaml" <<'PY'
+    python3 - "$SLUICE_SOURCE_DIR/pipelines/ecommerce-analytics.yaml" <<'PY'
 import json, sys, yaml
 st = [s for s in yaml.safe_load(open(sys.argv[1]))["stages"] if s["name"] == "kpi"][0]
 st["with"].update(windows=["1m"], allowed_lateness="0s", passthrough=False, close_on_end=True)

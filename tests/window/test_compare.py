@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """window-kpi and window (configured as the reference KPIs, read from
-pipelines/ecommerce-analytics-window.yaml) on the same events give the same output.
+pipelines/ecommerce-analytics.yaml) on the same events give the same output.
 
 With count_after: process the output is byte-identical: KPI rows (key, topic, partition,
 offset, timestamp, value), passed-through events and dead letters (with their reasons). With

@@ -7,9 +7,9 @@ from kpilib import *  # noqa: E402,F401,F403
 import yaml  # noqa: E402
 
 def reference_with(**over):
-    """The `with` of the kpi stage of pipelines/ecommerce-analytics-window.yaml, overridden, as a
+    """The `with` of the kpi stage of pipelines/ecommerce-analytics.yaml, overridden, as a
     one-line YAML flow map (JSON)."""
-    doc = yaml.safe_load(open(os.path.join(SRC, "pipelines", "ecommerce-analytics-window.yaml")))
+    doc = yaml.safe_load(open(os.path.join(SRC, "pipelines", "ecommerce-analytics.yaml")))
     st = [s for s in doc["stages"] if s["name"] == "kpi"][0]
     assert st["use"] == "window"
     w = dict(st["with"])
@@ -17,11 +17,12 @@ def reference_with(**over):
     return json.dumps(w)
 
 def kpi_with(**over):
-    """window-kpi's `with` in the reference pipeline, overridden."""
+    """window-kpi with the reference pipeline's window settings (the stage it ran before the
+    pipeline moved to `window`), overridden."""
     doc = yaml.safe_load(open(os.path.join(SRC, "pipelines", "ecommerce-analytics.yaml")))
     st = [s for s in doc["stages"] if s["name"] == "kpi"][0]
-    assert st["use"] == "window-kpi"
-    w = dict(st["with"])
+    w = {k: v for k, v in st["with"].items()
+         if k in ("windows", "allowed_lateness", "retention", "emit_interval", "topic_prefix")}
     w.update(over)
     return json.dumps(w)
 
