@@ -1,4 +1,4 @@
-/* tap_child.h — the pipeline process's side of `sluice tap` (see host/tap.c for the supervisor's).
+/* tap_child.h — the pipeline process's side of `sluice tap` (see host/control/tap.c for the supervisor's).
  *
  * The supervisor sends "T" + a JSON array + "\n" on the control pipe naming the stages to tap and
  * the rate for each ([{"bit":2,"stage":"clean","rate":10}, …]; bit TAP_DEAD for the dead letters;

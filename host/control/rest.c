@@ -171,7 +171,7 @@ static void route(const http_req *q, http_resp *r)
 {
     const char *path = q->path;
     if (!auth_check(q, r)) return;
-    if (tap_route(q, r) || live_route(q, r)) return; /* event streams: host/tap.c, host/sse_live.c */
+    if (tap_route(q, r) || live_route(q, r)) return; /* event streams: tap.c, sse_live.c */
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         size_t l = strlen(routes[i].path);
         if (strncmp(path, routes[i].path, l) || (routes[i].exact ? path[l] != 0 : path[l] != 0 && path[l] != '/'))

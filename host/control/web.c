@@ -320,7 +320,7 @@ static void run_query(const web_query *q, const http_req *req, http_resp *r)
     r->job_arg = j;
 }
 
-/* For the live stream (host/sse_live.c): the same query as GET /api/query/NAME, parameters from
+/* For the live stream (sse_live.c): the same query as GET /api/query/NAME, parameters from
  * `get`, run on the calling thread (a worker). */
 int web_query_now(const char *name, const char *(*get)(void *, const char *), void *arg, int dry_run, sl_buf *out)
 {

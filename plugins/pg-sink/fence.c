@@ -142,7 +142,8 @@ wr_result take_ownership(pg_sink *s, pgc *l, const sl_position *parts, size_t n)
 }
 
 /* Partitions were revoked: forget them, and drop the unwritten rows of the buffer being filled
- * (the writer drops those of its batch: they are no longer owned). Task thread. */
+ * (released: the host detached those partitions first, so nothing commits for them); the writer
+ * drops those of its batch (never released: it cannot tell a revoke from a fence). Task thread. */
 sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n)
 {
     pg_sink *s = self;
@@ -160,6 +161,9 @@ sl_err pg_on_revoke(void *self, sl_ctx *ctx, const sl_position *parts, size_t n)
             owned o = {.topic = (char *)(parts[k].topic ? parts[k].topic : ""),
                        .partition = parts[k].partition};
             if (belongs(own, nown, &o, row_topic(b, r), r->partition)) {
+                /* The host has detached the partition before this call, so releasing cannot
+                 * commit anything; it lets a stage that watches the record forget it. */
+                s->api->release(r->ack);
                 drop_row(r);
                 dropped++;
                 break;

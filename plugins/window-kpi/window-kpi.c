@@ -273,9 +273,9 @@ static sl_err k_flush(void *self, sl_ctx *ctx, int reason)
     for (size_t pi = 0; pi < k->n_parts; pi++) {
         part *p = k->parts[pi];
         /* Only at the end of the input (a rebalance's drain keeps windows open: the next owner
-         * continues them), and not while inputs wait to be counted: the drain counts them,
-         * then closes. */
-        bool close_all = reason == SL_FLUSH_END && k->conf->close_on_end && !k->n_pending;
+         * continues them), and not while inputs of the partition wait to be counted: the drain
+         * counts them, then closes. */
+        bool close_all = reason == SL_FLUSH_END && k->conf->close_on_end && !p->head;
         if ((due && (p->dirty_open || p->n_fix)) || close_all || cycle_due(k, p)) {
             sl_err e = cycle(k, ctx, p, close_all);
             if (e != SL_OK)

@@ -205,7 +205,6 @@ contrib *contrib_get(wkpi *k)
     contrib *c = k->free_contribs;
     k->free_contribs = c->next;
     memset(c, 0, sizeof *c);
-    k->n_pending++;
     return c;
 }
 
@@ -213,7 +212,6 @@ void contrib_put(wkpi *k, contrib *c)
 {
     c->next = k->free_contribs;
     k->free_contribs = c;
-    k->n_pending--;
 }
 
 /* Counts one input in every window size of c->sizes and moves the watermark's base; `ack`

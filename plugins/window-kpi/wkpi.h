@@ -99,7 +99,6 @@ typedef struct wkpi {
     bool deferred;      /* count inputs once their copies are durable (api->watch) */
     contrib *free_contribs;
     contrib_chunk *chunks;
-    size_t n_pending;   /* contributions waiting for their note (in FIFOs or orphaned) */
 } wkpi;
 
 /* windows.c */
