@@ -120,8 +120,11 @@ int run_stage(task *t, stage_inst *s, recvec *in, recvec *out)
                 int64_t now = sl_now_ms();
                 if (tap_wanted(s->index)) tap_records(t, s->index, in); /* sluice tap: what the sink took */
                 pthread_mutex_lock(&t->slock);
+                /* Records a source read only: a KPI row's timestamp is its window's start,
+                 * which says nothing about how long anything took. */
                 for (size_t i = 0; i < in->n; i++)
-                    hist_add(&t->e2e, (double)(now - in->v[i]->timestamp_ms) / 1000.0);
+                    if (((hrec *)in->v[i])->from_source)
+                        hist_add(&t->e2e, (double)(now - in->v[i]->timestamp_ms) / 1000.0);
                 pthread_mutex_unlock(&t->slock);
             }
             break;

@@ -33,6 +33,7 @@ typedef struct hrec {
     uint8_t dirty;      /* JSON changed since value was serialised */
     cJSON *json;        /* parsed value, in the task arena */
     uint32_t mark;      /* == task seq when the current stage forwarded, held or rejected it */
+    uint8_t from_source; /* a source read it (end-to-end latency counts only those) */
     uint32_t fwd;       /* == task seq when the current stage forwarded it (api->watch must
                            come before: the forwarded copy holds a reference on the old token) */
     uint8_t rollback;   /* a dead letter from a reject of an input record, made during a process

@@ -107,6 +107,7 @@ static sl_err emit_record(sl_ctx *ctx, const sl_record *rec, int borrow)
         if (!p || !ack_partition_is(p, rec->topic, rec->partition))
             p = t->last_part = ack_partition_get(&t->acks, rec->topic, rec->partition);
         h = borrow ? borrow_record(t, rec, ack_new(p, rec->offset)) : copy_record(t, rec, ack_new(p, rec->offset));
+        h->from_source = 1;
         if (!h->r.timestamp_ms) {
             /* Ingest time, read once per batch: a clock call per record shows in profiles. */
             if (!t->wave_now) t->wave_now = sl_now_ms();

@@ -24,7 +24,7 @@ static const struct family_info {
     {"sluice_stage_events_total", "counter", "Stage-defined counters (api->count), by name."},
     {"sluice_stage_observation", "histogram", "Stage-defined histograms (api->observe), by name."},
     {"sluice_batch_duration_seconds", "histogram", "Time a stage took to process one batch."},
-    {"sluice_end_to_end_latency_seconds", "histogram", "Record timestamp to the sink finishing its batch: event time for records a source read, the timestamp a stage gave the records it made (window-kpi: the window start)."},
+    {"sluice_end_to_end_latency_seconds", "histogram", "Record timestamp (event time, else ingest time) to the sink finishing its batch, for the records a source read; records a stage made (KPI rows) are not counted."},
     {"sluice_committed_offset", "gauge", "Last position committed back to the source, per partition."},
     {"sluice_consumer_lag", "gauge", "Records behind the end of the partition (Kafka-fed pipelines)."},
     {"sluice_http_requests_total", "counter", "REST requests served, by status code."},
