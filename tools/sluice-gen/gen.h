@@ -39,7 +39,7 @@
 #define MAX_EMIT 1000000       /* per POST /gen/emit */
 #define EMIT_CHUNK 4096        /* events generated per turn of the lock during an emit */
 #define MAX_ORIGINS 8          /* --cors-origin */
-#define HTTP_THREADS 4
+#define HTTP_CONNECTIONS 128   /* at once, each on its own thread */
 #define MAX_ECHO 100000        /* events echoed back by one POST /gen/emit */
 #define MAX_RATE 10000000.0
 #define MAX_SEED 9007199254740991.0 /* 2^53-1: the largest integer a JSON number holds exactly */

@@ -351,11 +351,14 @@ int main(int argc, char **argv)
         int fd = listen_on(listen_spec, shown, sizeof shown);
         if (fd < 0 || !a->ring || !a->ring_len)
             return 2;
-        /* A pool of threads: a long request (a big emit or poll) never holds up the others. */
+        /* A thread per connection: a long request (a big emit or poll) holds up only its own
+         * connection. (In a pool, each worker serves its connections one handler at a time, so
+         * a request that lands on the emit's worker waited for the whole emit.) */
         struct MHD_Daemon *d = MHD_start_daemon(
-            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, a,
+            MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG, 0, NULL,
+            NULL, on_request, a,
             MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS,
             MHD_OPTION_PER_IP_CONNECTION_LIMIT, 64u,
             MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
         if (!d) {
