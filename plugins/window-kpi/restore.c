@@ -81,7 +81,7 @@ sl_err k_on_restore(void *self, sl_ctx *ctx, const sl_batch *state)
          * merging new users into it is exact HLL arithmetic. A row without one (stored before
          * sketches were) leaves its count as a floor under a new sketch's estimate. */
         const char *hll = api->json_string(api->json_get(root, "users_hll"));
-        if (hll && sl_base64_decode(hll, w->hll, HLL_M) == 0) {
+        if (hll && sl_base64_decode(hll, w->hll, SL_HLL_M) == 0) {
             w->users_floor = 0;
         } else {
             memset(w->hll, 0, sizeof w->hll);

@@ -86,8 +86,6 @@ static sl_err k_init(sl_ctx *ctx, const sl_api *api, const void *config, void **
         duration_label(ms, k->label[i], sizeof k->label[i]);
         snprintf(k->topic[i], sizeof k->topic[i], "%s%s", conf->topic_prefix, k->label[i]);
     }
-    for (int i = 0; i < 66; i++)
-        k->pow2neg[i] = ldexp(1.0, -i);
     k->last_emit_ms = api->monotonic_ms(ctx);
     /* Counting at delivery needs the copies (passthrough) and a host with api->watch. */
     k->deferred = conf->passthrough && conf->count_after == 0 &&

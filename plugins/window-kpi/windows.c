@@ -6,33 +6,11 @@
 #include <string.h>
 
 #include "../common/sl_base64.h"
+#include "../common/sl_hll.h"
 #include "../common/sl_time.h"
 #include "wkpi.h"
 
 /* ---- small helpers ------------------------------------------------------------------------ */
-
-static void hll_add(uint8_t *reg, uint64_t h)
-{
-    unsigned idx = (unsigned)(h >> (64 - HLL_P));
-    uint64_t rest = (h << HLL_P) | (1ULL << (HLL_P - 1)); /* the guard bit bounds the rank */
-    uint8_t rank = (uint8_t)(__builtin_clzll(rest) + 1);
-    if (rank > reg[idx])
-        reg[idx] = rank;
-}
-
-static uint64_t hll_estimate(const wkpi *k, const uint8_t *reg)
-{
-    double sum = 0;
-    unsigned zeros = 0;
-    for (unsigned i = 0; i < HLL_M; i++) {
-        sum += k->pow2neg[reg[i]];
-        zeros += reg[i] == 0;
-    }
-    double m = HLL_M, e = 0.7213 / (1 + 1.079 / m) * m * m / sum;
-    if (e <= 2.5 * m && zeros)
-        e = m * log(m / zeros); /* linear counting for small cardinalities */
-    return (uint64_t)llround(e);
-}
 
 /* "1m", "15m", "1h", "24h": whole hours, then minutes, seconds, milliseconds. */
 void duration_label(int64_t ms, char *buf, size_t n)
@@ -239,7 +217,7 @@ sl_err apply(wkpi *k, sl_ctx *ctx, part *p, const contrib *c, sl_ack *ack)
         case 5: w->refunds++, w->refund_cents += c->cents; break;
         }
         if (c->has_user)
-            hll_add(w->hll, c->user_hash);
+            sl_hll_add(w->hll, c->user_hash);
         w->dirty = true;
         if (w->closed) {
             if (!add_fix(p, w))
@@ -263,7 +241,7 @@ sl_err apply(wkpi *k, sl_ctx *ctx, part *p, const contrib *c, sl_ack *ack)
 static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
 {
     size_t si = w->si;
-    char start[32], end[32], key[160], val[1024 + 4 * (HLL_M + 2) / 3 + 64];
+    char start[32], end[32], key[160], val[1024 + 4 * (SL_HLL_M + 2) / 3 + 64];
     sl_ts_format(w->start, w->start % 1000 != 0, start);
     sl_ts_format(w->start + k->size[si], (w->start + k->size[si]) % 1000 != 0, end);
     int kn = snprintf(key, sizeof key, "%s|%s|%d", k->label[si], start, (int)p->partition);
@@ -282,7 +260,7 @@ static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
     }
     put_ratio(sr, sizeof sr, w->orders, w->orders + w->payment_failed);
     put_ratio(cr, sizeof cr, w->orders, w->page_views);
-    uint64_t users = hll_estimate(k, w->hll);
+    uint64_t users = sl_hll_estimate(w->hll);
     if (users < w->users_floor)
         users = w->users_floor;
     uint32_t revision = final ? w->finals : 0;
@@ -298,8 +276,8 @@ static sl_err emit_window(wkpi *k, sl_ctx *ctx, part *p, win *w, bool final)
                       (unsigned long long)w->refunds, gmv, refund, aov, sr, cr,
                       (unsigned long long)users, final ? "true" : "false", revision);
     /* The sketch itself, so a restart merges into it instead of starting a new one. */
-    if (vn > 0 && (size_t)vn + 4 * ((HLL_M + 2) / 3) + 3 <= sizeof val) {
-        vn += (int)sl_base64_encode(w->hll, HLL_M, val + vn);
+    if (vn > 0 && (size_t)vn + 4 * ((SL_HLL_M + 2) / 3) + 3 <= sizeof val) {
+        vn += (int)sl_base64_encode(w->hll, SL_HLL_M, val + vn);
         val[vn++] = '"';
         val[vn++] = '}';
         val[vn] = 0;

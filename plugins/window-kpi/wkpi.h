@@ -12,9 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../common/sl_hll.h"
+
 #define MAX_WINDOWS 16
-#define HLL_P 10
-#define HLL_M (1u << HLL_P)
 
 typedef struct wconf {
     char *time_field;
@@ -36,7 +36,7 @@ typedef struct win {
     uint32_t finals;      /* final records emitted so far: the next one's revision */
     uint8_t si;           /* index of its window size */
     bool closed, dirty, in_fix;
-    uint8_t hll[HLL_M];
+    uint8_t hll[SL_HLL_M];
 } win;
 
 typedef struct series {
@@ -95,7 +95,6 @@ typedef struct wkpi {
     sl_position *assigned; /* (topic, partition) assigned: restored KPI rows without a topic */
     size_t n_assigned;
     int64_t last_emit_ms;
-    double pow2neg[66]; /* 2^-k for the HLL estimate */
     bool deferred;      /* count inputs once their copies are durable (api->watch) */
     contrib *free_contribs;
     contrib_chunk *chunks;

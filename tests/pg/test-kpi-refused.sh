@@ -78,16 +78,21 @@ pipeline kpi-refused-crash b.ndjson | sed 's/topic: events,/topic: crash,/; s/^ 
 "$SLUICE" run q.yaml >"$T/out2" 2>"$T/log2" &
 PID=$!
 for _ in $(seq 1 1500); do
-    [ "$(sql "SELECT count(*) FROM events_clean WHERE kafka_topic = 'crash'")" -gt 3000 ] && break
+    [ "$(sql "SELECT count(*) FROM events_clean WHERE kafka_topic = 'crash'")" -gt 3000 ] &&
+        [ "$(sql "SELECT count(*) FROM kpi_15m WHERE source_topic = 'crash'")" -gt 0 ] && break
     sleep 0.02
 done
 kill -9 "$PID"; wait "$PID" 2>/dev/null
 CUT=$(cat b.ndjson.offset 2>/dev/null); CUT=${CUT:-0}
+AT_KILL=$(sql "SELECT count(*) FROM events_clean WHERE kafka_topic = 'crash'")
+KPI_AT_KILL=$(sql "SELECT count(*) FROM kpi_15m WHERE source_topic = 'crash'")
 run_sluice q.yaml
 RC=$?
 [ "$RC" = 0 ] || tail -15 "$T/log" >&2
 assert_eq "$RC" 0 "the restarted run exits 0"
-assert_eq "$(test "$CUT" -lt "$(stat -c %s b.ndjson)" && echo mid)" mid "killed mid-way (committed $CUT)"
+assert_eq "$(test "$AT_KILL" -gt 3000 && test "$AT_KILL" -lt 19800 && echo mid)" mid \
+    "killed mid-way: $AT_KILL of 19800 rows written (source position committed: $CUT)"
+assert_eq "$(test "$KPI_AT_KILL" -gt 0 && echo yes)" yes "KPI rows were stored before the kill, so the restart restores them"
 assert_eq "$(sql "SELECT count(*) FROM events_clean WHERE kafka_topic = 'crash'")" 19800 \
     "events_clean holds every event the trigger let through, once"
 assert_eq "$(mismatches crash)" "" "after the crash every KPI row still equals SQL over events_clean"
